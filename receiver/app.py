@@ -1,0 +1,108 @@
+"""The application factory: routes, lifespan, store, worker, all assembled explicitly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from .intake import Intake
+from .loader import build_registry
+from .metrics import Metrics
+from .registry import Registry
+from .settings import Settings
+from .store import Store, create_store
+from .worker import Worker
+
+log = logging.getLogger("receiver.app")
+
+WEBHOOK_PATH = "/webhooks/mta"
+
+
+class Receiver:
+    """The ASGI app: the webhook path goes straight to `Intake`, the rest to Starlette."""
+
+    def __init__(self, settings: Settings, registry: Registry, store: Store) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.store = store
+        self.metrics = Metrics()
+        self.worker = Worker(store, registry, settings, metrics=self.metrics)
+        self.intake = Intake(settings, store, self.metrics, on_accepted=self.worker.notify)
+        self.web = Starlette(
+            routes=[
+                Route("/healthz", self.healthz),
+                Route("/readyz", self.readyz),
+                Route("/metrics", self.export_metrics),
+            ],
+            lifespan=self.lifespan,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH:
+            await self.intake(scope, receive, send)
+        else:
+            await self.web(scope, receive, send)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        """Open the store, run the worker; on shutdown finish or release its work."""
+        await self.store.open()
+        task = None
+        if self.settings.run_worker:
+            task = asyncio.create_task(self.worker.run(), name="receiver-worker")
+        log.info(
+            "receiver ready: store=%s handlers=%d worker=%s",
+            self.store.dialect,
+            len(self.registry),
+            "on" if task else "off",
+        )
+        try:
+            yield
+        finally:
+            if task is not None:
+                await self.worker.stop()
+                await task
+            await self.store.close()
+            log.info("receiver stopped")
+
+    async def healthz(self, request: Request) -> Response:
+        """The process is up and serving."""
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        """The store accepts writes; 503 otherwise (take this replica out of rotation)."""
+        try:
+            await asyncio.wait_for(self.store.heartbeat(self.worker.owner, time.time()), 5)
+        except Exception as exc:
+            log.error("readiness check failed: %s", exc)
+            return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, 503)
+        return JSONResponse({"status": "ready"})
+
+    async def export_metrics(self, request: Request) -> Response:
+        """Prometheus text format."""
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(
+    settings: Settings | None = None,
+    registry: Registry | None = None,
+    store: Store | None = None,
+    **extra: Any,
+) -> Receiver:
+    """Build the receiver. Defaults: settings from the environment, the built-in handlers
+    plus ``RECEIVER_HANDLERS``, the store named by ``RECEIVER_DATABASE_URL``."""
+    settings = settings or Settings.from_env()
+    if registry is None:
+        registry = build_registry(settings.handlers)
+    return Receiver(settings, registry, store or create_store(settings.database_url), **extra)

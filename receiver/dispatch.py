@@ -1,0 +1,122 @@
+"""Dispatch: run the handlers an event still owes and decide what happens next.
+
+Knows nothing of HTTP; the worker feeds it leased events and records its `Completion`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from .context import Context
+from .errors import PayloadError, RetryLater
+from .events import Event, normalize
+from .logs import EventLog
+from .metrics import Metrics
+from .payload import parse
+from .registry import Registry
+from .settings import Settings
+from .store import DEAD, DONE, FAILED, PENDING, Claimed, Completion, HandlerRun, Store
+
+log = logging.getLogger("receiver.dispatch")
+
+
+def backoff(attempt: int, settings: Settings, jitter: Callable[[], float]) -> float:
+    """Seconds before retry ``attempt`` (1-based): doubling, capped, with equal jitter."""
+    delay = min(settings.retry_max_seconds, settings.retry_base_seconds * 2.0 ** (attempt - 1))
+    return delay / 2 + jitter() * delay / 2
+
+
+class Dispatcher:
+    """Runs one event's handlers, most specific first, and collects their outcomes."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        store: Store,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.time,
+        jitter: Callable[[], float],
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = clock
+        self.jitter = jitter
+
+    async def run(self, claimed: Claimed) -> Completion:
+        """Run what ``claimed`` still owes; return its runs and next state."""
+        event = _event(claimed)
+        event_log = EventLog(log, event, self.settings.redact)
+        runs: list[HandlerRun] = []
+        delays: list[float] = []
+        last_error: str | None = None
+        for name, handler in self.registry.handlers_for(event.name):
+            previous = claimed.runs.get(name)
+            if previous is not None and previous.state in (DONE, DEAD):
+                continue
+            attempt = (previous.attempts if previous else 0) + 1
+            ctx = Context(self.store, self.settings, event_log, name, attempt)
+            started = time.perf_counter()
+            try:
+                await handler(event, ctx)
+            except Exception as exc:
+                self.metrics.handler_seconds.labels(name).observe(time.perf_counter() - started)
+                last_error = f"{name}: {type(exc).__name__}: {exc}"
+                dead = attempt >= self.settings.max_attempts
+                self.metrics.handler_runs.labels(name, "dead" if dead else "failed").inc()
+                runs.append(HandlerRun(name, DEAD if dead else FAILED, attempt, last_error))
+                if not dead:
+                    delays.append(
+                        exc.delay
+                        if isinstance(exc, RetryLater)
+                        else backoff(attempt, self.settings, self.jitter)
+                    )
+                event_log.log(
+                    logging.ERROR if dead else logging.WARNING,
+                    "handler %s failed (attempt %d/%d, %s): %s",
+                    name,
+                    attempt,
+                    self.settings.max_attempts,
+                    "dead-lettered" if dead else "will retry",
+                    last_error,
+                    exc_info=not isinstance(exc, RetryLater),
+                )
+                await self._on_error(exc, event, ctx)
+            else:
+                runs.append(HandlerRun(name, DONE, attempt))
+                elapsed = time.perf_counter() - started
+                self.metrics.handler_seconds.labels(name).observe(elapsed)
+                self.metrics.handler_runs.labels(name, "done").inc()
+                event_log.debug("handler %s done in %.1f ms", name, elapsed * 1e3)
+        now = self.clock()
+        if delays:
+            return Completion(claimed.id, PENDING, now + max(delays), tuple(runs), last_error)
+        dead = any(r.state == DEAD for r in runs) or any(
+            r.state == DEAD for r in claimed.runs.values()
+        )
+        if dead:
+            self.metrics.dead_letters.inc()
+            event_log.error("event dead-lettered: %s", last_error, extra={"outcome": "dead"})
+        return Completion(claimed.id, DEAD if dead else DONE, now, tuple(runs), last_error)
+
+    async def _on_error(self, error: Exception, event: Event, ctx: Context) -> None:
+        for handler in self.registry.error_handlers:
+            try:
+                await handler(error, event, ctx)
+            except Exception:
+                ctx.log.exception("error handler %r failed", handler)
+
+
+def _event(claimed: Claimed) -> Event:
+    try:
+        payload = parse(claimed.body)
+    except PayloadError:  # quarantined rows are never claimed; stay safe anyway
+        payload = {}
+    event = normalize(payload, claimed.received_at, hinted_type=claimed.type)
+    return replace(event, id=claimed.id)

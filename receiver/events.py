@@ -1,0 +1,182 @@
+"""Normalized events: MTA's four webhook payloads read tolerantly into one frozen value.
+
+MTA documents ``delivery-status`` fully and the other payloads only partly (API.md, "other
+payloads"), so every field here is optional, may be absent or null, may sit under a
+wrapping ``data`` object, and the raw payload is always kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .statuses import STATUS_NAMES
+
+MESSAGE_REPLY = "message-reply"
+DELIVERY_STATUS = "delivery-status"
+MESSAGE_SEND = "message-send"
+NUMBER_OPT_IN = "number-opt-in"
+UNKNOWN = "unknown"
+EVENT_TYPES = (MESSAGE_REPLY, DELIVERY_STATUS, MESSAGE_SEND, NUMBER_OPT_IN)
+
+# The literal value of the payload's ``type`` field is undocumented (API.md): accept the
+# spellings integrations are known to use, all mapped to our names.
+_TYPE_ALIASES = {
+    alias: name
+    for name in EVENT_TYPES
+    for alias in (name, name.replace("-", "_"), name.replace("-", ""), name.replace("-", " "))
+}
+
+# Candidate keys, first match wins: field names for these are undocumented or vary.
+_PHONE_KEYS = ("destinationNumber", "fromNumber", "number", "phoneNumber", "subscriber", "phone")
+_TEXT_KEYS = ("message", "text", "messageText", "body", "content")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One webhook as the handlers see it.
+
+    ``name`` refines ``type``: for delivery status it is ``delivery-status.<status>``
+    (``delivery-status.delivered``, ``delivery-status.unknown`` for codes MTA added after
+    us); for other types it equals ``type``. ``raw`` is the payload exactly as parsed.
+    """
+
+    type: str
+    name: str
+    received_at: float
+    raw: Mapping[str, Any] = field(repr=False)
+    status: int | None = None
+    status_name: str | None = None
+    message_id: str | None = None
+    external_id: str | None = None
+    phone: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    sender_name: str | None = None
+    reply_id: str | None = None
+    text: str | None = field(default=None, repr=False)
+    id: int | None = None
+
+
+def dedup_key(event: Event, body: bytes) -> str:
+    """Identity of an event: MTA resends whole histories, retries and duplicate registrations.
+
+    delivery-status by (messageId, status); message-send by messageId; message-reply by
+    replyId; anything else by a hash of the exact body.
+    """
+    if event.type == DELIVERY_STATUS and event.message_id and event.status is not None:
+        return f"ds:{event.message_id}:{event.status}"
+    if event.type == MESSAGE_SEND and event.message_id:
+        return f"ms:{event.message_id}"
+    if event.type == MESSAGE_REPLY and event.reply_id:
+        return f"mr:{event.reply_id}"
+    return f"h:{event.type}:{hashlib.sha256(body).hexdigest()}"
+
+
+def normalize(
+    payload: Mapping[str, Any], received_at: float, hinted_type: str | None = None
+) -> Event:
+    """Read a parsed JSON object into an `Event`; never raises on odd or missing fields."""
+    inner = payload.get("data")
+    fields: Mapping[str, Any] = {**payload, **inner} if isinstance(inner, Mapping) else payload
+    kind = (
+        event_type(hinted_type)
+        or event_type(fields.get("type"))
+        or event_type(fields.get("event"))
+        or _infer_type(fields)
+    )
+    status = _int(fields.get("status"))
+    status_name = None
+    name = kind
+    if kind == DELIVERY_STATUS:
+        status_name = STATUS_NAMES.get(status, UNKNOWN) if status is not None else UNKNOWN
+        name = f"{kind}.{status_name}"
+    return Event(
+        type=kind,
+        name=name,
+        received_at=received_at,
+        raw=payload,
+        status=status,
+        status_name=status_name,
+        message_id=_ident(fields.get("messageId")),
+        external_id=_text(fields.get("externalId")),
+        phone=_first_text(fields, _PHONE_KEYS),
+        tags=_tags(fields.get("tags")),
+        sender_name=_text(fields.get("senderName")),
+        reply_id=_ident(fields.get("replyId")),
+        text=_first_text(fields, _TEXT_KEYS),
+    )
+
+
+def event_type(value: object) -> str | None:
+    """Our name for an MTA event type spelling, or None when it is not one we know."""
+    if not isinstance(value, str):
+        return None
+    return _TYPE_ALIASES.get(value.strip().lower().replace("_", "-"))
+
+
+def _infer_type(fields: Mapping[str, Any]) -> str:
+    # Used only when neither the URL nor the body names the type.
+    if "status" in fields and "messageId" in fields:
+        return DELIVERY_STATUS
+    if "replyId" in fields or "fromNumber" in fields:
+        return MESSAGE_REPLY
+    if "optInType" in fields:
+        return NUMBER_OPT_IN
+    return UNKNOWN
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and len(value) <= 32:
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _ident(value: object) -> str | None:
+    """Ids arrive as numbers (documented) or strings (seen in the wild): keep one spelling."""
+    number = _int(value)
+    if number is not None:
+        return str(number)
+    return _text(value)
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, str) and value:
+        return _clean(value)
+    return None
+
+
+def _clean(value: str) -> str:
+    # JSON may carry lone surrogates ("\\ud800") that no database or log encoder accepts.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def _first_text(fields: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        if (value := _text(fields.get(key))) is not None:
+            return value
+    return None
+
+
+def _tags(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {
+        _clean(str(k)): _clean(v if isinstance(v, str) else str(v))
+        for k, v in value.items()
+        if v is not None
+    }

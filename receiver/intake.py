@@ -1,0 +1,227 @@
+"""``POST /webhooks/mta``: verify, store durably, answer. A lean raw-ASGI endpoint.
+
+This path is the hot one (MTA retries at most twice, and answers must be fast), so it
+skips the router and request objects: read the body up to the limit, verify the raw bytes,
+parse, commit through the store's group-committing writer, answer. Nothing here raises
+into the server: every outcome maps to a status in `STATUS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from urllib.parse import parse_qs
+
+from starlette.types import Receive, Scope, Send
+
+from .errors import PayloadError, StoreError, VerificationError
+from .events import UNKNOWN, dedup_key, event_type, normalize
+from .logs import redact_phone
+from .metrics import Metrics
+from .payload import parse
+from .settings import Settings
+from .statuses import rank
+from .store import QUARANTINED, Incoming, IngestResult, Store
+from .verify import Verifier
+
+log = logging.getLogger("receiver.intake")
+
+# Every answer of the webhook path, decided here and only here.
+STATUS = {
+    "accepted": 200,  # committed: MTA may forget it
+    "duplicate": 200,  # we already hold it: MTA must stop retrying, not alert
+    "invalid_payload": 400,  # authentic but unreadable; kept in quarantine
+    "missing_signature": 401,
+    "malformed_signature": 401,
+    "bad_signature": 401,
+    "method_not_allowed": 405,
+    "too_large": 413,  # refused before reading past the limit
+    "store_unavailable": 503,  # not committed: MTA's retry may succeed
+}
+
+
+class Intake:
+    """The ASGI app of the webhook path."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        metrics: Metrics,
+        on_accepted: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.verifier = Verifier(settings.webhook_secrets)
+        self.store = store
+        self.metrics = metrics
+        self.limit = settings.max_body_bytes
+        self.redact = settings.redact
+        self.on_accepted = on_accepted
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            await _answer(send, "method_not_allowed", extra=[(b"allow", b"POST")])
+            return
+        signature = None
+        declared = None
+        for name, value in scope["headers"]:
+            if name == b"x-signature":
+                signature = value
+            elif name == b"content-length":
+                declared = value
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._reject(scope, send, "too_large")
+            return
+        try:
+            body = await _read(receive, self.limit)
+        except _ClientGone:
+            return
+        if body is None:
+            await self._reject(scope, send, "too_large")
+            return
+        try:
+            secret_index = self.verifier.verify(body, signature)
+        except VerificationError as exc:
+            await self._reject(scope, send, exc.reason)
+            return
+        incoming = self._incoming(scope, body, secret_index)
+        try:
+            result = await self.store.ingest(incoming)
+        except StoreError as exc:
+            log.error(
+                "webhook not stored, answered 503 for MTA to retry: %s",
+                exc,
+                extra={"client": _client(scope), "outcome": "store_unavailable"},
+            )
+            await _answer(send, "store_unavailable")
+            return
+        await self._accepted(send, incoming, result)
+
+    def _incoming(self, scope: Scope, body: bytes, secret_index: int) -> Incoming:
+        received_at = self.clock()
+        hinted = _hinted_type(scope["query_string"])
+        try:
+            payload = parse(body)
+        except PayloadError as exc:
+            return Incoming(
+                dedup_key=f"q:{hashlib.sha256(body).hexdigest()}",
+                type=hinted or UNKNOWN,
+                name="quarantined",
+                received_at=received_at,
+                secret_index=secret_index,
+                body=body,
+                state=QUARANTINED,
+                error=exc.reason,
+            )
+        event = normalize(payload, received_at, hinted)
+        return Incoming(
+            dedup_key=dedup_key(event, body),
+            type=event.type,
+            name=event.name,
+            received_at=received_at,
+            secret_index=secret_index,
+            body=body,
+            message_id=event.message_id,
+            status=event.status,
+            status_rank=rank(event.status),
+            external_id=event.external_id,
+            phone=event.phone,
+            sender_name=event.sender_name,
+        )
+
+    async def _accepted(self, send: Send, incoming: Incoming, result: IngestResult) -> None:
+        if incoming.state == QUARANTINED:
+            self.metrics.quarantined.labels(incoming.error).inc()
+            log.warning(
+                "authentic webhook quarantined: %s",
+                incoming.error,
+                extra={"event_id": result.event_id, "outcome": "quarantined"},
+            )
+            await _answer(send, "invalid_payload", event_id=result.event_id)
+        elif result.duplicate:
+            self.metrics.duplicates.labels(incoming.type).inc()
+            await _answer(send, "duplicate", event_id=result.event_id)
+        else:
+            self.metrics.received.labels(incoming.type).inc()
+            self.on_accepted()
+            await _answer(send, "accepted", event_id=result.event_id)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "webhook accepted",
+                    extra={
+                        "event_id": result.event_id,
+                        "event": incoming.name,
+                        "message_id": incoming.message_id,
+                        "outcome": "accepted",
+                        "phone": redact_phone(incoming.phone, self.redact),
+                    },
+                )
+
+    async def _reject(self, scope: Scope, send: Send, reason: str) -> None:
+        self.metrics.rejected.labels(reason).inc()
+        log.warning(
+            "webhook rejected: %s", reason, extra={"client": _client(scope), "outcome": reason}
+        )
+        # After a 413 the rest of the body is never read: close instead of draining it.
+        await _answer(send, reason, close=reason == "too_large")
+
+
+class _ClientGone(Exception):
+    """The client disconnected before sending the whole body."""
+
+
+async def _read(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # nothing was acknowledged: nothing to keep
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _hinted_type(query: bytes) -> str | None:
+    if not query:
+        return None
+    values = parse_qs(query.decode("latin-1")).get("event")
+    return event_type(values[0]) if values else None
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+async def _answer(
+    send: Send,
+    outcome: str,
+    *,
+    event_id: int | None = None,
+    close: bool = False,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    status = STATUS[outcome]
+    payload: dict[str, object] = {"status": outcome} if status < 400 else {"error": outcome}
+    if event_id is not None:
+        payload["event_id"] = event_id
+    body = json.dumps(payload).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *(extra or []),
+    ]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,95 @@
+"""Logging: one line per fact, the event's identity on each, phone numbers redacted.
+
+JSON lines when stderr is not a terminal (production), readable text on a terminal;
+``RECEIVER_LOG_FORMAT`` forces either. Secrets are never logged: `Secret` hides itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .events import Event
+    from .settings import Settings
+
+_FIELDS = ("event_id", "event", "message_id", "phone", "request_id", "outcome", "client")
+
+
+def redact_phone(number: str | None, redact: bool = True) -> str | None:
+    """``+15551234567`` → ``***67``: enough to tell numbers apart in a log, no more."""
+    if number is None or not redact:
+        return number
+    return "***" + number[-2:] if len(number) > 4 else "***"
+
+
+class EventLog(logging.LoggerAdapter[logging.Logger]):
+    """A logger that stamps every line with one event's identity."""
+
+    def __init__(self, logger: logging.Logger, event: Event, redact: bool = True) -> None:
+        super().__init__(
+            logger,
+            {
+                "event_id": event.id,
+                "event": event.name,
+                "message_id": event.message_id,
+                "phone": redact_phone(event.phone, redact),
+            },
+        )
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the identity fields when a line has them."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in _FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                line[name] = value
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """``time level logger message key=value ...`` for a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        base = super().format(record)
+        pairs = " ".join(
+            f"{name}={getattr(record, name)}"
+            for name in _FIELDS
+            if getattr(record, name, None) is not None
+        )
+        return f"{base} {pairs}" if pairs else base
+
+
+def configure_logging(settings: Settings) -> None:
+    """Install the formatter ``settings`` ask for on the root logger."""
+    use_json = settings.log_format == "json" or (
+        settings.log_format == "auto" and not sys.stderr.isatty()
+    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonFormatter()
+        if use_json
+        else TextFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)

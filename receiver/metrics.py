@@ -1,0 +1,58 @@
+"""Prometheus metrics of one process, on a registry of its own (no module globals).
+
+Counters are per process: with several processes, Prometheus scrapes each and ``sum()``
+adds them up; the queue gauges come from the shared store, so take their ``max()``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class Metrics:
+    """Every metric the receiver exports."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.received = Counter(
+            "receiver_webhooks_received",
+            "Authentic webhooks accepted, by event type",
+            ["event"],
+            registry=r,
+        )
+        self.rejected = Counter(
+            "receiver_webhooks_rejected",
+            "Webhooks refused before storage, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "receiver_webhooks_duplicate",
+            "Authentic webhooks that repeated a stored event",
+            ["event"],
+            registry=r,
+        )
+        self.quarantined = Counter(
+            "receiver_webhooks_quarantined",
+            "Authentic bodies kept unparsed, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.handler_runs = Counter(
+            "receiver_handler_runs",
+            "Handler runs, by handler and outcome",
+            ["handler", "outcome"],
+            registry=r,
+        )
+        self.handler_seconds = Histogram(
+            "receiver_handler_seconds",
+            "Handler run time",
+            ["handler"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "receiver_dead_letters",
+            "Events dead-lettered after their last attempt",
+            registry=r,
+        )

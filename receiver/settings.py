@@ -1,0 +1,154 @@
+"""Settings: one frozen value built once from the environment and passed explicitly.
+
+Every variable is prefixed ``RECEIVER_``; the README's configuration table lists them all.
+Validation happens here, at start-up, so a bad value stops the service with a clear
+message instead of failing on the first webhook.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///receiver.db"
+
+
+class Secret:
+    """A string that never shows itself in reprs, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def reveal(self) -> str:
+        """The secret itself, for the few places that must use it."""
+        return self._value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The validated configuration of one receiver process."""
+
+    webhook_secrets: tuple[Secret, ...]
+    database_url: str = DEFAULT_DATABASE_URL
+    handlers: tuple[str, ...] = ()
+    max_body_bytes: int = 262_144
+    read_timeout: float = 10.0
+    max_attempts: int = 8
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 600.0
+    lease_seconds: float = 60.0
+    worker_concurrency: int = 16
+    worker_poll_seconds: float = 1.0
+    shutdown_grace_seconds: float = 10.0
+    run_worker: bool = True
+    log_format: str = "auto"
+    log_level: str = "INFO"
+    redact: bool = True
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.webhook_secrets or not all(s.reveal() for s in self.webhook_secrets):
+            raise ConfigError(
+                "RECEIVER_WEBHOOK_SECRETS is empty: set it to the secret(s) of your MTA webhook"
+                " registrations (comma-separated during a rotation)"
+            )
+        if not self.database_url.startswith(("sqlite:", "postgresql:", "postgres:")):
+            raise ConfigError(
+                f"RECEIVER_DATABASE_URL must start with sqlite:/// or postgresql://,"
+                f" got {self.database_url.split(':', 1)[0]!r}"
+            )
+        positive = {
+            "RECEIVER_MAX_BODY_BYTES": self.max_body_bytes,
+            "RECEIVER_READ_TIMEOUT": self.read_timeout,
+            "RECEIVER_MAX_ATTEMPTS": self.max_attempts,
+            "RECEIVER_RETRY_BASE_SECONDS": self.retry_base_seconds,
+            "RECEIVER_RETRY_MAX_SECONDS": self.retry_max_seconds,
+            "RECEIVER_LEASE_SECONDS": self.lease_seconds,
+            "RECEIVER_WORKER_CONCURRENCY": self.worker_concurrency,
+            "RECEIVER_WORKER_POLL_SECONDS": self.worker_poll_seconds,
+        }
+        for name, value in positive.items():
+            if value <= 0:
+                raise ConfigError(f"{name} must be greater than 0, got {value}")
+        if self.log_format not in ("auto", "json", "text"):
+            raise ConfigError(
+                f"RECEIVER_LOG_FORMAT must be auto, json or text, got {self.log_format!r}"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``RECEIVER_*`` variables; ``overrides`` win (CLI flags)."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(f"RECEIVER_{name}")
+            return value.strip() if value is not None and value.strip() else None
+
+        values: dict[str, Any] = {
+            "webhook_secrets": tuple(
+                Secret(s.strip()) for s in (get("WEBHOOK_SECRETS") or "").split(",") if s.strip()
+            ),
+            "handlers": tuple(h.strip() for h in (get("HANDLERS") or "").split(",") if h.strip()),
+        }
+        if (url := get("DATABASE_URL")) is not None:
+            values["database_url"] = url
+        typed: dict[str, type] = {
+            "max_body_bytes": int,
+            "read_timeout": float,
+            "max_attempts": int,
+            "retry_base_seconds": float,
+            "retry_max_seconds": float,
+            "lease_seconds": float,
+            "worker_concurrency": int,
+            "worker_poll_seconds": float,
+            "shutdown_grace_seconds": float,
+        }
+        for name, kind in typed.items():
+            raw = get(name.upper())
+            if raw is None:
+                continue
+            try:
+                values[name] = kind(raw)
+            except ValueError:
+                raise ConfigError(
+                    f"RECEIVER_{name.upper()} must be a{'n integer' if kind is int else ' number'},"
+                    f" got {raw!r}"
+                ) from None
+        for name in ("log_format", "log_level"):
+            if (raw := get(name.upper())) is not None:
+                values[name] = raw.lower() if name == "log_format" else raw.upper()
+        if (raw := get("REDACT")) is not None:
+            values["redact"] = _boolean("RECEIVER_REDACT", raw)
+        values["extra"] = {k: v for k, v in env.items() if k.startswith("RECEIVER_")}
+        values.update(overrides)
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some values changed (tests and CLI flags)."""
+        return replace(self, **changes)
+
+
+def _boolean(name: str, raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")

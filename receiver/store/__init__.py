@@ -1,0 +1,71 @@
+"""Storage behind one port, `Store`, with a SQLite adapter (default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from ..errors import ConfigError
+from .records import (
+    DEAD,
+    DONE,
+    FAILED,
+    PENDING,
+    QUARANTINED,
+    Claimed,
+    Completion,
+    HandlerRun,
+    Incoming,
+    IngestResult,
+    MessageState,
+)
+
+
+class Store(Protocol):
+    """What the app, the worker and the CLI need from storage."""
+
+    dialect: str
+
+    async def open(self, migrate: bool = True) -> None: ...
+    async def close(self) -> None: ...
+    async def ingest(self, incoming: Incoming) -> IngestResult: ...
+    async def claim(
+        self, owner: str, limit: int, lease_seconds: float, now: float | None = None
+    ) -> list[Claimed]: ...
+    async def complete(
+        self, owner: str, completions: Sequence[Completion], now: float | None = None
+    ) -> None: ...
+    async def renew(self, owner: str, until: float) -> None: ...
+    async def release(self, owner: str) -> None: ...
+    async def heartbeat(self, owner: str, now: float | None = None) -> None: ...
+    async def message_state(self, message_id: str) -> MessageState | None: ...
+    async def fetch(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    async def execute(self, query: str, params: Sequence[Any] = ()) -> int: ...
+
+
+def create_store(url: str) -> Store:
+    """The store adapter for a ``RECEIVER_DATABASE_URL``."""
+    if url.startswith("sqlite:"):
+        from .sqlite import SqliteStore
+
+        return SqliteStore(url)
+    if url.startswith(("postgresql:", "postgres:")):
+        raise ConfigError("the PostgreSQL store is not available in this version yet")
+    raise ConfigError(f"unsupported RECEIVER_DATABASE_URL scheme: {url.split(':', 1)[0]!r}")
+
+
+__all__ = [
+    "DEAD",
+    "DONE",
+    "FAILED",
+    "PENDING",
+    "QUARANTINED",
+    "Claimed",
+    "Completion",
+    "HandlerRun",
+    "Incoming",
+    "IngestResult",
+    "MessageState",
+    "Store",
+    "create_store",
+]

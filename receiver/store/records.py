@@ -1,0 +1,94 @@
+"""Values that cross the store boundary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..statuses import STATUS_NAMES
+
+PENDING = "pending"
+DONE = "done"
+DEAD = "dead"
+QUARANTINED = "quarantined"
+FAILED = "failed"  # a handler run that will be retried
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """An authentic webhook, ready to be committed before we answer 200."""
+
+    dedup_key: str
+    type: str
+    name: str
+    received_at: float
+    secret_index: int
+    body: bytes
+    message_id: str | None = None
+    status: int | None = None
+    status_rank: int = -1
+    external_id: str | None = None
+    phone: str | None = None
+    sender_name: str | None = None
+    state: str = PENDING
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """Where an incoming webhook landed: a new row, or the row it duplicates."""
+
+    event_id: int
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerRun:
+    """The record of one handler on one event."""
+
+    handler: str
+    state: str
+    attempts: int
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A pending event leased to one worker."""
+
+    id: int
+    type: str
+    name: str
+    message_id: str | None
+    received_at: float
+    body: bytes
+    attempts: int
+    runs: dict[str, HandlerRun] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What a worker decided about one claimed event."""
+
+    event_id: int
+    state: str
+    run_after: float
+    runs: tuple[HandlerRun, ...]
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageState:
+    """The latest status of one message, as the forward-only rules left it."""
+
+    message_id: str
+    status: int | None
+    status_at: float | None
+    first_seen: float
+    phone: str | None
+    external_id: str | None
+    sender_name: str | None
+
+    @property
+    def status_name(self) -> str | None:
+        """MTA's name for the status, ``unknown`` for codes newer than us."""
+        return None if self.status is None else STATUS_NAMES.get(self.status, "unknown")

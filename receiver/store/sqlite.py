@@ -1,0 +1,209 @@
+"""The SQLite store: zero set-up, WAL mode, one group-committing writer thread."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+
+from ..errors import ConfigError, StoreUnavailable
+from . import sql
+from .migrate import CREATE_TABLE, migrations
+from .records import (
+    PENDING,
+    Claimed,
+    Completion,
+    HandlerRun,
+    Incoming,
+    IngestResult,
+    MessageState,
+)
+from .writer import Writer, connect
+
+
+def sqlite_path(url: str) -> str:
+    """``sqlite:///relative.db`` or ``sqlite:////absolute.db`` to a file path."""
+    if not url.startswith("sqlite:///"):
+        raise ConfigError(f"a SQLite URL looks like sqlite:///receiver.db, got {url!r}")
+    path = url.removeprefix("sqlite:///")
+    if not path or path == ":memory:":
+        raise ConfigError("SQLite needs a file (the writer and readers share it), not :memory:")
+    return path
+
+
+class SqliteStore:
+    """`Store` on one SQLite file."""
+
+    dialect = "sqlite"
+
+    def __init__(self, url: str) -> None:
+        self.path = sqlite_path(url)
+        self._writer = Writer(self.path)
+        self._reader: aiosqlite.Connection | None = None
+
+    async def open(self, migrate: bool = True) -> None:
+        """Start the writer, bring the schema up to date and open the reader."""
+        self._writer.start()
+        if migrate:
+            await self._writer.run(_migrate)
+        self._reader = await aiosqlite.connect(self.path, isolation_level=None)
+        await self._reader.execute("PRAGMA busy_timeout=10000")
+        self._reader.row_factory = aiosqlite.Row
+
+    async def close(self) -> None:
+        """Let queued writes commit, then close every connection."""
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+        self._writer.stop()
+
+    @property
+    def commits(self) -> int:
+        """Transactions committed by the writer (group commits)."""
+        return self._writer.commits
+
+    async def ingest(self, incoming: Incoming) -> IngestResult:
+        """Commit an authentic webhook, or count it as a duplicate of the row it repeats."""
+        return await self._writer.run(lambda conn: _ingest(conn, incoming))
+
+    async def claim(
+        self, owner: str, limit: int, lease_seconds: float, now: float | None = None
+    ) -> list[Claimed]:
+        """Lease up to ``limit`` due events, oldest first, one per message at a time."""
+        now = time.time() if now is None else now
+        return await self._writer.run(
+            lambda conn: _claim(conn, owner, limit, now + lease_seconds, now)
+        )
+
+    async def complete(
+        self, owner: str, completions: Sequence[Completion], now: float | None = None
+    ) -> None:
+        """Record handler runs and each event's next state; give the leases back."""
+        now = time.time() if now is None else now
+        await self._writer.run(lambda conn: _complete(conn, owner, completions, now))
+
+    async def renew(self, owner: str, until: float) -> None:
+        """Extend every lease ``owner`` holds (the worker's heartbeat)."""
+        await self._writer.run(lambda conn: conn.execute(sql.RENEW, (until, owner)))
+
+    async def release(self, owner: str) -> None:
+        """Give back every lease ``owner`` holds (graceful shutdown)."""
+        await self._writer.run(lambda conn: conn.execute(sql.RELEASE, (owner,)))
+
+    async def heartbeat(self, owner: str, now: float | None = None) -> None:
+        """Write a heartbeat row: proves the store is writable."""
+        at = time.time() if now is None else now
+        await self._writer.run(lambda conn: conn.execute(sql.HEARTBEAT, (owner, at)))
+
+    async def message_state(self, message_id: str) -> MessageState | None:
+        """The forward-only state of one message, or None when we never saw it."""
+        rows = await self.fetch(sql.SELECT_MESSAGE, (message_id,))
+        return MessageState(*rows[0]) if rows else None
+
+    async def fetch(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a read-only query on the reader connection."""
+        if self._reader is None:
+            raise StoreUnavailable("the store is closed")
+        async with self._reader.execute(query, tuple(params)) as cursor:
+            return [tuple(row) for row in await cursor.fetchall()]
+
+    async def execute(self, query: str, params: Sequence[Any] = ()) -> int:
+        """Run one write statement in the writer; return the rows it changed."""
+        return await self._writer.run(lambda conn: conn.execute(query, tuple(params)).rowcount)
+
+
+def _ingest(conn: sqlite3.Connection, item: Incoming) -> IngestResult:
+    event_id, duplicates = conn.execute(
+        sql.INSERT_EVENT,
+        (
+            item.dedup_key,
+            item.type,
+            item.name,
+            item.message_id,
+            item.status,
+            item.external_id,
+            item.phone,
+            item.received_at,
+            item.secret_index,
+            item.body,
+            item.state,
+            item.received_at,
+            item.error,
+        ),
+    ).fetchone()
+    duplicate = duplicates > 0
+    if not duplicate and item.message_id is not None and item.state == PENDING:
+        conn.execute(
+            sql.UPSERT_MESSAGE,
+            (
+                item.message_id,
+                item.status,
+                item.status_rank,
+                item.received_at if item.status is not None else None,
+                item.received_at,
+                item.phone,
+                item.external_id,
+                item.sender_name,
+            ),
+        )
+    return IngestResult(event_id, duplicate)
+
+
+def _claim(
+    conn: sqlite3.Connection, owner: str, limit: int, until: float, now: float
+) -> list[Claimed]:
+    rows = conn.execute(
+        sql.LEASE.format(claimable=sql.CLAIMABLE), (owner, until, now, now, limit)
+    ).fetchall()
+    if not rows:
+        return []
+    ids = [row[0] for row in rows]
+    runs: dict[int, dict[str, HandlerRun]] = {}
+    marks = ",".join("?" * len(ids))
+    for event_id, handler, state, attempts, error in conn.execute(
+        f"{sql.SELECT_RUNS} WHERE event_id IN ({marks})", ids
+    ):
+        runs.setdefault(event_id, {})[handler] = HandlerRun(handler, state, attempts, error)
+    claimed = [
+        Claimed(id, kind, name, message_id, received_at, body, attempts, runs.get(id, {}))
+        for id, kind, name, message_id, received_at, body, attempts in rows
+    ]
+    return sorted(claimed, key=lambda c: c.id)
+
+
+def _complete(
+    conn: sqlite3.Connection, owner: str, completions: Sequence[Completion], now: float
+) -> None:
+    for done in completions:
+        conn.executemany(
+            sql.UPSERT_RUN,
+            [(done.event_id, r.handler, r.state, r.attempts, r.last_error, now) for r in done.runs],
+        )
+        finished = None if done.state == PENDING else now
+        conn.execute(
+            sql.FINISH_EVENT,
+            (done.state, done.run_after, done.last_error, finished, done.event_id, owner),
+        )
+
+
+def _migrate(conn: sqlite3.Connection) -> list[int]:
+    conn.execute(CREATE_TABLE)
+    applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    done = []
+    for migration in migrations("sqlite"):
+        if migration.version in applied:
+            continue
+        for statement in migration.statements():
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.name, time.time()),
+        )
+        done.append(migration.version)
+    return done
+
+
+__all__ = ["SqliteStore", "connect", "sqlite_path"]

@@ -1,0 +1,138 @@
+"""The worker: leases accepted events and runs their handlers after the 200.
+
+Per event it runs every handler that has not finished yet (a retry re-runs only what
+failed), records each run, and decides the event's next state: ``done``; ``pending`` again
+after an exponential backoff with jitter; or ``dead`` (the dead-letter, keeping the last
+error) once a handler used up ``max_attempts``. Leases expire, so an event held by a
+crashed worker is picked up again; a heartbeat renews the leases of live work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable
+
+from .dispatch import Dispatcher
+from .metrics import Metrics
+from .registry import Registry
+from .settings import Settings
+from .store import Claimed, Completion, Store
+
+log = logging.getLogger("receiver.worker")
+
+
+class Worker:
+    """Runs handlers for pending events with bounded concurrency."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        settings: Settings,
+        *,
+        owner: str | None = None,
+        clock: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
+        self.clock = clock
+        self.dispatcher = Dispatcher(
+            registry, store, settings, metrics or Metrics(), clock=clock, jitter=jitter
+        )
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self.processed = 0
+
+    def notify(self) -> None:
+        """Wake the worker: new work was committed."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Claim and process events until `stop` is called."""
+        beat = asyncio.create_task(self._heartbeat())
+        try:
+            while not self._stopping:
+                free = self.settings.worker_concurrency - len(self._in_flight)
+                self._wake.clear()
+                claimed = await self._claim(free) if free > 0 else []
+                for event in claimed:
+                    task = asyncio.create_task(self._process(event))
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._finished)
+                if free <= 0 or len(claimed) < free:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop claiming; let work in flight finish within ``grace``, release the rest."""
+        self._stopping = True
+        self._wake.set()
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        if self._in_flight:
+            _, unfinished = await asyncio.wait(set(self._in_flight), timeout=grace)
+            for task in unfinished:
+                task.cancel()
+            if unfinished:
+                await asyncio.wait(unfinished)
+                log.warning("shutdown: released %d unfinished events", len(unfinished))
+        await self.store.release(self.owner)
+
+    async def run_once(self) -> int:
+        """Claim one batch and process it to the end (tests, CLI replays)."""
+        claimed = await self._claim(self.settings.worker_concurrency)
+        await asyncio.gather(*(self._process(event) for event in claimed))
+        return len(claimed)
+
+    async def drain(self, deadline: float = 10.0) -> int:
+        """Process batches until nothing is due; return how many events ran."""
+        total = 0
+        end = time.monotonic() + deadline
+        while time.monotonic() < end and (count := await self.run_once()):
+            total += count
+        return total
+
+    async def _claim(self, limit: int) -> list[Claimed]:
+        try:
+            return await self.store.claim(
+                self.owner, limit, self.settings.lease_seconds, now=self.clock()
+            )
+        except Exception:
+            log.exception("worker: claiming events failed; retrying after the poll interval")
+            return []
+
+    async def _process(self, event: Claimed) -> None:
+        completion: Completion = await self.dispatcher.run(event)
+        try:
+            await self.store.complete(self.owner, [completion], now=self.clock())
+        except Exception:
+            # The lease will expire and another pass re-runs what was not recorded.
+            log.exception("worker: recording event %d failed; it will be retried", event.id)
+        self.processed += 1
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()
+
+    async def _heartbeat(self) -> None:
+        interval = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if self._in_flight:
+                    await self.store.renew(self.owner, self.clock() + self.settings.lease_seconds)
+                await self.store.heartbeat(self.owner, self.clock())
+            except Exception:
+                log.exception("worker: heartbeat failed")
