@@ -1,0 +1,1 @@
+"""mta-receiver tests."""

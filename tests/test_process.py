@@ -1,0 +1,125 @@
+"""The receiver as a real process: kill -9 after a 200, SIGTERM, custom handler modules."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import (
+    Process,
+    delivery,
+    encode,
+    process_env,
+    signed_headers,
+    start_process,
+    wait_for,
+)
+from .sample_handlers import read_log
+
+pytestmark = pytest.mark.slow
+
+
+def post(process: Process, payload: dict[str, object]) -> httpx.Response:
+    body = encode(payload)
+    return httpx.post(
+        f"{process.url}/webhooks/mta", content=body, headers=signed_headers(body), timeout=10
+    )
+
+
+def rows(tmp_path: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(tmp_path / "receiver.db") as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_sigkill_right_after_200_processes_event_after_restart(tmp_path, processes) -> None:
+    """An event answered 200 survives kill -9 and its handler runs once after restart."""
+    calls = tmp_path / "calls.jsonl"
+    env = process_env(
+        tmp_path, RECEIVER_HANDLERS="tests.sample_handlers", SAMPLE_HANDLERS_LOG=str(calls)
+    )
+    first = start_process(tmp_path, env, "--no-worker")
+    processes.append(first)
+    assert post(first, delivery(message_id=7, status=6)).status_code == 200
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(timeout=10)
+    assert read_log(calls) == []
+
+    processes.append(start_process(tmp_path, env))
+    wait_for(lambda: read_log(calls), timeout=10)
+    wait_for(lambda: rows(tmp_path, "SELECT state FROM events") == [("done",)])
+    assert [(c["handler"], c["message_id"]) for c in read_log(calls)] == [("on_status", "7")]
+
+
+def test_sigkill_while_leased_is_picked_up_after_lease_expiry(tmp_path, processes) -> None:
+    """Work leased by a killed worker is taken again once its lease expires, and runs once."""
+    calls, hold = tmp_path / "calls.jsonl", tmp_path / "hold"
+    hold.touch()
+    env = process_env(
+        tmp_path,
+        RECEIVER_HANDLERS="tests.sample_handlers",
+        RECEIVER_LEASE_SECONDS="1",
+        SAMPLE_HANDLERS_LOG=str(calls),
+        SAMPLE_HANDLERS_HOLD=str(hold),
+    )
+    first = start_process(tmp_path, env)
+    processes.append(first)
+    assert post(first, delivery(message_id=8, status=4)).status_code == 200
+    wait_for(lambda: rows(tmp_path, "SELECT lease_owner FROM events WHERE lease_owner IS NOT NULL"))
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(timeout=10)
+    hold.unlink()
+
+    processes.append(start_process(tmp_path, env))
+    wait_for(lambda: rows(tmp_path, "SELECT state FROM events") == [("done",)], timeout=15)
+    assert [c["message_id"] for c in read_log(calls)] == ["8"]
+
+
+def test_sigterm_releases_unfinished_work(tmp_path, processes) -> None:
+    """SIGTERM stops the process cleanly; work it could not finish is released, not lost."""
+    calls, hold = tmp_path / "calls.jsonl", tmp_path / "hold"
+    hold.touch()
+    env = process_env(
+        tmp_path,
+        RECEIVER_HANDLERS="tests.sample_handlers",
+        RECEIVER_SHUTDOWN_GRACE_SECONDS="0.5",
+        SAMPLE_HANDLERS_LOG=str(calls),
+        SAMPLE_HANDLERS_HOLD=str(hold),
+    )
+    first = start_process(tmp_path, env)
+    processes.append(first)
+    assert post(first, delivery(message_id=9, status=4)).status_code == 200
+    wait_for(lambda: rows(tmp_path, "SELECT lease_owner FROM events WHERE lease_owner IS NOT NULL"))
+    first.proc.send_signal(signal.SIGTERM)
+    # uvicorn re-raises the signal after a graceful shutdown (exit 143 to a supervisor).
+    assert first.proc.wait(timeout=15) in (0, -signal.SIGTERM)
+    assert "receiver stopped" in first.output()
+    assert rows(tmp_path, "SELECT state, lease_owner FROM events") == [("pending", None)]
+
+    hold.unlink()
+    processes.append(start_process(tmp_path, env))
+    wait_for(lambda: rows(tmp_path, "SELECT state FROM events") == [("done",)])
+    assert [c["message_id"] for c in read_log(calls)] == ["9"]
+
+
+def test_custom_handler_module_loaded_from_environment(tmp_path, processes) -> None:
+    """RECEIVER_HANDLERS loads a user's module; its handlers get the events they registered."""
+    calls = tmp_path / "calls.jsonl"
+    env = process_env(
+        tmp_path, RECEIVER_HANDLERS="tests.sample_handlers:registry", SAMPLE_HANDLERS_LOG=str(calls)
+    )
+    process = start_process(tmp_path, env)
+    processes.append(process)
+    reply = {
+        "fromNumber": "+15550001111",
+        "replyId": 55,
+        "message": "STOP",
+        "type": "message-reply",
+    }
+    assert post(process, reply).status_code == 200
+    assert post(process, delivery(message_id=10, status=3)).status_code == 200
+    wait_for(lambda: len(read_log(calls)) == 2)
+    assert sorted(c["name"] for c in read_log(calls)) == ["delivery-status.sent", "message-reply"]
