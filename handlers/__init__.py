@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from receiver import Registry
 
-from . import activity
+from . import activity, fallback
 
 registry = Registry()
 registry.include(activity.registry)
+registry.include(fallback.registry)
 
 __all__ = ["registry"]

@@ -16,9 +16,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from . import services
 from .intake import Intake
 from .loader import build_registry
 from .metrics import Metrics
+from .mta import MTAClient
+from .outbox import Outbox
 from .registry import Registry
 from .settings import Settings
 from .store import Store, create_store
@@ -39,6 +42,8 @@ class Receiver:
         self.metrics = Metrics()
         self.worker = Worker(store, registry, settings, metrics=self.metrics)
         self.intake = Intake(settings, store, self.metrics, on_accepted=self.worker.notify)
+        self.mta: MTAClient | None = None
+        self.outbox: Outbox | None = None
         self.web = Starlette(
             routes=[
                 Route("/healthz", self.healthz),
@@ -58,21 +63,31 @@ class Receiver:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         """Open the store, run the worker; on shutdown finish or release its work."""
         await self.store.open()
-        task = None
+        tasks = []
+        if self.settings.mta_api_key is not None:
+            self.mta = services.mta_client(self.settings, self.metrics)
+            if self.settings.fallback_enabled and self.settings.run_worker:
+                self.outbox = services.outbox(self.settings, self.store, self.mta, self.metrics)
+                tasks.append(asyncio.create_task(self.outbox.run(), name="receiver-outbox"))
         if self.settings.run_worker:
-            task = asyncio.create_task(self.worker.run(), name="receiver-worker")
+            tasks.append(asyncio.create_task(self.worker.run(), name="receiver-worker"))
         log.info(
-            "receiver ready: store=%s handlers=%d worker=%s",
+            "receiver ready: store=%s handlers=%d worker=%s fallback=%s",
             self.store.dialect,
             len(self.registry),
-            "on" if task else "off",
+            "on" if self.settings.run_worker else "off",
+            "on" if self.outbox else "off",
         )
         try:
             yield
         finally:
-            if task is not None:
+            if self.outbox is not None:
+                self.outbox.stop()
+            if self.settings.run_worker:
                 await self.worker.stop()
-                await task
+            await asyncio.gather(*tasks)
+            if self.mta is not None:
+                await self.mta.aclose()
             await self.store.close()
             log.info("receiver stopped")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable
+from typing import Any
 
 from .errors import HandlerLoadError
 from .registry import Registry
@@ -26,6 +27,21 @@ def load_registry(spec: str) -> Registry:
             f" (found {type(found).__name__})"
         )
     return found
+
+
+def load_object(spec: str, setting: str) -> Any:
+    """``pkg.mod:name`` to the object it names; errors name the setting."""
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not attribute:
+        raise HandlerLoadError(f"{setting} must look like pkg.module:function, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise HandlerLoadError(f"{setting}: cannot import {module_name!r}: {exc}") from exc
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise HandlerLoadError(f"{setting}: {module_name!r} has no {attribute!r}") from None
 
 
 def build_registry(specs: Iterable[str], builtins: bool = True) -> Registry:

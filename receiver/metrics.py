@@ -51,6 +51,29 @@ class Metrics:
             ["handler"],
             registry=r,
         )
+        self.resends = Counter(
+            "receiver_resends",
+            "SMS resends reaching a state (sent, rejected, unknown, ...)",
+            ["state"],
+            registry=r,
+        )
+        self.resend_delay = Histogram(
+            "receiver_resend_delay_seconds",
+            "From the iMessage failure to the SMS resend",
+            buckets=(1, 5, 30, 60, 120, 300, 600, 900, 1800, 3600),
+            registry=r,
+        )
+        self.mta_calls = Counter(
+            "receiver_mta_calls",
+            "MTA API calls, by endpoint and status (or error)",
+            ["endpoint", "status"],
+            registry=r,
+        )
+        self.rate_limit_wait = Counter(
+            "receiver_mta_rate_limit_wait_seconds",
+            "Time sends spent waiting on the rate limit",
+            registry=r,
+        )
         self.dead_letters = Counter(
             "receiver_dead_letters",
             "Events dead-lettered after their last attempt",

@@ -13,8 +13,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .errors import ConfigError
+from .mta.ratelimit import Rate
 
 DEFAULT_DATABASE_URL = "sqlite:///receiver.db"
+DEFAULT_MTA_BASE_URL = "https://api.mobile-text-alerts.com/v3"
+MTA_SEND_RATE = Rate(25, 15.0)  # POST /send: 25 requests per 15 s per account (API.md)
+# Status codes that never trigger a resend, whatever the configuration says: the number is
+# invalid (10), opted out (11) or a landline (12) -- SMS would fail or be unlawful too.
+NEVER_RESEND = frozenset({10, 11, 12})
 
 
 class Secret:
@@ -61,6 +67,17 @@ class Settings:
     log_format: str = "auto"
     log_level: str = "INFO"
     redact: bool = True
+    mta_api_key: Secret | None = None
+    mta_base_url: str = DEFAULT_MTA_BASE_URL
+    mta_send_rate: Rate = MTA_SEND_RATE
+    mta_timeout: float = 10.0
+    fallback_enabled: bool = True
+    fallback_statuses: frozenset[int] = frozenset({5, 6, 8, 9, 13})
+    fallback_grace_seconds: float = 300.0
+    fallback_reconcile_seconds: float = 900.0
+    fallback_resend_unknown: bool = False
+    fallback_imessage_tags: tuple[tuple[str, str], ...] = ()
+    fallback_text_lookup: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -87,6 +104,13 @@ class Settings:
         for name, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"{name} must be greater than 0, got {value}")
+        if banned := sorted(self.fallback_statuses & NEVER_RESEND):
+            raise ConfigError(
+                f"RECEIVER_FALLBACK_STATUSES may not contain {banned}: invalid, opted-out and"
+                " landline numbers are never resent"
+            )
+        if self.fallback_grace_seconds < 0 or self.fallback_reconcile_seconds <= 0:
+            raise ConfigError("RECEIVER_FALLBACK_GRACE_SECONDS/RECONCILE_SECONDS must be >= 0")
         if self.log_format not in ("auto", "json", "text"):
             raise ConfigError(
                 f"RECEIVER_LOG_FORMAT must be auto, json or text, got {self.log_format!r}"
@@ -119,6 +143,9 @@ class Settings:
             "worker_concurrency": int,
             "worker_poll_seconds": float,
             "shutdown_grace_seconds": float,
+            "mta_timeout": float,
+            "fallback_grace_seconds": float,
+            "fallback_reconcile_seconds": float,
         }
         for name, kind in typed.items():
             raw = get(name.upper())
@@ -134,8 +161,22 @@ class Settings:
         for name in ("log_format", "log_level"):
             if (raw := get(name.upper())) is not None:
                 values[name] = raw.lower() if name == "log_format" else raw.upper()
-        if (raw := get("REDACT")) is not None:
-            values["redact"] = _boolean("RECEIVER_REDACT", raw)
+        for name in ("redact", "fallback_enabled", "fallback_resend_unknown"):
+            env_name = "FALLBACK" if name == "fallback_enabled" else name.upper()
+            if (raw := get(env_name)) is not None:
+                values[name] = _boolean(f"RECEIVER_{env_name}", raw)
+        if (raw := get("MTA_API_KEY")) is not None:
+            values["mta_api_key"] = Secret(raw)
+        if (raw := get("MTA_BASE_URL")) is not None:
+            values["mta_base_url"] = raw
+        if (raw := get("MTA_SEND_RATE")) is not None:
+            values["mta_send_rate"] = Rate.parse(raw)
+        if (raw := get("FALLBACK_STATUSES")) is not None:
+            values["fallback_statuses"] = _codes(raw)
+        if (raw := get("FALLBACK_IMESSAGE_TAGS")) is not None:
+            values["fallback_imessage_tags"] = _pairs(raw)
+        if (raw := get("FALLBACK_TEXT_LOOKUP")) is not None:
+            values["fallback_text_lookup"] = raw
         values["extra"] = {k: v for k, v in env.items() if k.startswith("RECEIVER_")}
         values.update(overrides)
         return cls(**values)
@@ -152,3 +193,24 @@ def _boolean(name: str, raw: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _codes(raw: str) -> frozenset[int]:
+    try:
+        return frozenset(int(code) for code in raw.split(",") if code.strip())
+    except ValueError:
+        raise ConfigError(
+            f"RECEIVER_FALLBACK_STATUSES must be status codes like 5,6,8,9,13, got {raw!r}"
+        ) from None
+
+
+def _pairs(raw: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in raw.split(","):
+        key, sep, value = item.strip().partition("=")
+        if not sep or not key:
+            raise ConfigError(
+                f"RECEIVER_FALLBACK_IMESSAGE_TAGS must look like channel=imessage, got {raw!r}"
+            )
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)

@@ -31,8 +31,11 @@ class Migration:
     sql: str
 
     def statements(self) -> list[str]:
-        """The file's statements (our files hold no procedural code with inner ``;``)."""
-        return [s.strip() for s in self.sql.split(";") if _has_code(s)]
+        """The file's statements, comments dropped (our files hold no inner ``;``)."""
+        code = "\n".join(
+            line for line in self.sql.splitlines() if not line.strip().startswith("--")
+        )
+        return [s.strip() for s in code.split(";") if s.strip()]
 
 
 def migrations(dialect: str) -> list[Migration]:
@@ -43,7 +46,3 @@ def migrations(dialect: str) -> list[Migration]:
         if match := _NAME.match(entry.name):
             found.append(Migration(int(match[1]), match[2], entry.read_text("utf-8")))
     return sorted(found, key=lambda m: m.version)
-
-
-def _has_code(chunk: str) -> bool:
-    return any(line.strip() and not line.strip().startswith("--") for line in chunk.splitlines())

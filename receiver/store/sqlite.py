@@ -110,6 +110,12 @@ class SqliteStore:
         async with self._reader.execute(query, tuple(params)) as cursor:
             return [tuple(row) for row in await cursor.fetchall()]
 
+    async def fetch_write(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one writing statement with ``RETURNING`` in the writer; return its rows."""
+        return await self._writer.run(
+            lambda conn: [tuple(row) for row in conn.execute(query, tuple(params)).fetchall()]
+        )
+
     async def execute(self, query: str, params: Sequence[Any] = ()) -> int:
         """Run one write statement in the writer; return the rows it changed."""
         return await self._writer.run(lambda conn: conn.execute(query, tuple(params)).rowcount)

@@ -1,0 +1,157 @@
+"""iMessage → SMS fallback: schedule one resend when an iMessage fails for good.
+
+MTA falls back to SMS by itself in several cases and no webhook says when it did (API.md,
+"iMessage route and MTA's own SMS fallback"). So a failure only *schedules* a resend,
+``RECEIVER_FALLBACK_GRACE_SECONDS`` later; any DELIVERED of the message before then
+cancels it, and the outbox (receiver/outbox.py) checks again right before sending.
+Invalid, opted-out and landline numbers (10, 11, 12) are never resent, nor numbers that
+opted out, nor our own resends (their webhooks only update the resend's state).
+"""
+
+from __future__ import annotations
+
+from receiver import Context, Event, Registry
+from receiver.resends import (
+    CANCELLED,
+    DELIVERED,
+    FAILED,
+    RECONCILING,
+    SCHEDULED,
+    SENDING,
+    SENT,
+    SKIPPED,
+    TAG,
+    UNKNOWN,
+    Resends,
+)
+from receiver.settings import NEVER_RESEND
+from receiver.statuses import DELIVERED as STATUS_DELIVERED
+from receiver.statuses import FAILURES, STATUS_NAMES, STOPPED_NUMBER
+
+registry = Registry()
+
+# Carrier opt-out keywords (CTIA); MTA passes STOP through as a message-reply (API.md).
+STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit"})
+
+
+def is_resend(event: Event) -> bool:
+    """Whether a webhook is about one of our own resends (never a reason to resend)."""
+    return TAG in event.tags or ".sms-fallback." in (event.external_id or "")
+
+
+@registry.on("message-reply")
+async def remember_stop(event: Event, ctx: Context) -> None:
+    """A STOP reply opts the number out of every future resend."""
+    if event.phone and event.text and event.text.strip().lower() in STOP_WORDS:
+        await Resends(ctx.store).opt_out(event.phone, "stop_reply", event.received_at)
+        ctx.log.info("number opted out by reply")
+
+
+@registry.on("number-opt-in")
+async def forget_stop(event: Event, ctx: Context) -> None:
+    """Opting in again lifts an earlier opt-out."""
+    if event.phone:
+        await Resends(ctx.store).opt_in(event.phone)
+
+
+@registry.on("delivery-status", "message-send")
+async def follow_resend(event: Event, ctx: Context) -> None:
+    """Our resend's own webhooks: learn its messageId, then whether it arrived."""
+    if not is_resend(event):
+        return
+    resends = Resends(ctx.store)
+    resend = await resends.find_by_resend(event.external_id, event.message_id)
+    if resend is None:
+        ctx.log.warning("webhook tagged as a resend matches no resend we made")
+        return
+    original, now = resend.original_message_id, event.received_at
+    if event.message_id and resend.resend_message_id is None:
+        # Reconciles a send whose answer we never got (timeout, dropped connection).
+        await resends.transition(
+            original,
+            SENT,
+            from_=(SENDING, RECONCILING, UNKNOWN),
+            now=now,
+            resend_message_id=event.message_id,
+            sent_at=now,
+        )
+    if event.status == STATUS_DELIVERED:
+        await resends.transition(original, DELIVERED, from_=(SENT, FAILED), now=now)
+    elif event.status in FAILURES:
+        await resends.transition(
+            original, FAILED, from_=(SENT,), now=now, reason=f"resend {event.status_name}"
+        )
+
+
+@registry.on("delivery-status")
+async def fallback(event: Event, ctx: Context) -> None:
+    """Schedule, skip or cancel the resend of an original message."""
+    if is_resend(event) or event.message_id is None or event.status is None:
+        return
+    resends, settings = Resends(ctx.store), ctx.settings
+    original, now = event.message_id, event.received_at
+    if event.status == STOPPED_NUMBER and event.phone:
+        await resends.opt_out(event.phone, "status_11", now)
+    if event.status == STATUS_DELIVERED:
+        if await resends.transition(
+            original, CANCELLED, from_=(SCHEDULED,), now=now, reason="delivered"
+        ):
+            ctx.log.info("resend cancelled: the original was delivered (MTA's own fallback?)")
+        elif await resends.mark_double_delivery(original, now):
+            ctx.log.warning("double delivery: the original arrived after its SMS resend")
+        return
+    if not settings.fallback_enabled or settings.mta_api_key is None:
+        return
+    eligible = event.status in settings.fallback_statuses and event.status not in NEVER_RESEND
+    if not (eligible or event.status in NEVER_RESEND) or not await _went_as_imessage(event, ctx):
+        return
+    reason = await _skip_reason(event, ctx, resends)
+    claimed = await resends.schedule(
+        original_message_id=original,
+        phone=event.phone,
+        tags=dict(event.tags),
+        original_external_id=event.external_id,
+        failure_status=event.status,
+        failed_at=now,
+        due_at=now + settings.fallback_grace_seconds,
+        now=now,
+        state=SKIPPED if reason else SCHEDULED,
+        reason=reason,
+    )
+    if claimed:
+        ctx.log.info(
+            "resend %s%s",
+            "skipped: " if reason else "scheduled",
+            reason or "",
+        )
+
+
+async def _went_as_imessage(event: Event, ctx: Context) -> bool:
+    """The iMessage route: a Sender Identity on this or an earlier webhook of the message,
+    a tag the sender set, or our own send path (API.md: senderName/longcodeId pick it)."""
+    if event.sender_name:
+        return True
+    wanted = ctx.settings.fallback_imessage_tags
+    if wanted and any(event.tags.get(key) == value for key, value in wanted):
+        return True
+    state = await ctx.message_state(event.message_id)
+    if state is not None and state.sender_name:
+        return True
+    sent = await Resends(ctx.store).sent_message(event.message_id or "")
+    return sent is not None and sent[1] is not None
+
+
+async def _skip_reason(event: Event, ctx: Context, resends: Resends) -> str | None:
+    if event.status in NEVER_RESEND:
+        return STATUS_NAMES.get(event.status, "never_resend")
+    if event.phone is None:
+        return "number_unknown"
+    if await resends.opted_out(event.phone):
+        return "opted_out"
+    state = await ctx.message_state(event.message_id)
+    if state is not None and state.status == STATUS_DELIVERED:
+        return "delivered"
+    return None
+
+
+__all__ = ["is_resend", "registry"]

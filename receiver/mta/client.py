@@ -1,0 +1,191 @@
+"""The MTA API client: one ``httpx.AsyncClient`` per process, made in the lifespan.
+
+``send`` is the only call that costs money and reaches people, so it is careful: every
+attempt waits for the rate limiter; 429 honours ``Retry-After``; 5xx and failures to
+connect are retried with backoff and jitter (nothing was sent); a timeout or dropped
+connection *after* the request went out raises `MTAOutcomeUnknown` and is never retried
+here. One ``X-Request-Id`` per logical send, the same on each retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:  # settings imports this package for Rate
+    from ..settings import Secret
+from .errors import MTAError, MTAOutcomeUnknown, MTARejected, MTAUnavailable
+from .ratelimit import Limiter
+
+log = logging.getLogger("receiver.mta")
+
+DEFAULT_BASE_URL = "https://api.mobile-text-alerts.com/v3"
+# Failures before any byte of the request left: safe to try again.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """MTA's answer to a send (``data`` wrapper or not, API.md "Sending")."""
+
+    message_id: str | None
+    total_sent: int | None
+    request_id: str
+    raw: dict[str, Any]
+
+
+class MTAClient:
+    """Calls MTA's v3 API."""
+
+    def __init__(
+        self,
+        api_key: Secret,
+        limiter: Limiter,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: float = 10.0,
+        max_retries: int = 4,
+        retry_base: float = 0.5,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_call: Callable[[str, str], None] = lambda endpoint, outcome: None,
+        on_wait: Callable[[float], None] = lambda seconds: None,
+    ) -> None:
+        self.limiter = limiter
+        self.max_retries = max_retries
+        self.retry_base = retry_base
+        self.sleep = sleep
+        self.on_call = on_call
+        self.on_wait = on_wait
+        self.http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/") + "/",
+            headers={"Authorization": f"Bearer {api_key.reveal()}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self.http.aclose()
+
+    async def send(self, payload: dict[str, Any], request_id: str) -> SendResult:
+        """``POST /send``; see the module docstring for what is retried."""
+        response = await self._call(
+            "POST", "send", json=payload, request_id=request_id, limited=True
+        )
+        body = _json(response)
+        inner = body.get("data")
+        data: dict[str, Any] = inner if isinstance(inner, dict) else body
+        message_id = data.get("messageId")
+        total = data.get("totalSent")
+        return SendResult(
+            message_id=str(message_id) if message_id is not None else None,
+            total_sent=total if isinstance(total, int) else None,
+            request_id=request_id,
+            raw=body,
+        )
+
+    async def verify_key(self) -> bool:
+        """``GET /auth/verify-api-key``: whether MTA accepts our key."""
+        try:
+            await self._call("GET", "auth/verify-api-key")
+        except MTARejected as exc:
+            if exc.http_code in (401, 403):
+                return False
+            raise
+        return True
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """Any other API call (webhook management), with the same retry rules."""
+        return _json(await self._call(method, path.lstrip("/"), **kwargs))
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        request_id: str | None = None,
+        limited: bool = False,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        headers = {"X-Request-Id": request_id} if request_id else {}
+        endpoint = f"{method} /{path}"
+        for attempt in range(1, self.max_retries + 2):
+            if limited:
+                self.on_wait(await self.limiter.acquire())
+            try:
+                response = await self.http.request(method, path, headers=headers, **kwargs)
+            except _NOT_SENT as exc:
+                self.on_call(endpoint, "connect_error")
+                error: MTAError = MTAUnavailable(
+                    f"cannot reach MTA: {exc!r}", request_id=request_id
+                )
+            except httpx.TransportError as exc:
+                self.on_call(endpoint, "unknown")
+                raise MTAOutcomeUnknown(
+                    f"no answer from MTA after sending ({type(exc).__name__}); the request"
+                    " may have been processed",
+                    request_id=request_id,
+                ) from exc
+            else:
+                self.on_call(endpoint, str(response.status_code))
+                if response.status_code < 300:
+                    self._respect_remaining(response)
+                    return response
+                error = MTAError.from_response(
+                    response.status_code, _json(response), response.headers.get("x-request-id")
+                )
+                if response.status_code == 429:
+                    self.limiter.pause(_retry_after(response))
+                elif response.status_code < 500:
+                    raise MTARejected(
+                        str(error),
+                        http_code=error.http_code,
+                        request_id=error.request_id,
+                        body=error.body,
+                    )
+                else:
+                    error = MTAUnavailable(
+                        str(error),
+                        http_code=error.http_code,
+                        request_id=error.request_id,
+                        body=error.body,
+                    )
+            if attempt > self.max_retries:
+                break
+            delay = self.retry_base * 2 ** (attempt - 1)
+            delay = delay / 2 + random.random() * delay / 2
+            log.warning("MTA %s failed (%s); retry %d in %.1fs", endpoint, error, attempt, delay)
+            await self.sleep(delay)
+        if isinstance(error, MTAUnavailable):
+            raise error
+        raise MTAUnavailable(str(error), http_code=error.http_code, request_id=error.request_id)
+
+    def _respect_remaining(self, response: httpx.Response) -> None:
+        # RateLimit-Remaining: 0 with RateLimit-Reset (ms, API.md): wait out the window.
+        remaining = response.headers.get("ratelimit-remaining")
+        reset = response.headers.get("ratelimit-reset")
+        if remaining == "0" and reset and reset.isdigit():
+            self.limiter.pause(int(reset) / 1000)
+
+
+def _retry_after(response: httpx.Response) -> float:
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, min(float(value), 300.0))
+    except ValueError:
+        return 15.0  # MTA's send window
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -1,0 +1,243 @@
+"""The resend outbox: sends due resends through MTA, at most once per original message.
+
+A resend is marked ``sending`` (committed) *before* the call, so a crash mid-call can
+never lead to a blind second send: a ``sending`` row whose lease expired is treated like a
+timeout and waits, as ``reconciling``, for a webhook carrying the resend's externalId. If
+none comes within ``RECEIVER_FALLBACK_RECONCILE_SECONDS`` it becomes ``unknown`` for an
+operator (or is sent again when ``RECEIVER_FALLBACK_RESEND_UNKNOWN`` says so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from .errors import PayloadError
+from .events import normalize
+from .metrics import Metrics
+from .mta import MTAClient, MTAOutcomeUnknown, MTARejected, MTAUnavailable
+from .payload import parse
+from .resends import (
+    CANCELLED,
+    FAILED,
+    RECONCILING,
+    REJECTED,
+    SCHEDULED,
+    SENDING,
+    SENT,
+    SKIPPED,
+    TAG,
+    UNKNOWN,
+    Resend,
+    Resends,
+)
+from .settings import Settings
+from .statuses import DELIVERED
+from .store import Store
+
+log = logging.getLogger("receiver.outbox")
+
+TextLookup = Callable[[str], Awaitable[str | None]]
+"""A user's ``async def lookup(original_message_id) -> text | None``."""
+
+
+class Outbox:
+    """Leases due resends and carries each one step further."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: MTAClient,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        text_lookup: TextLookup | None = None,
+        owner: str | None = None,
+        clock: Callable[[], float] = time.time,
+        concurrency: int = 8,
+    ) -> None:
+        self.resends = Resends(store)
+        self.store = store
+        self.client = client
+        self.settings = settings
+        self.metrics = metrics
+        self.text_lookup = text_lookup
+        self.owner = owner or f"outbox-{uuid.uuid4().hex[:12]}"
+        self.clock = clock
+        self.concurrency = concurrency
+        self.poll = min(settings.worker_poll_seconds, 0.25)
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        """Process due resends until `stop`."""
+        while not self._stopping.is_set():
+            try:
+                count = await self.run_once()
+            except Exception:
+                log.exception("outbox: pass failed; trying again after the poll interval")
+                count = 0
+            if count < self.concurrency:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.poll)
+
+    def stop(self) -> None:
+        """Stop after the current pass."""
+        self._stopping.set()
+
+    async def run_once(self) -> int:
+        """Lease one batch of due resends and process it; return its size."""
+        now = self.clock()
+        lease = self.settings.mta_timeout * (self.client.max_retries + 2) + 30
+        due = await self.resends.claim_due(self.owner, now, lease, self.concurrency)
+        await asyncio.gather(*(self._step(resend) for resend in due))
+        return len(due)
+
+    async def _step(self, resend: Resend) -> None:
+        try:
+            if resend.state == SENDING:
+                await self._lost_mid_send(resend)
+            elif resend.state == RECONCILING:
+                await self._window_passed(resend)
+            else:
+                await self._send(resend)
+        except Exception:
+            log.exception("outbox: resend of %s failed; it stays due", resend.original_message_id)
+        finally:
+            await self.resends.release(resend.original_message_id)
+
+    async def _send(self, resend: Resend) -> None:
+        original, now = resend.original_message_id, self.clock()
+        state = await self.store.message_state(original)
+        if state is not None and state.status == DELIVERED:
+            await self._finish(resend, CANCELLED, (SCHEDULED,), reason="delivered")
+            return
+        if resend.phone is None or await self.resends.opted_out(resend.phone):
+            await self._finish(resend, SKIPPED, (SCHEDULED,), reason="opted_out")
+            return
+        text = resend.text or await self._text(original)
+        if text is None:
+            await self._finish(resend, SKIPPED, (SCHEDULED,), reason="content_unknown")
+            return
+        if not await self.resends.transition(
+            original,
+            SENDING,
+            from_=(SCHEDULED,),
+            now=now,
+            text=text,
+            attempts=resend.attempts + 1,
+        ):
+            return  # cancelled meanwhile: a DELIVERED won the race
+        payload = {
+            "subscribers": [resend.phone],
+            "message": text,
+            "externalId": resend.external_id,
+            "tags": {**resend.tags, TAG: original},
+        }
+        try:
+            result = await self.client.send(payload, request_id=resend.request_id)
+        except MTARejected as exc:
+            await self._finish(
+                resend, REJECTED, (SENDING,), reason=str(exc), mta_request_id=exc.request_id
+            )
+        except MTAOutcomeUnknown as exc:
+            log.warning(
+                "resend of %s: outcome unknown (%s); waiting for its webhook", original, exc
+            )
+            await self._reconcile(resend, reason=str(exc))
+        except MTAUnavailable as exc:
+            await self._unavailable(resend, exc)
+        else:
+            sent_at = self.clock()
+            await self._finish(
+                resend,
+                SENT,
+                (SENDING, RECONCILING),
+                sent_at=sent_at,
+                resend_message_id=result.message_id,
+                mta_request_id=result.request_id,
+            )
+            self.metrics.resend_delay.observe(max(0.0, sent_at - resend.failed_at))
+
+    async def _text(self, original: str) -> str | None:
+        sent = await self.resends.sent_message(original)
+        if sent is not None:
+            return sent[0]
+        body = await self.resends.send_event_body(original)
+        if body is not None:
+            with contextlib.suppress(PayloadError):
+                text = normalize(parse(body), 0.0).text
+                if text:
+                    return text
+        if self.text_lookup is not None:
+            return await self.text_lookup(original)
+        return None
+
+    async def _unavailable(self, resend: Resend, exc: Exception) -> None:
+        # Nothing was sent: safe to try again later, a bounded number of times.
+        attempts = resend.attempts + 1
+        if attempts >= self.settings.max_attempts:
+            await self._finish(resend, FAILED, (SENDING,), reason=f"MTA unavailable: {exc}")
+            return
+        delay = min(
+            self.settings.retry_max_seconds, self.settings.retry_base_seconds * 2.0**attempts
+        )
+        await self.resends.transition(
+            resend.original_message_id,
+            SCHEDULED,
+            from_=(SENDING,),
+            now=self.clock(),
+            due_at=self.clock() + delay,
+            reason=f"MTA unavailable: {exc}",
+        )
+
+    async def _reconcile(self, resend: Resend, reason: str) -> None:
+        await self.resends.transition(
+            resend.original_message_id,
+            RECONCILING,
+            from_=(SENDING,),
+            now=self.clock(),
+            due_at=self.clock() + self.settings.fallback_reconcile_seconds,
+            reason=reason,
+        )
+
+    async def _lost_mid_send(self, resend: Resend) -> None:
+        log.warning(
+            "resend of %s was in flight when its worker died; reconciling",
+            resend.original_message_id,
+        )
+        await self._reconcile(resend, reason="worker stopped during the send")
+
+    async def _window_passed(self, resend: Resend) -> None:
+        if self.settings.fallback_resend_unknown:
+            await self.resends.transition(
+                resend.original_message_id,
+                SCHEDULED,
+                from_=(RECONCILING,),
+                now=self.clock(),
+                due_at=self.clock(),
+                reason="no webhook in the reconcile window: sending again",
+            )
+            return
+        log.error(
+            "resend of %s: no webhook within the reconcile window; an operator must"
+            " decide (mta-receiver resends send|drop)",
+            resend.original_message_id,
+        )
+        await self._finish(
+            resend, UNKNOWN, (RECONCILING,), reason="no webhook after an unknown outcome"
+        )
+
+    async def _finish(
+        self, resend: Resend, state: str, from_: tuple[str, ...], **fields: object
+    ) -> None:
+        if await self.resends.transition(
+            resend.original_message_id, state, from_=from_, now=self.clock(), **fields
+        ):
+            self.metrics.resends.labels(state).inc()
+            log.info(
+                "resend of %s: %s %s", resend.original_message_id, state, fields.get("reason") or ""
+            )

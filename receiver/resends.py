@@ -1,0 +1,246 @@
+"""The resend outbox, opt-outs and our own sends: SQL over the `Store` port.
+
+Every state change is one conditional statement (``UPDATE ... WHERE state = ...``), so
+two workers, or a handler and the outbox, can never both win the same transition.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from .store import Store
+
+SCHEDULED = "scheduled"
+SENDING = "sending"
+RECONCILING = "reconciling"
+SENT = "sent"
+DELIVERED = "delivered"
+FAILED = "failed"
+REJECTED = "rejected"
+UNKNOWN = "unknown"
+CANCELLED = "cancelled"
+SKIPPED = "skipped"
+# After these, the resend may have reached the person.
+OUT = (SENDING, RECONCILING, SENT, DELIVERED, FAILED, UNKNOWN)
+
+TAG = "fallbackOf"  # tag naming the original messageId on every resend
+
+_COLUMNS = (
+    "original_message_id, state, reason, phone, text, tags, original_external_id,"
+    " external_id, request_id, failure_status, failed_at, due_at, attempts, sent_at,"
+    " resend_message_id, mta_request_id, double_delivery, updated_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Resend:
+    """One original message's resend and where it stands."""
+
+    original_message_id: str
+    state: str
+    reason: str | None
+    phone: str | None
+    text: str | None
+    tags: dict[str, str]
+    original_external_id: str | None
+    external_id: str
+    request_id: str
+    failure_status: int | None
+    failed_at: float
+    due_at: float
+    attempts: int
+    sent_at: float | None
+    resend_message_id: str | None
+    mta_request_id: str | None
+    double_delivery: bool
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> Resend:
+        values = list(row)
+        values[5] = json.loads(values[5]) if values[5] else {}
+        values[16] = bool(values[16])
+        return cls(*values)
+
+
+def resend_external_id(original_message_id: str, original_external_id: str | None) -> str:
+    """The resend's externalId: derived from the original's, unique per original."""
+    base = original_external_id or "mta"
+    return f"{base}.sms-fallback.{original_message_id}"
+
+
+def phone_key(number: str) -> str:
+    """Digits only, NANP country code dropped: ``+1 (555) 123-4567`` → ``5551234567``.
+
+    MTA spells numbers differently across payloads (``destinationNumber`` vs
+    ``fromNumber``); opt-outs must match whatever spelling arrives.
+    """
+    digits = re.sub(r"\D", "", number)
+    return digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
+
+
+class Resends:
+    """Typed access to the fallback tables of a `Store`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def schedule(
+        self,
+        *,
+        original_message_id: str,
+        phone: str | None,
+        tags: dict[str, str],
+        original_external_id: str | None,
+        failure_status: int | None,
+        failed_at: float,
+        due_at: float,
+        now: float,
+        state: str = SCHEDULED,
+        reason: str | None = None,
+    ) -> bool:
+        """Claim the one resend of an original; False when it was claimed before."""
+        changed = await self.store.execute(
+            "INSERT INTO resends (original_message_id, state, reason, phone, tags,"
+            " original_external_id, external_id, request_id, failure_status, failed_at,"
+            " due_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (original_message_id) DO NOTHING",
+            (
+                original_message_id,
+                state,
+                reason,
+                phone,
+                json.dumps(tags),
+                original_external_id,
+                resend_external_id(original_message_id, original_external_id),
+                uuid.uuid4().hex,
+                failure_status,
+                failed_at,
+                due_at,
+                now,
+            ),
+        )
+        return changed > 0
+
+    async def get(self, original_message_id: str) -> Resend | None:
+        """The resend of one original, if any."""
+        rows = await self.store.fetch(
+            f"SELECT {_COLUMNS} FROM resends WHERE original_message_id = ?",
+            (original_message_id,),
+        )
+        return Resend.from_row(rows[0]) if rows else None
+
+    async def find_by_resend(
+        self, external_id: str | None, message_id: str | None
+    ) -> Resend | None:
+        """The resend a webhook is about, by its externalId or its new messageId."""
+        if external_id is None and message_id is None:
+            return None
+        rows = await self.store.fetch(
+            f"SELECT {_COLUMNS} FROM resends WHERE external_id = ? OR resend_message_id = ?",
+            (external_id, message_id),
+        )
+        return Resend.from_row(rows[0]) if rows else None
+
+    async def transition(
+        self,
+        original_message_id: str,
+        to: str,
+        *,
+        from_: tuple[str, ...],
+        now: float,
+        **fields: Any,
+    ) -> bool:
+        """Move a resend to ``to`` only from one of ``from_``; set ``fields`` too."""
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        marks = ", ".join("?" * len(from_))
+        changed = await self.store.execute(
+            f"UPDATE resends SET state = ?, updated_at = ?{', ' + sets if sets else ''}"
+            f" WHERE original_message_id = ? AND state IN ({marks})",
+            (to, now, *fields.values(), original_message_id, *from_),
+        )
+        return changed > 0
+
+    async def mark_double_delivery(self, original_message_id: str, now: float) -> bool:
+        """The original was delivered after its resend went out: both reached the person."""
+        marks = ", ".join("?" * len(OUT))
+        changed = await self.store.execute(
+            "UPDATE resends SET double_delivery = 1, updated_at = ?"
+            f" WHERE original_message_id = ? AND double_delivery = 0 AND state IN ({marks})",
+            (now, original_message_id, *OUT),
+        )
+        return changed > 0
+
+    async def claim_due(self, owner: str, now: float, lease: float, limit: int) -> list[Resend]:
+        """Lease due resends: scheduled ones, reconciling ones past their window, and
+        ``sending`` ones whose worker died mid-call (their outcome is unknown)."""
+        rows = await self.store.fetch_write(
+            "UPDATE resends SET lease_owner = ?, lease_until = ? WHERE original_message_id IN ("
+            " SELECT original_message_id FROM resends"
+            " WHERE state IN ('scheduled', 'sending', 'reconciling') AND due_at <= ?"
+            " AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?)"
+            f" RETURNING {_COLUMNS}",
+            (owner, now + lease, now, now, limit),
+        )
+        return sorted((Resend.from_row(r) for r in rows), key=lambda r: r.due_at)
+
+    async def release(self, original_message_id: str) -> None:
+        """Drop the lease on one resend."""
+        await self.store.execute(
+            "UPDATE resends SET lease_owner = NULL, lease_until = NULL"
+            " WHERE original_message_id = ?",
+            (original_message_id,),
+        )
+
+    async def opt_out(self, phone: str, source: str, now: float) -> None:
+        """Remember that a number opted out."""
+        await self.store.execute(
+            "INSERT INTO opt_outs (phone, source, at) VALUES (?, ?, ?)"
+            " ON CONFLICT (phone) DO UPDATE SET source = excluded.source, at = excluded.at",
+            (phone_key(phone), source, now),
+        )
+
+    async def opt_in(self, phone: str) -> None:
+        """Forget an opt-out: the number opted in again."""
+        await self.store.execute("DELETE FROM opt_outs WHERE phone = ?", (phone_key(phone),))
+
+    async def opted_out(self, phone: str) -> bool:
+        """Whether a number opted out."""
+        rows = await self.store.fetch("SELECT 1 FROM opt_outs WHERE phone = ?", (phone_key(phone),))
+        return bool(rows)
+
+    async def record_sent(
+        self,
+        *,
+        message_id: str,
+        external_id: str | None,
+        phone: str,
+        text: str,
+        sender_name: str | None,
+        tags: dict[str, str],
+        now: float,
+    ) -> None:
+        """Keep the text and route of a message sent through our own send path."""
+        await self.store.execute(
+            "INSERT INTO sent_messages (message_id, external_id, phone, text, sender_name,"
+            " tags, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
+            (message_id, external_id, phone, text, sender_name, json.dumps(tags), now),
+        )
+
+    async def sent_message(self, message_id: str) -> tuple[str, str | None] | None:
+        """(text, senderName) of a message from our own send path."""
+        rows = await self.store.fetch(
+            "SELECT text, sender_name FROM sent_messages WHERE message_id = ?", (message_id,)
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    async def send_event_body(self, message_id: str) -> bytes | None:
+        """The raw ``message-send`` webhook of a message, if it arrived."""
+        rows = await self.store.fetch(
+            "SELECT body FROM events WHERE dedup_key = ?", (f"ms:{message_id}",)
+        )
+        return bytes(rows[0][0]) if rows else None
