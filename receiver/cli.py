@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["fake-mta"]:  # its own parser, its own --help
         from .fake_mta import main as fake_main
 
-        return fake_main(argv[1:])
+        return fake_main(argv[1:], prog="mta-receiver fake-mta")
     args = build_parser().parse_args(argv)
     from . import commands
 

@@ -1,0 +1,95 @@
+"""``/_fake`` routes: drive and inspect the fake over HTTP (for demos and other processes).
+
+- ``POST /_fake/faults`` ``{"kind", "count"=1, "delay"=1.0, "retryAfter"=1}`` queues faults
+  for ``/v3/send``; ``DELETE /_fake/faults`` clears them.
+- ``GET /_fake/requests`` and ``GET /_fake/sends`` list what arrived.
+- ``POST /_fake/timeline`` ``{"messageId", "steps": [3, 4]}`` plays that send's timeline
+  to the registered webhooks, in the background.
+- ``POST /_fake/reset`` forgets requests, sends, faults and rate-limit history.
+
+These requests are not logged in ``fake.requests``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .autoplay import play_to_registrations
+from .records import FAULT_KINDS
+from .state import FakeMTA
+
+__all__ = ["control_routes"]
+
+
+def _bad(message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=400)
+
+
+async def _json(request: Request) -> dict[str, Any] | None:
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def control_routes(fake: FakeMTA) -> list[Route]:
+    """The ``/_fake`` routes for ``fake``."""
+
+    async def faults(request: Request) -> Response:
+        if request.method == "DELETE":
+            fake.clear_faults()
+            return JSONResponse({"cleared": True})
+        body = await _json(request)
+        if body is None or body.get("kind") not in FAULT_KINDS:
+            return _bad(f"kind must be one of {sorted(FAULT_KINDS)}")
+        try:
+            count = int(body.get("count", 1))
+            delay = float(body.get("delay", 1.0))
+            retry_after = int(body.get("retryAfter", 1))
+        except (TypeError, ValueError):
+            return _bad("count, delay and retryAfter must be numbers")
+        fake.fail_next(count, body["kind"], delay=delay, retry_after=retry_after)
+        return JSONResponse({"queued": count, "kind": body["kind"]})
+
+    async def requests(request: Request) -> Response:
+        return JSONResponse({"requests": [r.to_json() for r in fake.requests]})
+
+    async def sends(request: Request) -> Response:
+        rows = [
+            {"messageId": s.message_id, "body": s.body, "requestId": s.request_id, "at": s.at}
+            for s in fake.sends
+        ]
+        return JSONResponse({"sends": rows})
+
+    async def timeline(request: Request) -> Response:
+        body = await _json(request)
+        steps = body.get("steps") if body is not None else None
+        if (
+            body is None
+            or not isinstance(steps, list)
+            or not all(isinstance(s, int) for s in steps)
+        ):
+            return _bad("expected {messageId, steps: [int, ...]}")
+        record = next((s for s in fake.sends if s.message_id == body.get("messageId")), None)
+        if record is None:
+            return JSONResponse({"error": "no such messageId"}, status_code=404)
+        task = BackgroundTask(play_to_registrations, fake, record, steps)
+        return JSONResponse({"playing": len(steps)}, background=task)
+
+    async def reset(request: Request) -> Response:
+        fake.reset()
+        return JSONResponse({"reset": True})
+
+    return [
+        Route("/_fake/faults", faults, methods=["POST", "DELETE"]),
+        Route("/_fake/requests", requests, methods=["GET"]),
+        Route("/_fake/sends", sends, methods=["GET"]),
+        Route("/_fake/timeline", timeline, methods=["POST"]),
+        Route("/_fake/reset", reset, methods=["POST"]),
+    ]
