@@ -97,9 +97,11 @@ class Dispatcher:
         now = self.clock()
         if delays:
             return Completion(claimed.id, PENDING, now + max(delays), tuple(runs), last_error)
-        dead = any(r.state == DEAD for r in runs) or any(
-            r.state == DEAD for r in claimed.runs.values()
-        )
+        dead_runs = [r for r in (*runs, *claimed.runs.values()) if r.state == DEAD]
+        dead = bool(dead_runs)
+        if dead and last_error is None:
+            # This pass ran cleanly, but a handler died in an earlier one: keep its error.
+            last_error = dead_runs[0].last_error
         if dead:
             self.metrics.dead_letters.inc()
             event_log.error("event dead-lettered: %s", last_error, extra={"outcome": "dead"})

@@ -62,11 +62,15 @@ class Event:
 def dedup_key(event: Event, body: bytes) -> str:
     """Identity of an event: MTA resends whole histories, retries and duplicate registrations.
 
-    delivery-status by (messageId, status); message-send by messageId; message-reply by
-    replyId; anything else by a hash of the exact body.
+    delivery-status by (messageId, status, recipient); message-send by messageId;
+    message-reply by replyId; anything else by a hash of the exact body.
     """
     if event.type == DELIVERY_STATUS and event.message_id and event.status is not None:
-        return f"ds:{event.message_id}:{event.status}"
+        # One POST /send to several subscribers has one messageId (API.md, "Sending"):
+        # the recipient is part of a status's identity, or B's DELIVERED would be
+        # swallowed as a duplicate of A's.
+        recipient = f":{event.phone}" if event.phone else ""
+        return f"ds:{event.message_id}:{event.status}{recipient}"
     if event.type == MESSAGE_SEND and event.message_id:
         return f"ms:{event.message_id}"
     if event.type == MESSAGE_REPLY and event.reply_id:
@@ -127,19 +131,23 @@ def _infer_type(fields: Mapping[str, Any]) -> str:
     return UNKNOWN
 
 
+_INT_LIMIT = 2**63  # what a database integer holds; larger "codes" are not codes
+
+
 def _int(value: object) -> int | None:
+    number: int | None = None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and len(value) <= 32:
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and len(value) <= 32:
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             return None
-    return None
+    return number if number is not None and -_INT_LIMIT < number < _INT_LIMIT else None
 
 
 def _ident(value: object) -> str | None:

@@ -26,6 +26,7 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
 
     class DeadlineProtocol(HttpToolsProtocol):
         _deadline: asyncio.TimerHandle | None = None
+        _headers_done = False
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -33,7 +34,12 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
+            self._headers_done = False
             self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._headers_done = True
+            super().on_headers_complete()
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
@@ -56,8 +62,10 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
             self._deadline = None
             if self.transport.is_closing():
                 return
-            cycle = self.cycle
-            if cycle is None or cycle.response_complete or not cycle.response_started:
+            # A 408 only where no response of this request has begun: before its headers
+            # were complete (self.cycle may be the previous request's), or before the app
+            # started answering.
+            if not self._headers_done or not self.cycle.response_started:
                 self.transport.write(_TIMEOUT_RESPONSE)
             self.transport.close()
 

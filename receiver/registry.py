@@ -17,6 +17,7 @@ handlers first, then those of its type, then ``on_any`` ones.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -40,8 +41,17 @@ KNOWN_NAMES = frozenset(
 
 
 def handler_name(handler: Callable[..., Any]) -> str:
-    """The stable name under which a handler's runs are recorded (module.qualname)."""
-    return f"{handler.__module__}.{getattr(handler, '__qualname__', repr(handler))}"
+    """The stable name under which a handler's runs are recorded: ``module.qualname``.
+
+    Never a ``repr`` (it holds a memory address that changes at every restart, and a
+    finished handler would run again): partials name their function, callable objects
+    their class.
+    """
+    while isinstance(handler, functools.partial):
+        handler = handler.func
+    named = handler if hasattr(handler, "__qualname__") else type(handler)
+    module = getattr(handler, "__module__", None) or type(handler).__module__
+    return f"{module}.{named.__qualname__}"
 
 
 class Registry:
@@ -51,6 +61,8 @@ class Registry:
         self._by_name: dict[str, list[Handler]] = {}
         self._any: list[Handler] = []
         self._error: list[ErrorHandler] = []
+        self._run_names: dict[tuple[int, int], str] = {}
+        self._taken: dict[str, int] = {}
 
     def on(self, *names: str) -> Callable[[H], H]:
         """Register the decorated handler for one or more event names."""
@@ -63,14 +75,14 @@ class Registry:
 
         def decorate(handler: H) -> H:
             for name in names:
-                self._by_name.setdefault(name, []).append(handler)
+                self._add(self._by_name.setdefault(name, []), handler)
             return handler
 
         return decorate
 
     def on_any(self, handler: H) -> H:
         """Register the decorated handler for every event."""
-        self._any.append(handler)
+        self._add(self._any, handler)
         return handler
 
     def on_error(self, handler: E) -> E:
@@ -81,12 +93,14 @@ class Registry:
     def include(self, other: Registry) -> None:
         """Add every handler of ``other`` to this registry."""
         for name, handlers in other._by_name.items():
-            self._by_name.setdefault(name, []).extend(handlers)
-        self._any.extend(other._any)
+            for handler in handlers:
+                self._add(self._by_name.setdefault(name, []), handler)
+        for handler in other._any:
+            self._add(self._any, handler)
         self._error.extend(other._error)
 
     def handlers_for(self, name: str) -> list[tuple[str, Handler]]:
-        """Handlers for an event name, most specific first, each once."""
+        """Handlers for an event name with their run names, most specific first, each once."""
         chain: list[Handler] = []
         if "." in name:
             chain += self._by_name.get(name, [])
@@ -94,7 +108,7 @@ class Registry:
         chain += self._any
         seen: dict[str, Handler] = {}
         for handler in chain:
-            seen.setdefault(handler_name(handler), handler)
+            seen.setdefault(self._run_names[_key(handler)], handler)
         return list(seen.items())
 
     @property
@@ -103,4 +117,25 @@ class Registry:
         return tuple(self._error)
 
     def __len__(self) -> int:
-        return sum(map(len, self._by_name.values())) + len(self._any)
+        return len(self._run_names)
+
+    def _add(self, handlers: list[Handler], handler: Handler) -> None:
+        # The run name is fixed when a handler is first registered. Distinct handlers that
+        # share a qualname (bound methods of two instances, closures of one factory) get
+        # "#2", "#3"... in registration order, so each keeps its own record of runs.
+        key = _key(handler)
+        if key not in self._run_names:
+            base = handler_name(handler)
+            self._taken[base] = count = self._taken.get(base, 0) + 1
+            self._run_names[key] = base if count == 1 else f"{base}#{count}"
+        handlers.append(handler)
+
+
+def _key(handler: Callable[..., Any]) -> tuple[int, int]:
+    # A bound method is a new object at each attribute access: key it by function and
+    # instance; any other callable by identity.
+    func = getattr(handler, "__func__", None)
+    owner = getattr(handler, "__self__", None)
+    if func is not None and owner is not None:
+        return (id(func), id(owner))
+    return (id(handler), 0)

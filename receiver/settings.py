@@ -7,6 +7,7 @@ message instead of failing on the first webhook.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -52,7 +53,7 @@ class Settings:
     """The validated configuration of one receiver process."""
 
     webhook_secrets: tuple[Secret, ...]
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)  # may hold a password
     handlers: tuple[str, ...] = ()
     max_body_bytes: int = 262_144
     read_timeout: float = 10.0
@@ -102,13 +103,15 @@ class Settings:
             "RECEIVER_WORKER_POLL_SECONDS": self.worker_poll_seconds,
         }
         for name, value in positive.items():
-            if value <= 0:
+            if not (0 < value < math.inf):  # also refuses nan
                 raise ConfigError(f"{name} must be greater than 0, got {value}")
         if banned := sorted(self.fallback_statuses & NEVER_RESEND):
             raise ConfigError(
                 f"RECEIVER_FALLBACK_STATUSES may not contain {banned}: invalid, opted-out and"
                 " landline numbers are never resent"
             )
+        if not 0 <= self.shutdown_grace_seconds < math.inf:
+            raise ConfigError("RECEIVER_SHUTDOWN_GRACE_SECONDS must be >= 0")
         if self.fallback_grace_seconds < 0 or self.fallback_reconcile_seconds <= 0:
             raise ConfigError("RECEIVER_FALLBACK_GRACE_SECONDS/RECONCILE_SECONDS must be >= 0")
         if self.log_format not in ("auto", "json", "text"):

@@ -50,6 +50,8 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._running = False
+        self._loop_done = asyncio.Event()
         self.processed = 0
 
     def notify(self) -> None:
@@ -59,11 +61,17 @@ class Worker:
     async def run(self) -> None:
         """Claim and process events until `stop` is called."""
         beat = asyncio.create_task(self._heartbeat())
+        self._running = True
+        self._loop_done.clear()
         try:
             while not self._stopping:
                 free = self.settings.worker_concurrency - len(self._in_flight)
                 self._wake.clear()
                 claimed = await self._claim(free) if free > 0 else []
+                if self._stopping:
+                    if claimed:  # stop() ran during the claim: hand these straight back
+                        await self.store.release(self.owner)
+                    break
                 for event in claimed:
                     task = asyncio.create_task(self._process(event))
                     self._in_flight.add(task)
@@ -72,6 +80,8 @@ class Worker:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
         finally:
+            self._running = False
+            self._loop_done.set()
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
@@ -81,6 +91,10 @@ class Worker:
         self._stopping = True
         self._wake.set()
         grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        if self._running:
+            # A claim may be under way: the loop releases what it returns (bounded wait).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._loop_done.wait(), grace or 0.0)
         if self._in_flight:
             _, unfinished = await asyncio.wait(set(self._in_flight), timeout=grace)
             for task in unfinished:

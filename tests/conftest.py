@@ -205,9 +205,7 @@ def process_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_process(
-    tmp_path: Path, env: dict[str, str], *args: str, wait: bool = True
-) -> Process:
+def start_process(tmp_path: Path, env: dict[str, str], *args: str, wait: bool = True) -> Process:
     """Start a receiver process; with ``wait``, return once ``/healthz`` answers."""
     port = free_port()
     log = tmp_path / f"receiver-{port}.log"

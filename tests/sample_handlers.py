@@ -17,8 +17,14 @@ registry = Registry()
 
 
 def _record(handler: str, event: Event, ctx: Context) -> None:
-    line = {"handler": handler, "event_id": event.id, "name": event.name,
-            "message_id": event.message_id, "attempt": ctx.attempt, "pid": os.getpid()}
+    line = {
+        "handler": handler,
+        "event_id": event.id,
+        "name": event.name,
+        "message_id": event.message_id,
+        "attempt": ctx.attempt,
+        "pid": os.getpid(),
+    }
     with Path(os.environ["SAMPLE_HANDLERS_LOG"]).open("a") as out:
         out.write(json.dumps(line) + "\n")
 

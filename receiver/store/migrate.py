@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 _NAME = re.compile(r"^(\d{4})_(\w+)\.sql$")
+_COMMENT = re.compile(r"--[^\n]*")  # our migrations hold no "--" inside string literals
 
 CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -32,9 +33,7 @@ class Migration:
 
     def statements(self) -> list[str]:
         """The file's statements, comments dropped (our files hold no inner ``;``)."""
-        code = "\n".join(
-            line for line in self.sql.splitlines() if not line.strip().startswith("--")
-        )
+        code = _COMMENT.sub("", self.sql)
         return [s.strip() for s in code.split(";") if s.strip()]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -22,6 +23,8 @@ from .records import (
     MessageState,
 )
 from .writer import Writer, connect
+
+log = logging.getLogger("receiver.store")
 
 
 def sqlite_path(url: str) -> str:
@@ -184,14 +187,19 @@ def _complete(
     conn: sqlite3.Connection, owner: str, completions: Sequence[Completion], now: float
 ) -> None:
     for done in completions:
+        finished = None if done.state == PENDING else now
+        still_ours = conn.execute(
+            sql.FINISH_EVENT,
+            (done.state, done.run_after, done.last_error, finished, done.event_id, owner),
+        ).rowcount
+        if not still_ours:
+            # The lease expired and another worker owns the event now: its record of
+            # runs wins; ours would overwrite it.
+            log.warning("event %d: lease lost before completion; results dropped", done.event_id)
+            continue
         conn.executemany(
             sql.UPSERT_RUN,
             [(done.event_id, r.handler, r.state, r.attempts, r.last_error, now) for r in done.runs],
-        )
-        finished = None if done.state == PENDING else now
-        conn.execute(
-            sql.FINISH_EVENT,
-            (done.state, done.run_after, done.last_error, finished, done.event_id, owner),
         )
 
 

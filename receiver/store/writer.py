@@ -148,7 +148,9 @@ def _resolve(items: list[tuple[asyncio.Future[Any], Any, Any, Any]]) -> None:
 
 
 def _translate(exc: Exception) -> Exception:
-    if isinstance(exc, sqlite3.Error):
+    # Driver errors (and binding errors such as OverflowError) become StoreError at this
+    # boundary; a job's own domain errors pass through unchanged.
+    if isinstance(exc, sqlite3.Error | OverflowError | ValueError | TypeError):
         error = StoreError(f"{type(exc).__name__}: {exc}")
         error.__cause__ = exc
         return error

@@ -1,0 +1,528 @@
+"""The worker and dispatcher: per-handler retries, dead letters, order, leases, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from receiver import Context, Event, Registry, RetryLater, Settings
+from receiver.dispatch import backoff
+from receiver.metrics import Metrics
+from receiver.registry import handler_name
+from receiver.statuses import DELIVERED, QUEUED, SENT
+from receiver.store import DEAD, DONE, PENDING, Claimed
+from receiver.store.sqlite import SqliteStore
+from receiver.worker import Worker
+
+from .conftest import Recorder, delivery, make_settings, running, wait_for
+from .test_store import T0, eventually, incoming
+
+NOW = 2_000.0  # the injected clock starts here; test events were received at T0
+
+
+@dataclass
+class Clock:
+    """A clock the test moves by hand."""
+
+    now: float = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A hand-driven clock."""
+    return Clock()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Whole-second backoff (1 s doubling, capped at 100 s), three attempts per handler."""
+    return make_settings(tmp_path, retry_base_seconds=1.0, retry_max_seconds=100.0, max_attempts=3)
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[SqliteStore]:
+    """The store of ``settings``, opened."""
+    opened = SqliteStore(settings.database_url)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def make_worker(
+    store: Any,
+    registry: Registry,
+    settings: Settings,
+    clock: Clock,
+    owner: str = "w1",
+    metrics: Metrics | None = None,
+) -> Worker:
+    """A worker on the injected clock, without jitter (backoff waits its lower bound)."""
+    return Worker(
+        store, registry, settings, owner=owner, clock=clock, jitter=lambda: 0.0, metrics=metrics
+    )
+
+
+async def add(store: SqliteStore, message_id: int = 912345, status: int = DELIVERED) -> int:
+    """Ingest one delivery status (as the intake would) and return its event id."""
+    result = await store.ingest(incoming(delivery(message_id=message_id, status=status)))
+    return result.event_id
+
+
+async def event_row(store: SqliteStore, event_id: int) -> tuple[Any, ...]:
+    """(state, attempts, run_after, last_error, lease_owner) of one event."""
+    [row] = await store.fetch(
+        "SELECT state, attempts, run_after, last_error, lease_owner FROM events WHERE id = ?",
+        (event_id,),
+    )
+    return row
+
+
+async def runs(store: SqliteStore, event_id: int) -> dict[str, tuple[str, int]]:
+    """{handler: (state, attempts)} recorded for one event."""
+    rows = await store.fetch(
+        "SELECT handler, state, attempts FROM handler_runs WHERE event_id = ?", (event_id,)
+    )
+    return {handler: (state, attempts) for handler, state, attempts in rows}
+
+
+def three_handlers(recorder: Recorder, fail_times: int | None) -> tuple[Any, Any, Any]:
+    """A `.delivered` handler, a `delivery-status` one and a catch-all that fails
+    ``fail_times`` times (always when None), all recording their calls."""
+
+    @recorder.registry.on("delivery-status.delivered")
+    async def delivered(event: Event, ctx: Context) -> None:
+        recorder.record("delivered", ctx.attempt)
+
+    @recorder.registry.on("delivery-status")
+    async def status(event: Event, ctx: Context) -> None:
+        recorder.record("status", ctx.attempt)
+
+    @recorder.registry.on_any
+    async def flaky(event: Event, ctx: Context) -> None:
+        recorder.record("flaky", ctx.attempt)
+        if fail_times is None or ctx.attempt <= fail_times:
+            raise ValueError(f"boom on attempt {ctx.attempt}")
+
+    return delivered, status, flaky
+
+
+async def test_failing_handler_is_retried_and_the_others_run_once(
+    store: SqliteStore, settings: Settings, clock: Clock, recorder: Recorder
+) -> None:
+    """A retry re-runs only the handler that failed; the event's other handlers ran once."""
+    delivered, status, flaky = three_handlers(recorder, fail_times=1)
+    worker = make_worker(store, recorder.registry, settings, clock)
+    event_id = await add(store)
+
+    assert await worker.drain() == 1
+    assert await event_row(store, event_id) == (
+        PENDING,
+        1,
+        NOW + 0.5,
+        f"{handler_name(flaky)}: ValueError: boom on attempt 1",
+        None,
+    )
+    assert await worker.drain() == 0, "not due before its backoff"
+
+    clock.advance(0.5)
+    assert await worker.drain() == 1
+
+    assert recorder.seen("delivered") == [1]
+    assert recorder.seen("status") == [1]
+    assert recorder.seen("flaky") == [1, 2]
+    assert (await event_row(store, event_id))[:2] == (DONE, 2)
+    assert await runs(store, event_id) == {
+        handler_name(delivered): (DONE, 1),
+        handler_name(status): (DONE, 1),
+        handler_name(flaky): (DONE, 2),
+    }
+
+
+async def test_handler_is_dead_lettered_after_max_attempts(
+    store: SqliteStore, settings: Settings, clock: Clock, recorder: Recorder
+) -> None:
+    """After `max_attempts` failures the event is dead, keeps the error; good handlers ran once."""
+    delivered, status, flaky = three_handlers(recorder, fail_times=None)
+    metrics = Metrics()
+    worker = make_worker(store, recorder.registry, settings, clock, metrics=metrics)
+    event_id = await add(store)
+
+    for _ in range(settings.max_attempts):
+        assert await worker.drain() == 1
+        clock.advance(1_000)
+    assert await worker.drain() == 0, "a dead event is never claimed again"
+
+    state, attempts, _, last_error, owner = await event_row(store, event_id)
+    assert (state, attempts, owner) == (DEAD, 3, None)
+    assert last_error == f"{handler_name(flaky)}: ValueError: boom on attempt 3"
+    assert recorder.seen("flaky") == [1, 2, 3]
+    assert recorder.seen("delivered") == [1]
+    assert recorder.seen("status") == [1]
+    assert await runs(store, event_id) == {
+        handler_name(delivered): (DONE, 1),
+        handler_name(status): (DONE, 1),
+        handler_name(flaky): (DEAD, 3),
+    }
+    assert metrics.registry.get_sample_value("receiver_dead_letters_total") == 1
+
+
+async def test_backoff_grows_between_attempts_up_to_the_cap(
+    tmp_path: Path, clock: Clock, recorder: Recorder
+) -> None:
+    """Each failure pushes run_after further (1 s doubling, halved by zero jitter), capped."""
+    settings = make_settings(
+        tmp_path, retry_base_seconds=1.0, retry_max_seconds=4.0, max_attempts=6
+    )
+    store = SqliteStore(settings.database_url)
+    await store.open()
+    try:
+
+        @recorder.registry.on("delivery-status")
+        async def always(event: Event, ctx: Context) -> None:
+            raise RuntimeError("down")
+
+        worker = make_worker(store, recorder.registry, settings, clock)
+        event_id = await add(store)
+        waits = []
+        for _ in range(5):
+            assert await worker.drain() == 1
+            run_after = (await event_row(store, event_id))[2]
+            waits.append(run_after - clock.now)
+            clock.now = run_after
+        assert waits == [0.5, 1.0, 2.0, 2.0, 2.0]
+        assert await worker.drain() == 1
+        assert (await event_row(store, event_id))[0] == DEAD
+    finally:
+        await store.close()
+
+
+def test_backoff_is_exponential_capped_and_jittered(tmp_path: Path) -> None:
+    """`backoff` doubles from the base, stops at the cap, and jitter keeps it in [d/2, d]."""
+    settings = make_settings(tmp_path, retry_base_seconds=2.0, retry_max_seconds=60.0)
+    full = [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+
+    assert [backoff(n, settings, lambda: 1.0) for n in range(1, 8)] == full
+    assert [backoff(n, settings, lambda: 0.0) for n in range(1, 8)] == [d / 2 for d in full]
+    assert backoff(3, settings, lambda: 0.5) == 6.0
+    rng = random.Random(7)
+    for attempt in range(1, 12):
+        delay = min(60.0, 2.0 * 2 ** (attempt - 1))
+        for _ in range(50):
+            assert delay / 2 <= backoff(attempt, settings, rng.random) <= delay
+
+
+async def test_retry_later_schedules_its_own_delay(
+    store: SqliteStore, settings: Settings, clock: Clock, recorder: Recorder
+) -> None:
+    """A handler raising `RetryLater(delay=30)` is due again exactly 30 s later."""
+
+    @recorder.registry.on("delivery-status")
+    async def later(event: Event, ctx: Context) -> None:
+        recorder.record("later", ctx.attempt)
+        if ctx.attempt == 1:
+            raise RetryLater(delay=30, reason="MTA rate limit")
+
+    worker = make_worker(store, recorder.registry, settings, clock)
+    event_id = await add(store)
+
+    assert await worker.drain() == 1
+    state, _, run_after, last_error, _ = await event_row(store, event_id)
+    assert (state, run_after) == (PENDING, NOW + 30)
+    assert "RetryLater: MTA rate limit (in 30s)" in last_error
+
+    clock.advance(29.9)
+    assert await worker.drain() == 0
+    clock.advance(0.1)
+    assert await worker.drain() == 1
+    assert recorder.seen("later") == [1, 2]
+    assert (await event_row(store, event_id))[0] == DONE
+
+
+async def test_on_error_handlers_see_the_failure_and_cannot_break_dispatch(
+    store: SqliteStore, settings: Settings, clock: Clock, recorder: Recorder
+) -> None:
+    """Error handlers get (error, event, ctx); one that raises does not stop the rest."""
+    boom = KeyError("missing")
+
+    @recorder.registry.on("delivery-status.delivered")
+    async def bad(event: Event, ctx: Context) -> None:
+        raise boom
+
+    @recorder.registry.on("delivery-status")
+    async def after(event: Event, ctx: Context) -> None:
+        recorder.record("after", event.id)
+
+    @recorder.registry.on_error
+    async def broken(error: BaseException, event: Event, ctx: Context) -> None:
+        recorder.record("broken", error)
+        raise RuntimeError("the error handler itself fails")
+
+    @recorder.registry.on_error
+    async def collect(error: BaseException, event: Event, ctx: Context) -> None:
+        recorder.record("collect", (error, event, ctx))
+
+    worker = make_worker(store, recorder.registry, settings, clock)
+    event_id = await add(store)
+
+    assert await worker.drain() == 1
+
+    assert recorder.seen("broken") == [boom]
+    [(error, event, ctx)] = recorder.seen("collect")
+    assert error is boom
+    assert (event.id, event.name, event.message_id) == (
+        event_id,
+        "delivery-status.delivered",
+        "912345",
+    )
+    assert (ctx.handler, ctx.attempt) == (handler_name(bad), 1)
+    assert recorder.seen("after") == [event_id]
+    assert (await event_row(store, event_id))[0] == PENDING, "scheduled for a retry, not lost"
+
+
+async def test_events_of_one_message_run_in_receipt_order(
+    store: SqliteStore, settings: Settings, clock: Clock, recorder: Recorder
+) -> None:
+    """Events 2 and 3 of a message wait while event 1 is retried; then all run in order."""
+
+    @recorder.registry.on("delivery-status")
+    async def ordered(event: Event, ctx: Context) -> None:
+        recorder.record("ordered", (event.status, ctx.attempt))
+        if event.status == QUEUED and ctx.attempt == 1:
+            raise ConnectionError("downstream hiccup")
+
+    worker = make_worker(store, recorder.registry, settings, clock)
+    ids = [await add(store, message_id=7, status=s) for s in (QUEUED, SENT, DELIVERED)]
+    other = await add(store, message_id=8, status=SENT)
+
+    assert await worker.drain() == 2
+    assert recorder.seen("ordered") == [(QUEUED, 1), (SENT, 1)], "message 8 is not held up"
+    assert [(await event_row(store, i))[0] for i in ids] == [PENDING] * 3
+
+    clock.advance(1_000)
+    assert await worker.drain() == 3
+    assert recorder.seen("ordered")[2:] == [(QUEUED, 2), (SENT, 1), (DELIVERED, 1)]
+    assert [(await event_row(store, i))[0] for i in [*ids, other]] == [DONE] * 4
+
+
+async def test_event_of_a_crashed_worker_is_picked_up_after_its_lease(
+    store: SqliteStore, settings: Settings, clock: Clock, recorder: Recorder
+) -> None:
+    """A lease taken by a worker that never completes expires; another worker then runs it."""
+
+    @recorder.registry.on("delivery-status")
+    async def handle(event: Event, ctx: Context) -> None:
+        recorder.record("handle", event.id)
+
+    event_id = await add(store)
+    crashed: list[Claimed] = await store.claim("A", 10, settings.lease_seconds, now=clock())
+    assert [c.id for c in crashed] == [event_id]
+
+    survivor = make_worker(store, recorder.registry, settings, clock, owner="B")
+    clock.advance(settings.lease_seconds - 1)
+    assert await survivor.drain() == 0
+    assert recorder.seen("handle") == []
+
+    clock.advance(2)
+    assert await survivor.drain() == 1
+    assert recorder.seen("handle") == [event_id]
+    assert (await event_row(store, event_id))[0::4] == (DONE, None)
+
+
+async def test_stop_lets_quick_work_finish_and_releases_blocked_work(
+    store: SqliteStore, settings: Settings, clock: Clock, recorder: Recorder
+) -> None:
+    """On stop, quick work finishes within the grace; blocked work is cancelled and released."""
+    go, never = asyncio.Event(), asyncio.Event()
+
+    @recorder.registry.on("delivery-status.queued")
+    async def quick(event: Event, ctx: Context) -> None:
+        recorder.record("quick", "started")
+        await go.wait()
+        recorder.record("quick", "finished")
+
+    @recorder.registry.on("delivery-status.sent")
+    async def blocked(event: Event, ctx: Context) -> None:
+        recorder.record("blocked", "started")
+        try:
+            await never.wait()
+        except asyncio.CancelledError:
+            recorder.record("blocked", "cancelled")
+            raise
+
+    quick_id = await add(store, message_id=1, status=QUEUED)
+    blocked_id = await add(store, message_id=2, status=SENT)
+    worker = make_worker(store, recorder.registry, settings, clock)
+    running_worker = asyncio.create_task(worker.run())
+    await eventually(lambda: recorder.seen("quick") and recorder.seen("blocked"))
+
+    stopping = asyncio.create_task(worker.stop(grace=1.0))
+    await asyncio.sleep(0)  # stop() has begun waiting on the work in flight
+    go.set()
+    await stopping
+    await running_worker
+
+    assert recorder.seen("quick") == ["started", "finished"]
+    assert recorder.seen("blocked") == ["started", "cancelled"]
+    assert (await event_row(store, quick_id))[0] == DONE
+    assert await event_row(store, blocked_id) == (PENDING, 0, T0, None, None)
+    [reclaimed] = await store.claim("other", 10, settings.lease_seconds, now=clock())
+    assert reclaimed.id == blocked_id
+
+
+class GatedStore:
+    """A store whose first `claim` waits for the test to open the gate."""
+
+    def __init__(self, inner: SqliteStore) -> None:
+        self.inner = inner
+        self.entered = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def claim(self, *args: Any, **kwargs: Any) -> list[Claimed]:
+        self.entered.set()
+        await self.gate.wait()
+        return await self.inner.claim(*args, **kwargs)
+
+
+async def test_stop_during_a_claim_leaves_no_event_leased(
+    store: SqliteStore, settings: Settings, clock: Clock, recorder: Recorder
+) -> None:
+    """Events claimed while `stop()` runs are released (or finished), never left leased."""
+
+    unblock = asyncio.Event()
+
+    @recorder.registry.on("delivery-status")
+    async def slow(event: Event, ctx: Context) -> None:
+        recorder.record("slow", event.id)
+        await unblock.wait()
+
+    event_id = await add(store)
+    gated = GatedStore(store)
+    worker = make_worker(gated, recorder.registry, settings, clock)
+    running_worker = asyncio.create_task(worker.run())
+    try:
+        await gated.entered.wait()
+        stopping = asyncio.create_task(worker.stop(grace=5))
+        gated.gate.set()  # the claim returns while stop() is under way
+        await stopping
+        await running_worker
+
+        assert (await event_row(store, event_id))[4] is None, "still leased to a stopped worker"
+        assert len(await store.claim("other", 10, settings.lease_seconds, now=clock())) == 1
+    finally:
+        gated.gate.set()
+        unblock.set()
+        leftovers = asyncio.all_tasks() - {asyncio.current_task()}
+        if leftovers:
+            await asyncio.wait(leftovers, timeout=2)
+
+
+async def test_dead_event_keeps_its_error_when_the_last_run_succeeds(
+    store: SqliteStore, settings: Settings, clock: Clock
+) -> None:
+    """A dead-lettered event keeps a last_error even if its final run had no failure."""
+    before = Registry()
+    after = Registry()
+
+    @before.on("delivery-status")
+    @after.on("delivery-status")
+    async def broken(event: Event, ctx: Context) -> None:
+        raise ValueError("always")
+
+    @after.on("delivery-status")
+    async def added_in_a_redeploy(event: Event, ctx: Context) -> None:
+        if ctx.attempt == 1:
+            raise TimeoutError("first try")
+
+    event_id = await add(store)
+    old = make_worker(store, before, settings, clock)
+    for _ in range(settings.max_attempts - 1):
+        assert await old.drain() == 1
+        clock.advance(1_000)
+    new = make_worker(store, after, settings, clock)
+    assert await new.drain() == 1  # broken dies (attempt 3), the new handler fails once
+    clock.advance(1_000)
+    assert await new.drain() == 1  # the new handler succeeds: the event is dead
+
+    state, _, _, last_error, _ = await event_row(store, event_id)
+    assert state == DEAD
+    assert last_error is not None
+    assert "ValueError: always" in last_error
+
+
+async def test_handler_runs_are_counted_in_metrics(
+    store: SqliteStore, settings: Settings, clock: Clock, recorder: Recorder
+) -> None:
+    """`receiver_handler_runs_total` counts runs by handler and outcome."""
+    delivered, status, flaky = three_handlers(recorder, fail_times=None)
+    metrics = Metrics()
+    worker = make_worker(store, recorder.registry, settings, clock, metrics=metrics)
+    await add(store, message_id=1)
+    await add(store, message_id=2)
+
+    for _ in range(settings.max_attempts):
+        assert await worker.drain() == 2
+        clock.advance(1_000)
+
+    def count(handler: Any, outcome: str) -> float | None:
+        return metrics.registry.get_sample_value(
+            "receiver_handler_runs_total", {"handler": handler_name(handler), "outcome": outcome}
+        )
+
+    assert count(delivered, "done") == 2
+    assert count(status, "done") == 2
+    assert count(flaky, "failed") == 4
+    assert count(flaky, "dead") == 2
+    assert count(flaky, "done") is None
+    assert metrics.registry.get_sample_value("receiver_dead_letters_total") == 2
+
+
+def test_dead_letter_over_http_while_the_other_handlers_run_once(
+    tmp_path: Path, recorder: Recorder
+) -> None:
+    """End to end: a failing handler is retried then dead-lettered; two others complete once."""
+    settings = make_settings(tmp_path, max_attempts=3)
+    delivered, status, flaky = three_handlers(recorder, fail_times=None)
+
+    with running(settings, recorder.registry) as server:
+        answer = server.post(delivery(status=DELIVERED))
+        event_id = answer.json()["event_id"]
+        [(last_error, attempts)] = wait_for(
+            lambda: server.query(
+                "SELECT last_error, attempts FROM events WHERE id = ? AND state = 'dead'",
+                (event_id,),
+            )
+        )
+        handler_rows = server.query(
+            "SELECT handler, state, attempts FROM handler_runs WHERE event_id = ? ORDER BY 1",
+            (event_id,),
+        )
+
+    assert answer.status_code == 200
+    assert (attempts, last_error) == (3, f"{handler_name(flaky)}: ValueError: boom on attempt 3")
+    assert recorder.seen("flaky") == [1, 2, 3]
+    assert recorder.seen("delivered") == [1]
+    assert recorder.seen("status") == [1]
+    assert sorted(handler_rows) == sorted(
+        [
+            (handler_name(delivered), DONE, 1),
+            (handler_name(status), DONE, 1),
+            (handler_name(flaky), DEAD, 3),
+        ]
+    )
