@@ -59,7 +59,25 @@ class Event:
     id: int | None = None
 
 
-def dedup_key(event: Event, body: bytes) -> str:
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What intake needs of a payload before answering: who, which message, which status.
+
+    `normalize` adds the rest (tags, text) for handlers; intake skips that work.
+    """
+
+    type: str
+    name: str
+    status: int | None
+    status_name: str | None
+    message_id: str | None
+    external_id: str | None
+    phone: str | None
+    sender_name: str | None
+    reply_id: str | None
+
+
+def dedup_key(event: Identity | Event, body: bytes) -> str:
     """Identity of an event: MTA resends whole histories, retries and duplicate registrations.
 
     delivery-status by (messageId, status, recipient); message-send by messageId;
@@ -78,12 +96,40 @@ def dedup_key(event: Event, body: bytes) -> str:
     return f"h:{event.type}:{hashlib.sha256(body).hexdigest()}"
 
 
+def identify(payload: Mapping[str, Any], hinted_type: str | None = None) -> Identity:
+    """The identifying fields of a parsed JSON object; never raises on odd fields."""
+    return _identify(_fields(payload), hinted_type)
+
+
 def normalize(
     payload: Mapping[str, Any], received_at: float, hinted_type: str | None = None
 ) -> Event:
     """Read a parsed JSON object into an `Event`; never raises on odd or missing fields."""
+    fields = _fields(payload)
+    ident = _identify(fields, hinted_type)
+    return Event(
+        type=ident.type,
+        name=ident.name,
+        received_at=received_at,
+        raw=payload,
+        status=ident.status,
+        status_name=ident.status_name,
+        message_id=ident.message_id,
+        external_id=ident.external_id,
+        phone=ident.phone,
+        tags=_tags(fields.get("tags")),
+        sender_name=ident.sender_name,
+        reply_id=ident.reply_id,
+        text=_first_text(fields, _TEXT_KEYS),
+    )
+
+
+def _fields(payload: Mapping[str, Any]) -> Mapping[str, Any]:
     inner = payload.get("data")
-    fields: Mapping[str, Any] = {**payload, **inner} if isinstance(inner, Mapping) else payload
+    return {**payload, **inner} if isinstance(inner, Mapping) else payload
+
+
+def _identify(fields: Mapping[str, Any], hinted_type: str | None) -> Identity:
     kind = (
         event_type(hinted_type)
         or event_type(fields.get("type"))
@@ -96,20 +142,16 @@ def normalize(
     if kind == DELIVERY_STATUS:
         status_name = STATUS_NAMES.get(status, UNKNOWN) if status is not None else UNKNOWN
         name = f"{kind}.{status_name}"
-    return Event(
+    return Identity(
         type=kind,
         name=name,
-        received_at=received_at,
-        raw=payload,
         status=status,
         status_name=status_name,
         message_id=_ident(fields.get("messageId")),
         external_id=_text(fields.get("externalId")),
         phone=_first_text(fields, _PHONE_KEYS),
-        tags=_tags(fields.get("tags")),
         sender_name=_text(fields.get("senderName")),
         reply_id=_ident(fields.get("replyId")),
-        text=_first_text(fields, _TEXT_KEYS),
     )
 
 
@@ -117,7 +159,8 @@ def event_type(value: object) -> str | None:
     """Our name for an MTA event type spelling, or None when it is not one we know."""
     if not isinstance(value, str):
         return None
-    return _TYPE_ALIASES.get(value.strip().lower().replace("_", "-"))
+    known = _TYPE_ALIASES.get(value)
+    return known or _TYPE_ALIASES.get(value.strip().lower().replace("_", "-"))
 
 
 def _infer_type(fields: Mapping[str, Any]) -> str:
@@ -175,8 +218,9 @@ def _clean(value: str) -> str:
 
 def _first_text(fields: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
     for key in keys:
-        if (value := _text(fields.get(key))) is not None:
-            return value
+        value = fields.get(key)
+        if isinstance(value, str) and value:
+            return _clean(value)
     return None
 
 

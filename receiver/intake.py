@@ -8,8 +8,8 @@ into the server: every outcome maps to a status in `STATUS`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 from starlette.types import Receive, Scope, Send
 
 from .errors import PayloadError, StoreError, VerificationError
-from .events import UNKNOWN, dedup_key, event_type, normalize
+from .events import UNKNOWN, dedup_key, event_type, identify
 from .logs import redact_phone
 from .metrics import Metrics
 from .payload import parse
@@ -61,6 +61,7 @@ class Intake:
         self.redact = settings.redact
         self.on_accepted = on_accepted
         self.clock = clock
+        self._received = functools.cache(self.metrics.received.labels)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
@@ -117,7 +118,7 @@ class Intake:
                 state=QUARANTINED,
                 error=exc.reason,
             )
-        event = normalize(payload, received_at, hinted)
+        event = identify(payload, hinted)
         return Incoming(
             dedup_key=dedup_key(event, body),
             type=event.type,
@@ -146,7 +147,7 @@ class Intake:
             self.metrics.duplicates.labels(incoming.type).inc()
             await _answer(send, "duplicate", event_id=result.event_id)
         else:
-            self.metrics.received.labels(incoming.type).inc()
+            self._received(incoming.type).inc()
             self.on_accepted()
             await _answer(send, "accepted", event_id=result.event_id)
             if log.isEnabledFor(logging.DEBUG):
@@ -194,6 +195,8 @@ async def _read(receive: Receive, limit: int) -> bytes | None:
 def _hinted_type(query: bytes) -> str | None:
     if not query:
         return None
+    if query.startswith(b"event=") and b"&" not in query and b"%" not in query:
+        return event_type(query[6:].decode("latin-1"))  # the URL we told operators to use
     values = parse_qs(query.decode("latin-1")).get("event")
     return event_type(values[0]) if values else None
 
@@ -212,13 +215,12 @@ async def _answer(
     extra: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     status = STATUS[outcome]
-    payload: dict[str, object] = {"status": outcome} if status < 400 else {"error": outcome}
-    if event_id is not None:
-        payload["event_id"] = event_id
-    body = json.dumps(payload).encode()
+    key = b'{"status": "' if status < 400 else b'{"error": "'
+    body = key + outcome.encode()
+    body += b'"}' if event_id is None else b'", "event_id": %d}' % event_id
     headers = [
         (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
+        (b"content-length", b"%d" % len(body)),
         *(extra or []),
     ]
     if close:

@@ -45,10 +45,12 @@ class Verifier:
             raise VerificationError("missing_signature")
         if len(signature) != _SIGNATURE_LENGTH or not _HEX.issuperset(signature):
             raise VerificationError("malformed_signature")
+        claimed = bytes.fromhex(signature.decode("ascii"))
         matched = -1
         for index, key in enumerate(self._keys):
-            expected = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
-            if hmac.compare_digest(expected, signature) and matched < 0:
+            # hmac.digest: the one-shot C path, several times faster than hmac.new().
+            expected = hmac.digest(key, body, "sha256")
+            if hmac.compare_digest(expected, claimed) and matched < 0:
                 matched = index
         if matched < 0:
             raise VerificationError("bad_signature")

@@ -6,13 +6,36 @@ differ the adapter keeps its own constant.
 
 from __future__ import annotations
 
-INSERT_EVENT = """
-INSERT INTO events (dedup_key, type, name, message_id, status, external_id, phone,
-                    received_at, secret_index, body, state, run_after, last_error)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (dedup_key) DO UPDATE SET duplicates = events.duplicates + 1
-RETURNING id, duplicates
-"""
+EVENT_COLUMNS = (
+    "dedup_key, type, name, message_id, status, external_id, phone, received_at,"
+    " secret_index, body, state, run_after, last_error"
+)
+_EVENT_ROW = "(" + ", ".join("?" * len(EVENT_COLUMNS.split(","))) + ")"
+
+
+def insert_events(rows: int, returning: bool = True) -> str:
+    """Insert ``rows`` events at once; a repeated dedup_key counts a duplicate instead.
+
+    RETURNING gives one row per input row, new or duplicate (``duplicates > 0``).
+    """
+    return (
+        f"INSERT INTO events ({EVENT_COLUMNS}) VALUES {', '.join([_EVENT_ROW] * rows)}"
+        " ON CONFLICT (dedup_key) DO UPDATE SET duplicates = events.duplicates + 1"
+        + (" RETURNING dedup_key, id, duplicates" if returning else "")
+    )
+
+
+def event_ids(keys: int) -> str:
+    """The ids of ``keys`` dedup keys, as one JSON row: ``[[key, id], ...]``."""
+    marks = ", ".join("?" * keys)
+    return (
+        "SELECT json_group_array(json_array(dedup_key, id)) FROM events"
+        f" WHERE dedup_key IN ({marks})"
+    )
+
+
+LAST_EVENT_ID = "SELECT COALESCE(MAX(id), 0) FROM events"
+
 
 # Forward-only: a status replaces the current one only when it ranks higher
 # (receiver/statuses.py); identity fields fill in where they were unknown.

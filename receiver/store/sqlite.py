@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import time
@@ -22,7 +23,7 @@ from .records import (
     IngestResult,
     MessageState,
 )
-from .writer import Writer, connect
+from .writer import Batch, Writer, connect
 
 log = logging.getLogger("receiver.store")
 
@@ -70,7 +71,7 @@ class SqliteStore:
 
     async def ingest(self, incoming: Incoming) -> IngestResult:
         """Commit an authentic webhook, or count it as a duplicate of the row it repeats."""
-        return await self._writer.run(lambda conn: _ingest(conn, incoming))
+        return await self._writer.submit(INGEST, incoming)
 
     async def claim(
         self, owner: str, limit: int, lease_seconds: float, now: float | None = None
@@ -124,10 +125,46 @@ class SqliteStore:
         return await self._writer.run(lambda conn: conn.execute(query, tuple(params)).rowcount)
 
 
-def _ingest(conn: sqlite3.Connection, item: Incoming) -> IngestResult:
-    event_id, duplicates = conn.execute(
-        sql.INSERT_EVENT,
+# Fixed statement sizes: a batch is cut into these, so only a few statements are ever
+# prepared (and cached) however the batches vary.
+_CHUNKS = (128, 32, 8, 1)
+
+
+def _ingest_many(conn: sqlite3.Connection, items: list[Incoming]) -> list[IngestResult]:
+    results: list[IngestResult] = []
+    start = 0
+    while start < len(items):
+        size = next(c for c in _CHUNKS if c <= len(items) - start)
+        results += _ingest_chunk(conn, items[start : start + size])
+        start += size
+    states = [
         (
+            item.message_id,
+            item.status,
+            item.status_rank,
+            item.received_at if item.status is not None else None,
+            item.received_at,
+            item.phone,
+            item.external_id,
+            item.sender_name,
+        )
+        for item, result in zip(items, results, strict=True)
+        if not result.duplicate and item.message_id is not None and item.state == PENDING
+    ]
+    if states:
+        conn.executemany(sql.UPSERT_MESSAGE, states)
+    return results
+
+
+def _ingest_chunk(conn: sqlite3.Connection, items: list[Incoming]) -> list[IngestResult]:
+    # A fixed handful of statements whatever the chunk holds: every row stepped through
+    # Python hands the GIL to the event loop and back, which costs more than the insert
+    # (bench/ingest.py). So no RETURNING: ids come back as one JSON row, and an id above
+    # the largest one before the insert (AUTOINCREMENT never reuses ids) is a new event.
+    (before,) = conn.execute(sql.LAST_EVENT_ID).fetchone()
+    params: list[Any] = []
+    for item in items:
+        params += (
             item.dedup_key,
             item.type,
             item.name,
@@ -141,24 +178,21 @@ def _ingest(conn: sqlite3.Connection, item: Incoming) -> IngestResult:
             item.state,
             item.received_at,
             item.error,
-        ),
-    ).fetchone()
-    duplicate = duplicates > 0
-    if not duplicate and item.message_id is not None and item.state == PENDING:
-        conn.execute(
-            sql.UPSERT_MESSAGE,
-            (
-                item.message_id,
-                item.status,
-                item.status_rank,
-                item.received_at if item.status is not None else None,
-                item.received_at,
-                item.phone,
-                item.external_id,
-                item.sender_name,
-            ),
         )
-    return IngestResult(event_id, duplicate)
+    conn.execute(sql.insert_events(len(items), returning=False), params)
+    keys = [item.dedup_key for item in items]  # repeats are harmless in IN (...)
+    (found,) = conn.execute(sql.event_ids(len(keys)), keys).fetchone()
+    ids = dict(json.loads(found))
+    results = []
+    seen: set[str] = set()
+    for key in keys:
+        event_id = ids[key]
+        results.append(IngestResult(event_id, event_id <= before or key in seen))
+        seen.add(key)
+    return results
+
+
+INGEST = Batch("ingest", _ingest_many)
 
 
 def _claim(

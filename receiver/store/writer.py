@@ -1,11 +1,18 @@
 """One thread owns SQLite's write connection and group-commits everyone's work.
 
 Why: several coroutines sharing one connection let one request's rollback erase another
-request's already-acknowledged row (measured; see issue #2). Here every write is a *job*,
-a function of the connection run inside one ``BEGIN IMMEDIATE ... COMMIT`` together with
-whatever else queued meanwhile; each job has its own savepoint, so a failing job rolls back
-only itself. A job's future resolves only after COMMIT returned, i.e. after the fsync of
-``synchronous=FULL``: a 200 answered on that result is durable.
+request's already-acknowledged row (measured; see issue #2). Here every write is a *job*
+run inside one ``BEGIN IMMEDIATE ... COMMIT`` together with whatever else queued
+meanwhile, each in its own savepoint, so a failing job rolls back only itself. A job's
+future resolves only after COMMIT returned, i.e. after the fsync of ``synchronous=FULL``:
+a 200 answered on that result is durable.
+
+*Batched* jobs (`Writer.submit`) go further: the items of one kind queued together run as
+one call (a handful of statements for any number of webhook inserts). If that call fails,
+each item runs alone, so one bad item still fails only itself.
+
+Why a thread and not the event loop's own thread: the commit's fsync then overlaps with
+the loop's work (measured: committing inline on the loop was ~20% slower at saturation).
 """
 
 from __future__ import annotations
@@ -16,18 +23,38 @@ import logging
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from ..errors import StoreError, StoreUnavailable
 
 T = TypeVar("T")
-Job = Callable[[sqlite3.Connection], Any]
-_Item = tuple[Job, asyncio.Future[Any], asyncio.AbstractEventLoop]
+I = TypeVar("I")  # noqa: E741 - the item type of a batch
 
 log = logging.getLogger("receiver.store")
-_STOP = object()
 BATCH_MAX = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Batch(Generic[I, T]):
+    """A kind of batched job: ``run(conn, items)`` returns one result per item, in order."""
+
+    name: str
+    run: Callable[[sqlite3.Connection, list[I]], list[T]]
+
+
+@dataclass(slots=True)
+class _Item:
+    job: Callable[[sqlite3.Connection], Any] | None
+    batch: Batch[Any, Any] | None
+    payload: Any
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+_Outcome = tuple[_Item, Any, Exception | None]
+_STOP = object()
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -69,11 +96,23 @@ class Writer:
 
     async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``job`` in the next transaction; return once it is committed."""
+        return await self._enqueue(job, None, None)  # type: ignore[no-any-return]
+
+    async def submit(self, batch: Batch[I, T], item: I) -> T:
+        """Run ``item`` with the other items of ``batch`` queued meanwhile; once committed."""
+        return await self._enqueue(None, batch, item)  # type: ignore[no-any-return]
+
+    async def _enqueue(
+        self,
+        job: Callable[[sqlite3.Connection], Any] | None,
+        batch: Batch[Any, Any] | None,
+        payload: Any,
+    ) -> Any:
         if self._thread is None:
             raise StoreUnavailable("the store is closed")
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((job, future, loop))
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put(_Item(job, batch, payload, future, loop))
         return await future
 
     def _run(self) -> None:
@@ -89,9 +128,9 @@ class Writer:
                 first = self._queue.get()
                 if first is _STOP:
                     return
-                batch: list[_Item] = [first]  # type: ignore[list-item]
+                items: list[_Item] = [first]  # type: ignore[list-item]
                 stop = False
-                while len(batch) < BATCH_MAX:
+                while len(items) < BATCH_MAX:
                     try:
                         item = self._queue.get_nowait()
                     except queue.Empty:
@@ -99,52 +138,98 @@ class Writer:
                     if item is _STOP:
                         stop = True
                         break
-                    batch.append(item)  # type: ignore[arg-type]
-                self._commit(conn, batch)
+                    items.append(item)  # type: ignore[arg-type]
+                self._commit(conn, items)
                 if stop:
                     return
         finally:
             conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Item]) -> None:
-        outcomes: list[tuple[asyncio.Future[Any], asyncio.AbstractEventLoop, Any, Any]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for job, future, loop in batch:
-                conn.execute("SAVEPOINT job")
-                try:
-                    result = job(conn)
-                except Exception as exc:
-                    conn.execute("ROLLBACK TO job")
-                    outcomes.append((future, loop, None, _translate(exc)))
-                else:
-                    outcomes.append((future, loop, result, None))
-                conn.execute("RELEASE job")
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            log.error("store commit failed: %s", exc)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            error = StoreUnavailable(f"commit failed: {exc}")
-            outcomes = [(future, loop, None, error) for _, future, loop in batch]
+    def _commit(self, conn: sqlite3.Connection, items: list[_Item]) -> None:
+        outcomes = commit(conn, items)
         self.commits += 1
-        self.jobs += len(batch)
-        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        self.jobs += len(items)
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
         for outcome in outcomes:
-            by_loop.setdefault(outcome[1], []).append(outcome)
-        for loop, items in by_loop.items():
+            by_loop.setdefault(outcome[0].loop, []).append(outcome)
+        for loop, done in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_resolve, items)
+                loop.call_soon_threadsafe(_resolve, done)
 
 
-def _resolve(items: list[tuple[asyncio.Future[Any], Any, Any, Any]]) -> None:
-    for future, _, result, error in items:
-        if future.done():
+def commit(conn: sqlite3.Connection, items: list[_Item]) -> list[_Outcome]:
+    """Run ``items`` in one transaction: plain jobs each in a savepoint, batches together."""
+    outcomes: list[_Outcome] = []
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        groups: dict[str, list[_Item]] = {}
+        for item in items:
+            if item.batch is None:
+                outcomes.append(_isolated(conn, item, item.job))
+            else:
+                groups.setdefault(item.batch.name, []).append(item)
+        for group in groups.values():
+            outcomes += _run_batch(conn, group)
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        log.error("store commit failed: %s", exc)
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        error = StoreUnavailable(f"commit failed: {exc}")
+        outcomes = [(item, None, error) for item in items]
+    return outcomes
+
+
+def _isolated(
+    conn: sqlite3.Connection, item: _Item, job: Callable[[sqlite3.Connection], Any] | None
+) -> _Outcome:
+    """Run one job in its own savepoint."""
+    assert job is not None
+    conn.execute("SAVEPOINT job")
+    try:
+        result = job(conn)
+    except Exception as exc:
+        conn.execute("ROLLBACK TO job")
+        conn.execute("RELEASE job")
+        return (item, None, _translate(exc))
+    conn.execute("RELEASE job")
+    return (item, result, None)
+
+
+def _run_batch(conn: sqlite3.Connection, group: list[_Item]) -> list[_Outcome]:
+    batch = group[0].batch
+    assert batch is not None
+    conn.execute("SAVEPOINT batch")
+    try:
+        results = batch.run(conn, [item.payload for item in group])
+    except Exception as exc:
+        conn.execute("ROLLBACK TO batch")
+        conn.execute("RELEASE batch")
+        if len(group) == 1:
+            return [(group[0], None, _translate(exc))]
+        log.warning(
+            "batch %s of %d failed (%s); running its items one by one", batch.name, len(group), exc
+        )
+        return [_isolated(conn, item, _single(batch, item.payload)) for item in group]
+    conn.execute("RELEASE batch")
+    return list(zip(group, results, [None] * len(group), strict=True))
+
+
+def _single(batch: Batch[Any, Any], payload: Any) -> Callable[[sqlite3.Connection], Any]:
+    def job(conn: sqlite3.Connection) -> Any:
+        return batch.run(conn, [payload])[0]
+
+    return job
+
+
+def _resolve(done: Sequence[_Outcome]) -> None:
+    for item, result, error in done:
+        if item.future.done():
             continue
         if error is not None:
-            future.set_exception(error)
+            item.future.set_exception(error)
         else:
-            future.set_result(result)
+            item.future.set_result(result)
 
 
 def _translate(exc: Exception) -> Exception:
