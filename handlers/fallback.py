@@ -93,11 +93,10 @@ async def fallback(event: Event, ctx: Context) -> None:
     if event.status == STOPPED_NUMBER and event.phone:
         await resends.opt_out(event.phone, "status_11", now)
     if event.status == STATUS_DELIVERED:
-        if await resends.transition(
-            original, CANCELLED, from_=(SCHEDULED,), now=now, reason="delivered"
-        ):
+        outcome = await resends.original_delivered(original, now)
+        if outcome == CANCELLED:
             ctx.log.info("resend cancelled: the original was delivered (MTA's own fallback?)")
-        elif await resends.mark_double_delivery(original, now):
+        elif outcome == "double_delivery":
             ctx.log.warning("double delivery: the original arrived after its SMS resend")
         return
     if not settings.fallback_enabled or settings.mta_api_key is None:

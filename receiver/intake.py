@@ -214,15 +214,23 @@ async def _answer(
     close: bool = False,
     extra: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
+    """Answer with the status of ``outcome``.
+
+    Success answers have no body: the outcome and event id travel in headers, so uvicorn
+    writes the whole answer in one syscall instead of two (a fifth of the path's CPU on
+    this machine; MTA reads only the status). Refusals carry a small JSON body.
+    """
     status = STATUS[outcome]
-    key = b'{"status": "' if status < 400 else b'{"error": "'
-    body = key + outcome.encode()
-    body += b'"}' if event_id is None else b'", "event_id": %d}' % event_id
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", b"%d" % len(body)),
-        *(extra or []),
-    ]
+    headers = [(b"x-receiver-outcome", outcome.encode())]
+    if event_id is not None:
+        headers.append((b"x-receiver-event-id", b"%d" % event_id))
+    body = b""
+    if status >= 400:
+        body = b'{"error": "' + outcome.encode()
+        body += b'"}' if event_id is None else b'", "event_id": %d}' % event_id
+        headers.append((b"content-type", b"application/json"))
+    headers.append((b"content-length", b"%d" % len(body)))
+    headers += extra or ()
     if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -165,15 +165,24 @@ class Resends:
         )
         return changed > 0
 
-    async def mark_double_delivery(self, original_message_id: str, now: float) -> bool:
-        """The original was delivered after its resend went out: both reached the person."""
-        marks = ", ".join("?" * len(OUT))
-        changed = await self.store.execute(
-            "UPDATE resends SET double_delivery = 1, updated_at = ?"
-            f" WHERE original_message_id = ? AND double_delivery = 0 AND state IN ({marks})",
-            (now, original_message_id, *OUT),
+    async def original_delivered(self, original_message_id: str, now: float) -> str | None:
+        """The original was delivered: cancel its scheduled resend, or, when the resend
+        already went out, record a double delivery. One statement (this runs for every
+        DELIVERED webhook); returns ``cancelled``, ``double_delivery`` or None."""
+        out = ", ".join("?" * len(OUT))
+        rows = await self.store.fetch_write(
+            "UPDATE resends SET"
+            " state = CASE WHEN state = ? THEN ? ELSE state END,"
+            " reason = CASE WHEN state = ? THEN 'delivered' ELSE reason END,"
+            f" double_delivery = CASE WHEN state IN ({out}) THEN 1 ELSE double_delivery END,"
+            " updated_at = ?"
+            f" WHERE original_message_id = ? AND (state = ? OR (state IN ({out})"
+            " AND double_delivery = 0)) RETURNING state",
+            (SCHEDULED, CANCELLED, SCHEDULED, *OUT, now, original_message_id, SCHEDULED, *OUT),
         )
-        return changed > 0
+        if not rows:
+            return None
+        return CANCELLED if rows[0][0] == CANCELLED else "double_delivery"
 
     async def claim_due(self, owner: str, now: float, lease: float, limit: int) -> list[Resend]:
         """Lease due resends: scheduled ones, reconciling ones past their window, and

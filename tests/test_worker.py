@@ -502,7 +502,7 @@ def test_dead_letter_over_http_while_the_other_handlers_run_once(
 
     with running(settings, recorder.registry) as server:
         answer = server.post(delivery(status=DELIVERED))
-        event_id = answer.json()["event_id"]
+        event_id = int(answer.headers["x-receiver-event-id"])
         [(last_error, attempts)] = wait_for(
             lambda: server.query(
                 "SELECT last_error, attempts FROM events WHERE id = ? AND state = 'dead'",

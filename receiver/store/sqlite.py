@@ -63,6 +63,13 @@ class SqliteStore:
             await self._reader.close()
             self._reader = None
         self._writer.stop()
+        if self._writer.commits:
+            log.info(
+                "store closed: %d writes in %d transactions (%.1f per commit)",
+                self._writer.jobs,
+                self._writer.commits,
+                self._writer.jobs / self._writer.commits,
+            )
 
     @property
     def commits(self) -> int:
@@ -87,7 +94,8 @@ class SqliteStore:
     ) -> None:
         """Record handler runs and each event's next state; give the leases back."""
         now = time.time() if now is None else now
-        await self._writer.run(lambda conn: _complete(conn, owner, completions, now))
+        for done in completions:
+            await self._writer.submit(COMPLETE, (owner, done, now))
 
     async def renew(self, owner: str, until: float) -> None:
         """Extend every lease ``owner`` holds (the worker's heartbeat)."""
@@ -217,10 +225,10 @@ def _claim(
     return sorted(claimed, key=lambda c: c.id)
 
 
-def _complete(
-    conn: sqlite3.Connection, owner: str, completions: Sequence[Completion], now: float
-) -> None:
-    for done in completions:
+def _complete_many(
+    conn: sqlite3.Connection, items: list[tuple[str, Completion, float]]
+) -> list[None]:
+    for owner, done, now in items:
         finished = None if done.state == PENDING else now
         still_ours = conn.execute(
             sql.FINISH_EVENT,
@@ -235,6 +243,10 @@ def _complete(
             sql.UPSERT_RUN,
             [(done.event_id, r.handler, r.state, r.attempts, r.last_error, now) for r in done.runs],
         )
+    return [None] * len(items)
+
+
+COMPLETE = Batch("complete", _complete_many)
 
 
 def _migrate(conn: sqlite3.Connection) -> list[int]:

@@ -72,7 +72,10 @@ class Writer:
 
     def __init__(self, path: str) -> None:
         self._path = path
-        self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Item] | object] = queue.SimpleQueue()
+        # Items of the current loop iteration, handed to the thread together at its end:
+        # one wake-up and one transaction for everything the loop produced meanwhile.
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -112,8 +115,15 @@ class Writer:
             raise StoreUnavailable("the store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put(_Item(job, batch, payload, future, loop))
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(self._hand_over, loop)
+        pending.append(_Item(job, batch, payload, future, loop))
         return await future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._queue.put(self._pending.pop(loop))
 
     def _run(self) -> None:
         try:
@@ -126,19 +136,19 @@ class Writer:
         try:
             while True:
                 first = self._queue.get()
-                if first is _STOP:
+                if not isinstance(first, list):  # _STOP
                     return
-                items: list[_Item] = [first]  # type: ignore[list-item]
+                items: list[_Item] = list(first)
                 stop = False
                 while len(items) < BATCH_MAX:
                     try:
-                        item = self._queue.get_nowait()
+                        more = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                    if item is _STOP:
+                    if not isinstance(more, list):  # _STOP
                         stop = True
                         break
-                    items.append(item)  # type: ignore[arg-type]
+                    items += more
                 self._commit(conn, items)
                 if stop:
                     return
