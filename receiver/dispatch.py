@@ -5,10 +5,10 @@ Knows nothing of HTTP; the worker feeds it leased events and records its `Comple
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from .context import Context
 from .errors import PayloadError, RetryLater
@@ -46,6 +46,8 @@ class Dispatcher:
         self.store = store
         self.settings = settings
         self.metrics = metrics
+        self._runs = functools.cache(metrics.handler_runs.labels)
+        self._seconds = functools.cache(metrics.handler_seconds.labels)
         self.clock = clock
         self.jitter = jitter
 
@@ -66,10 +68,10 @@ class Dispatcher:
             try:
                 await handler(event, ctx)
             except Exception as exc:
-                self.metrics.handler_seconds.labels(name).observe(time.perf_counter() - started)
+                self._seconds(name).observe(time.perf_counter() - started)
                 last_error = f"{name}: {type(exc).__name__}: {exc}"
                 dead = attempt >= self.settings.max_attempts
-                self.metrics.handler_runs.labels(name, "dead" if dead else "failed").inc()
+                self._runs(name, "dead" if dead else "failed").inc()
                 runs.append(HandlerRun(name, DEAD if dead else FAILED, attempt, last_error))
                 if not dead:
                     delays.append(
@@ -91,8 +93,8 @@ class Dispatcher:
             else:
                 runs.append(HandlerRun(name, DONE, attempt))
                 elapsed = time.perf_counter() - started
-                self.metrics.handler_seconds.labels(name).observe(elapsed)
-                self.metrics.handler_runs.labels(name, "done").inc()
+                self._seconds(name).observe(elapsed)
+                self._runs(name, "done").inc()
                 event_log.debug("handler %s done in %.1f ms", name, elapsed * 1e3)
         now = self.clock()
         if delays:
@@ -120,5 +122,4 @@ def _event(claimed: Claimed) -> Event:
         payload = parse(claimed.body)
     except PayloadError:  # quarantined rows are never claimed; stay safe anyway
         payload = {}
-    event = normalize(payload, claimed.received_at, hinted_type=claimed.type)
-    return replace(event, id=claimed.id)
+    return normalize(payload, claimed.received_at, hinted_type=claimed.type, event_id=claimed.id)

@@ -102,7 +102,10 @@ def identify(payload: Mapping[str, Any], hinted_type: str | None = None) -> Iden
 
 
 def normalize(
-    payload: Mapping[str, Any], received_at: float, hinted_type: str | None = None
+    payload: Mapping[str, Any],
+    received_at: float,
+    hinted_type: str | None = None,
+    event_id: int | None = None,
 ) -> Event:
     """Read a parsed JSON object into an `Event`; never raises on odd or missing fields."""
     fields = _fields(payload)
@@ -121,6 +124,7 @@ def normalize(
         sender_name=ident.sender_name,
         reply_id=ident.reply_id,
         text=_first_text(fields, _TEXT_KEYS),
+        id=event_id,
     )
 
 
