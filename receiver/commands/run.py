@@ -1,22 +1,36 @@
-"""What each ``mta-receiver`` command does (argument parsing is in `receiver.cli`)."""
+"""``serve`` and ``worker``: run the receiver."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import signal
+from typing import Any
 
-from .app import create_app
-from .logs import configure_logging
-from .settings import Settings
+from ..app import create_app
+from ..logs import configure_logging
+from ..settings import Settings
+
+
+def register(commands: Any) -> None:
+    """Add ``serve`` and ``worker``."""
+    serve_ = commands.add_parser("serve", help="run the HTTP app and the in-process worker")
+    serve_.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve_.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    serve_.add_argument("--no-worker", action="store_true", help="accept webhooks only")
+    serve_.add_argument("--access-log", action="store_true", help="log every request")
+    serve_.set_defaults(func=serve)
+    worker_ = commands.add_parser(
+        "worker", help="run the worker (and the resend outbox) without HTTP"
+    )
+    worker_.set_defaults(func=worker)
 
 
 def serve(args: argparse.Namespace) -> int:
     """Run uvicorn with the receiver app, the worker and (with an MTA key) the outbox."""
     import uvicorn
 
-    from .protocol import deadline_protocol
+    from ..protocol import deadline_protocol
 
     settings = Settings.from_env(run_worker=not args.no_worker)
     configure_logging(settings)
@@ -51,41 +65,6 @@ def worker(args: argparse.Namespace) -> int:
             await stop.wait()
 
     asyncio.run(run())
-    return 0
-
-
-def send(args: argparse.Namespace) -> int:
-    """Send one message through MTA, record its text and route, print MTA's answer."""
-    from .metrics import Metrics
-    from .send import send_message
-    from .services import mta_client
-    from .store import create_store
-
-    settings = Settings.from_env()
-
-    async def run() -> dict[str, object]:
-        store = create_store(settings.database_url)
-        await store.open()
-        client = mta_client(settings, Metrics())
-        try:
-            result = await send_message(
-                client,
-                store,
-                to=args.to,
-                text=args.text,
-                sender_name=args.sender_name,
-                external_id=args.external_id,
-            )
-        finally:
-            await client.aclose()
-            await store.close()
-        return {
-            "messageId": result.message_id,
-            "totalSent": result.total_sent,
-            "requestId": result.request_id,
-        }
-
-    print(json.dumps(asyncio.run(run())))
     return 0
 
 
