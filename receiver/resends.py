@@ -134,6 +134,14 @@ class Resends:
         )
         return Resend.from_row(rows[0]) if rows else None
 
+    async def in_state(self, state: str, limit: int = 100) -> list[Resend]:
+        """Resends in one state, oldest failure first (operator listings)."""
+        rows = await self.store.fetch(
+            f"SELECT {_COLUMNS} FROM resends WHERE state = ? ORDER BY failed_at LIMIT ?",
+            (state, limit),
+        )
+        return [Resend.from_row(row) for row in rows]
+
     async def find_by_resend(
         self, external_id: str | None, message_id: str | None
     ) -> Resend | None:
