@@ -21,6 +21,7 @@ from .errors import PayloadError, StoreError, VerificationError
 from .events import UNKNOWN, dedup_key, event_type, identify
 from .logs import redact_phone
 from .metrics import Metrics
+from .netpolicy import AllowList
 from .payload import parse
 from .settings import Settings
 from .statuses import rank
@@ -37,6 +38,9 @@ STATUS = {
     "missing_signature": 401,
     "malformed_signature": 401,
     "bad_signature": 401,
+    # RECEIVER_WEBHOOK_ALLOW_NETWORKS is set and the client (after trusted proxy headers)
+    # is outside it; checked before anything is read.
+    "source_not_allowed": 403,
     "method_not_allowed": 405,
     "too_large": 413,  # refused before reading past the limit
     "store_unavailable": 503,  # not committed: MTA's retry may succeed
@@ -55,6 +59,7 @@ class Intake:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.verifier = Verifier(settings.webhook_secrets)
+        self.allow_list = AllowList.from_settings(settings.webhook_allow_networks)
         self.store = store
         self.metrics = metrics
         self.limit = settings.max_body_bytes
@@ -64,6 +69,9 @@ class Intake:
         self._received = functools.cache(self.metrics.received.labels)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.allow_list is not None and not self.allow_list.allows(_client(scope)):
+            await self._reject(scope, send, "source_not_allowed")
+            return
         if scope["method"] != "POST":
             await _answer(send, "method_not_allowed", extra=[(b"allow", b"POST")])
             return

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from . import netpolicy
 from .errors import ConfigError
 from .mta.ratelimit import Rate
 
@@ -79,6 +80,10 @@ class Settings:
     fallback_resend_unknown: bool = False
     fallback_imessage_tags: tuple[tuple[str, str], ...] = ()
     fallback_text_lookup: str | None = None
+    # Behind a reverse proxy (receiver/netpolicy.py): proxies whose X-Forwarded-* we believe,
+    # and the optional allow-list of webhook sources (empty: everyone).
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
+    webhook_allow_networks: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -114,6 +119,8 @@ class Settings:
             raise ConfigError("RECEIVER_SHUTDOWN_GRACE_SECONDS must be >= 0")
         if self.fallback_grace_seconds < 0 or self.fallback_reconcile_seconds <= 0:
             raise ConfigError("RECEIVER_FALLBACK_GRACE_SECONDS/RECONCILE_SECONDS must be >= 0")
+        netpolicy.check_forwarded_allow_ips(self.forwarded_allow_ips)
+        netpolicy.parse_networks(self.webhook_allow_networks, netpolicy.WEBHOOK_ALLOW_NETWORKS)
         if self.log_format not in ("auto", "json", "text"):
             raise ConfigError(
                 f"RECEIVER_LOG_FORMAT must be auto, json or text, got {self.log_format!r}"
@@ -180,6 +187,10 @@ class Settings:
             values["fallback_imessage_tags"] = _pairs(raw)
         if (raw := get("FALLBACK_TEXT_LOOKUP")) is not None:
             values["fallback_text_lookup"] = raw
+        if (raw := get("FORWARDED_ALLOW_IPS")) is not None:
+            values["forwarded_allow_ips"] = netpolicy.split(raw)
+        if (raw := get("WEBHOOK_ALLOW_NETWORKS")) is not None:
+            values["webhook_allow_networks"] = netpolicy.split(raw)
         values["extra"] = {k: v for k, v in env.items() if k.startswith("RECEIVER_")}
         values.update(overrides)
         return cls(**values)

@@ -30,6 +30,7 @@ def serve(args: argparse.Namespace) -> int:
     """Run uvicorn with the receiver app, the worker and (with an MTA key) the outbox."""
     import uvicorn
 
+    from ..netpolicy import uvicorn_forwarded_allow_ips
     from ..protocol import deadline_protocol
 
     settings = Settings.from_env(run_worker=not args.no_worker)
@@ -39,6 +40,9 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         http=deadline_protocol(settings.read_timeout),
+        # X-Forwarded-For/-Proto are believed from these peers only (receiver/netpolicy.py).
+        proxy_headers=True,
+        forwarded_allow_ips=uvicorn_forwarded_allow_ips(settings.forwarded_allow_ips),
         loop=_loop(),
         lifespan="on",
         log_config=None,
