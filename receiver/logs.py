@@ -93,3 +93,5 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
+    # httpx logs every request at INFO; the MTA client logs what matters itself.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))

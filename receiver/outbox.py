@@ -238,6 +238,10 @@ class Outbox:
             resend.original_message_id, state, from_=from_, now=self.clock(), **fields
         ):
             self.metrics.resends.labels(state).inc()
+            reason = fields.get("reason")
             log.info(
-                "resend of %s: %s %s", resend.original_message_id, state, fields.get("reason") or ""
+                "resend of %s: %s%s",
+                resend.original_message_id,
+                state,
+                f" ({reason})" if reason else "",
             )
