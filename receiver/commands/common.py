@@ -1,0 +1,105 @@
+"""Helpers the operator commands share: durations, output (table or JSON), the store.
+
+Not a command module (it is not listed in ``MODULES``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from ..errors import ConfigError
+from ..settings import Settings
+from ..store import Store, create_store
+
+T = TypeVar("T")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration(value: str) -> float:
+    """``90``, ``15m``, ``1h``, ``30d``, ``2w`` to seconds (an ``argparse`` type)."""
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"not a duration like 15m, 1h or 30d: {value!r}")
+    return float(match[1]) * _UNITS[match[2]]
+
+
+duration.__name__ = "duration"  # argparse names the type in its error message
+
+
+def add_json(parser: Any) -> None:
+    """The ``--json`` flag every reading command takes."""
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def timestamp(value: float | None) -> str:
+    """A UNIX time as ISO 8601 UTC, to the second (``-`` for None)."""
+    if value is None:
+        return "-"
+    return dt.datetime.fromtimestamp(value, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool) -> None:
+    """Rows as a JSON array, or as an aligned table of ``columns`` (``-`` for None)."""
+    if as_json:
+        print(json.dumps(list(rows), default=str))
+        return
+    if not rows:
+        print("(none)")
+        return
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def print_value(value: Any, as_json: bool) -> None:
+    """One mapping as JSON or as ``key: value`` lines."""
+    if as_json:
+        print(json.dumps(value, default=str))
+        return
+    for key, item in value.items():
+        print(f"{key}: {_cell(item)}")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return timestamp(value)
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a `ConfigError` becomes exit status 2 in the CLI."""
+    return Settings.from_env()
+
+
+def with_store(
+    settings: Settings, work: Callable[[Store], Awaitable[T]], *, migrate: bool = True
+) -> T:
+    """Open the configured store, run ``work(store)`` on a fresh event loop, close it."""
+
+    async def run() -> T:
+        store = create_store(settings.database_url)
+        await store.open(migrate=migrate)
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise a `ConfigError` (exit 2) when a command's arguments do not fit together."""
+    if not condition:
+        raise ConfigError(message)
