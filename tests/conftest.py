@@ -133,9 +133,11 @@ class Server:
 
 
 @contextlib.contextmanager
-def running(settings: Settings, registry: Registry | None = None) -> Iterator[Server]:
-    """Serve ``create_app(settings, registry)`` with uvicorn on a free loopback port."""
-    app = create_app(settings, registry if registry is not None else Registry())
+def running(
+    settings: Settings, registry: Registry | None = None, store: Any = None
+) -> Iterator[Server]:
+    """Serve ``create_app(settings, registry, store)`` with uvicorn on a free loopback port."""
+    app = create_app(settings, registry if registry is not None else Registry(), store=store)
     port = free_port()
     config = uvicorn.Config(
         app,

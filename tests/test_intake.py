@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import select
 import socket
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 
-from receiver import Registry, Settings, create_app, sign
+from receiver import Registry, Settings, sign
 from receiver.errors import StoreUnavailable
-from receiver.protocol import deadline_protocol
 from receiver.store import create_store
 
 from .conftest import (
@@ -28,10 +22,8 @@ from .conftest import (
     Server,
     delivery,
     encode,
-    free_port,
     make_settings,
     running,
-    wait_for,
 )
 
 LIMIT = 1024  # max_body_bytes of the size tests
@@ -118,36 +110,6 @@ def read_response(sock: socket.socket, within: float = 3) -> bytes:
         if not chunk:
             raise AssertionError(f"connection closed mid-response; got {data!r}")
         data += chunk
-
-
-@contextlib.contextmanager
-def serving(settings: Settings, store: Any) -> Iterator[Server]:
-    """Like conftest's `running`, but with ``store`` injected into `create_app`."""
-    app = create_app(settings, Registry(), store=store)
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        http=deadline_protocol(settings.read_timeout),
-        loop="asyncio",
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started or not thread.is_alive())
-    assert server.started, "the receiver did not start"
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=url, timeout=10) as client:
-            yield Server(url, app, client)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        assert not thread.is_alive(), "the receiver did not stop"
 
 
 class UnwritableHeartbeat:
@@ -496,7 +458,7 @@ def test_readyz_is_503_when_the_store_cannot_be_written(tmp_path: Path) -> None:
     """/readyz answers 503 when the store refuses the heartbeat write; /healthz stays 200."""
     settings = make_settings(tmp_path, run_worker=False)
     store = UnwritableHeartbeat(create_store(settings.database_url))
-    with serving(settings, store) as server:
+    with running(settings, Registry(), store) as server:
         ready = server.client.get("/readyz")
         health = server.client.get("/healthz")
     assert ready.status_code == 503
