@@ -53,7 +53,16 @@ def create_store(url: str) -> Store:
 
         return SqliteStore(url)
     if url.startswith(("postgresql:", "postgres:")):
-        raise ConfigError("the PostgreSQL store is not available in this version yet")
+        try:
+            from .postgres import PostgresStore
+        except ModuleNotFoundError as exc:
+            if exc.name != "asyncpg":
+                raise
+            raise ConfigError(
+                "RECEIVER_DATABASE_URL names PostgreSQL, but its driver is not installed:"
+                " pip install 'mta-receiver[postgres]' (the 'postgres' extra, asyncpg)"
+            ) from exc
+        return PostgresStore(url)
     raise ConfigError(f"unsupported RECEIVER_DATABASE_URL scheme: {url.split(':', 1)[0]!r}")
 
 

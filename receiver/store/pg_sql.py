@@ -1,0 +1,95 @@
+"""PostgreSQL's side of the SQL: ``?`` rewritten to ``$n``, the few statements where the
+dialects differ, and the driver's errors translated at the boundary.
+
+Everything else is the shared text of `receiver.store.sql` (and the ``?`` queries of
+`receiver.resends`), rewritten once per distinct query and cached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import re
+from collections.abc import Iterator
+
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+
+from ..errors import StoreError, StoreUnavailable
+from . import sql
+
+_MARK = re.compile(r"\?")
+
+
+@functools.lru_cache(maxsize=1024)
+def numbered(query: str) -> str:
+    """``?`` placeholders to asyncpg's ``$1, $2, ...``; string literals are left alone."""
+    counter = itertools.count(1)
+    parts = query.split("'")
+    # Even parts lie outside '...' literals ('' inside a literal splits into an empty
+    # even part, which holds no mark).
+    for i in range(0, len(parts), 2):
+        parts[i] = _MARK.sub(lambda _: f"${next(counter)}", parts[i])
+    return "'".join(parts)
+
+
+def rowcount(status: str) -> int:
+    """Rows a command changed, from asyncpg's status tag (``UPDATE 3``, ``INSERT 0 1``)."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+# One event per statement: each request commits its own transaction and PostgreSQL's
+# WAL writer groups concurrent commits into one flush (bench/ingest.py measures it).
+INGEST_EVENT = numbered(sql.insert_events(1))
+UPSERT_MESSAGE = numbered(sql.UPSERT_MESSAGE)
+
+# The shared claim, plus row locks: concurrent workers (any process) skip rows another
+# claim is locking instead of waiting and then leasing them twice. READ COMMITTED
+# re-checks a row that changed meanwhile (EvalPlanQual), so a lease committed by another
+# worker after our snapshot drops the row. Per-message order holds as on SQLite: a later
+# event stays blocked while an earlier one is pending, leased or not.
+LEASE = numbered(
+    sql.LEASE.format(claimable=sql.CLAIMABLE.rstrip() + "\nFOR UPDATE OF e SKIP LOCKED")
+)
+SELECT_RUNS = sql.SELECT_RUNS + " WHERE event_id = ANY($1::bigint[])"
+FINISH_EVENT = numbered(sql.FINISH_EVENT)
+UPSERT_RUN = numbered(sql.UPSERT_RUN)
+
+# schema_migrations as in receiver/store/migrate.py, with a double-precision timestamp
+# (PostgreSQL's REAL is 4 bytes: epoch seconds would lose minutes).
+CREATE_MIGRATIONS = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at DOUBLE PRECISION NOT NULL
+)
+"""
+RECORD_MIGRATION = "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)"
+# Session advisory lock held while migrating: replicas starting together queue on it,
+# and the first one applies what is missing. Any fixed 64-bit key; this spells "mtarecv".
+MIGRATION_LOCK = 0x6D7461726563760
+
+
+# Errors meaning "the database cannot be reached or written now": a 503 and a retry.
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.ReadOnlySQLTransactionError,
+)
+
+
+@contextlib.contextmanager
+def translated(what: str = "PostgreSQL") -> Iterator[None]:
+    """Driver errors become `StoreUnavailable` or `StoreError`; our own pass through."""
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise StoreError(f"{what}: {type(exc).__name__}: {exc}") from exc

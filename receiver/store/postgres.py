@@ -1,0 +1,236 @@
+"""The PostgreSQL store: several receivers, one database.
+
+Driver: asyncpg, through its connection pool. It speaks PostgreSQL's binary protocol,
+prepares and caches every statement per connection, and is the fastest of the async
+drivers on the one-row inserts the intake path does; its ``executemany`` and ``COPY``
+cover the batch paths.
+
+Each ingest is its own short transaction (event insert + message upsert): concurrent
+commits are grouped into one WAL flush by PostgreSQL itself, so there is no writer
+thread here. Claims lock rows with ``FOR UPDATE SKIP LOCKED`` so any number of worker
+processes share the work; leases expire, so a dead worker's events are taken over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+
+from ..errors import StoreUnavailable
+from . import pg_sql, sql
+from .migrate import migrations
+from .pg_sql import numbered, rowcount, translated
+from .records import (
+    PENDING,
+    Claimed,
+    Completion,
+    HandlerRun,
+    Incoming,
+    IngestResult,
+    MessageState,
+)
+
+log = logging.getLogger("receiver.store")
+
+POOL_MIN = 2
+# Per process. The worker runs up to RECEIVER_WORKER_CONCURRENCY handlers, which share
+# these connections with the intake path; a short wait for a connection is cheaper than
+# hundreds of idle backends when many replicas run.
+POOL_MAX = 10
+
+
+class PostgresStore:
+    """`Store` on a PostgreSQL database, shared by any number of receiver processes."""
+
+    dialect = "postgres"
+
+    def __init__(self, url: str, *, min_size: int = POOL_MIN, max_size: int = POOL_MAX) -> None:
+        self.url = url
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: Any = None
+
+    def __repr__(self) -> str:
+        return "PostgresStore(url=<hidden>)"  # the URL may hold a password
+
+    async def open(self, migrate: bool = True) -> None:
+        """Open the pool; bring the schema up to date under the migration lock."""
+        with translated("cannot connect to PostgreSQL"):
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=self._min_size, max_size=self._max_size
+            )
+        if migrate:
+            applied = await self.migrate()
+            if applied:
+                log.info("schema migrations applied: %s", applied)
+
+    async def close(self) -> None:
+        """Close the pool, waiting a little for connections in use."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), 10)
+            except TimeoutError:
+                pool.terminate()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Any]:
+        """A pooled asyncpg connection (for the shared send limiter)."""
+        if self._pool is None:
+            raise StoreUnavailable("the store is closed")
+        with translated():
+            async with self._pool.acquire() as conn:
+                yield conn
+
+    async def migrate(self) -> list[int]:
+        """Apply missing migrations, each in its own transaction; return their versions.
+
+        A session advisory lock serializes replicas that start together; the lock dies
+        with the session, so a replica killed mid-migration blocks nobody.
+        """
+        done: list[int] = []
+        async with self.connection() as conn:
+            await conn.execute("SELECT pg_advisory_lock($1)", pg_sql.MIGRATION_LOCK)
+            try:
+                await conn.execute(pg_sql.CREATE_MIGRATIONS)
+                rows = await conn.fetch("SELECT version FROM schema_migrations")
+                applied = {row[0] for row in rows}
+                for migration in migrations(self.dialect):
+                    if migration.version in applied:
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(migration.sql)
+                        await conn.execute(
+                            pg_sql.RECORD_MIGRATION, migration.version, migration.name, time.time()
+                        )
+                    done.append(migration.version)
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", pg_sql.MIGRATION_LOCK)
+        return done
+
+    async def ingest(self, incoming: Incoming) -> IngestResult:
+        """Commit an authentic webhook, or count it as a duplicate of the row it repeats."""
+        item = incoming
+        async with self.connection() as conn, conn.transaction():
+            _, event_id, duplicates = await conn.fetchrow(
+                pg_sql.INGEST_EVENT,
+                item.dedup_key,
+                item.type,
+                item.name,
+                item.message_id,
+                item.status,
+                item.external_id,
+                item.phone,
+                item.received_at,
+                item.secret_index,
+                item.body,
+                item.state,
+                item.received_at,
+                item.error,
+            )
+            if not duplicates and item.message_id is not None and item.state == PENDING:
+                await conn.execute(
+                    pg_sql.UPSERT_MESSAGE,
+                    item.message_id,
+                    item.status,
+                    item.status_rank,
+                    item.received_at if item.status is not None else None,
+                    item.received_at,
+                    item.phone,
+                    item.external_id,
+                    item.sender_name,
+                )
+        return IngestResult(event_id, duplicates > 0)
+
+    async def claim(
+        self, owner: str, limit: int, lease_seconds: float, now: float | None = None
+    ) -> list[Claimed]:
+        """Lease up to ``limit`` due events, oldest first, one per message at a time."""
+        now = time.time() if now is None else now
+        async with self.connection() as conn:
+            rows = await conn.fetch(pg_sql.LEASE, owner, now + lease_seconds, now, now, limit)
+            if not rows:
+                return []
+            runs: dict[int, dict[str, HandlerRun]] = {}
+            for event_id, handler, state, attempts, error in await conn.fetch(
+                pg_sql.SELECT_RUNS, [row[0] for row in rows]
+            ):
+                runs.setdefault(event_id, {})[handler] = HandlerRun(handler, state, attempts, error)
+        claimed = [
+            Claimed(id, kind, name, message_id, received_at, body, attempts, runs.get(id, {}))
+            for id, kind, name, message_id, received_at, body, attempts in rows
+        ]
+        return sorted(claimed, key=lambda c: c.id)
+
+    async def complete(
+        self, owner: str, completions: Sequence[Completion], now: float | None = None
+    ) -> None:
+        """Record handler runs and each event's next state; give the leases back."""
+        now = time.time() if now is None else now
+        async with self.connection() as conn:
+            for done in completions:
+                finished = None if done.state == PENDING else now
+                async with conn.transaction():
+                    status = await conn.execute(
+                        pg_sql.FINISH_EVENT,
+                        done.state,
+                        done.run_after,
+                        done.last_error,
+                        finished,
+                        done.event_id,
+                        owner,
+                    )
+                    if not rowcount(status):
+                        # Another worker owns the event now: its record of runs wins.
+                        log.warning(
+                            "event %d: lease lost before completion; results dropped",
+                            done.event_id,
+                        )
+                        continue
+                    await conn.executemany(
+                        pg_sql.UPSERT_RUN,
+                        [
+                            (done.event_id, r.handler, r.state, r.attempts, r.last_error, now)
+                            for r in done.runs
+                        ],
+                    )
+
+    async def renew(self, owner: str, until: float) -> None:
+        """Extend every lease ``owner`` holds (the worker's heartbeat)."""
+        await self.execute(sql.RENEW, (until, owner))
+
+    async def release(self, owner: str) -> None:
+        """Give back every lease ``owner`` holds (graceful shutdown)."""
+        await self.execute(sql.RELEASE, (owner,))
+
+    async def heartbeat(self, owner: str, now: float | None = None) -> None:
+        """Write a heartbeat row: proves the store is writable."""
+        await self.execute(sql.HEARTBEAT, (owner, time.time() if now is None else now))
+
+    async def message_state(self, message_id: str) -> MessageState | None:
+        """The forward-only state of one message, or None when we never saw it."""
+        rows = await self.fetch(sql.SELECT_MESSAGE, (message_id,))
+        return MessageState(*rows[0]) if rows else None
+
+    async def fetch(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a query written with ``?`` placeholders; return its rows."""
+        async with self.connection() as conn:
+            return [tuple(row) for row in await conn.fetch(numbered(query), *params)]
+
+    async def fetch_write(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one writing statement with ``RETURNING``; return its rows once committed."""
+        return await self.fetch(query, params)
+
+    async def execute(self, query: str, params: Sequence[Any] = ()) -> int:
+        """Run one write statement (its own transaction); return the rows it changed."""
+        async with self.connection() as conn:
+            return rowcount(await conn.execute(numbered(query), *params))
+
+
+__all__ = ["PostgresStore"]
