@@ -65,7 +65,7 @@ class Receiver:
         await self.store.open()
         tasks = []
         if self.settings.mta_api_key is not None:
-            self.mta = services.mta_client(self.settings, self.metrics)
+            self.mta = services.mta_client(self.settings, self.metrics, self.store)
             if self.settings.fallback_enabled and self.settings.run_worker:
                 self.outbox = services.outbox(self.settings, self.store, self.mta, self.metrics)
                 tasks.append(asyncio.create_task(self.outbox.run(), name="receiver-outbox"))

@@ -5,24 +5,40 @@ from __future__ import annotations
 from .errors import ConfigError
 from .loader import load_object
 from .metrics import Metrics
-from .mta import MTAClient, SlidingWindowLimiter
+from .mta import Limiter, MTAClient, SlidingWindowLimiter
 from .outbox import Outbox, TextLookup
 from .settings import Settings
 from .store import Store
 
 
-def mta_client(settings: Settings, metrics: Metrics) -> MTAClient:
-    """The process's one MTA client; needs ``RECEIVER_MTA_API_KEY``."""
+def mta_client(settings: Settings, metrics: Metrics, store: Store | None = None) -> MTAClient:
+    """The process's one MTA client; needs ``RECEIVER_MTA_API_KEY``.
+
+    With the PostgreSQL store the send limit is shared by every replica of the account
+    (receiver/mta/pg_limiter.py); otherwise this process is the only sender.
+    """
     if settings.mta_api_key is None:
         raise ConfigError("RECEIVER_MTA_API_KEY is not set: it is needed to call MTA")
     return MTAClient(
         settings.mta_api_key,
-        SlidingWindowLimiter(settings.mta_send_rate),
+        send_limiter(settings, store),
         base_url=settings.mta_base_url,
         timeout=settings.mta_timeout,
         on_call=lambda endpoint, status: metrics.mta_calls.labels(endpoint, status).inc(),
         on_wait=metrics.rate_limit_wait.inc,
     )
+
+
+def send_limiter(settings: Settings, store: Store | None) -> Limiter:
+    """The `Limiter` for ``POST /send``: in PostgreSQL when the store is, else in memory."""
+    if settings.mta_api_key is not None and store is not None and store.dialect == "postgres":
+        from .mta.pg_limiter import PostgresLimiter, account_key
+        from .store.postgres import PostgresStore
+
+        if isinstance(store, PostgresStore):
+            account = account_key(settings.mta_api_key.reveal())
+            return PostgresLimiter(store, settings.mta_send_rate, account)
+    return SlidingWindowLimiter(settings.mta_send_rate)
 
 
 def outbox(settings: Settings, store: Store, client: MTAClient, metrics: Metrics) -> Outbox:

@@ -32,7 +32,7 @@ def send(args: argparse.Namespace) -> int:
     async def run() -> dict[str, object]:
         store = create_store(settings.database_url)
         await store.open()
-        client = mta_client(settings, Metrics())
+        client = mta_client(settings, Metrics(), store)
         try:
             result = await send_message(
                 client,
