@@ -1,0 +1,100 @@
+"""``doctor`` against a running receiver and the fake MTA: all OK, then with problems."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from receiver.cli import main
+from receiver.fake_mta import FakeMTA, running_fake_mta
+from receiver.settings import Settings
+
+from .conftest import SECRET, free_port, make_settings, running
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """A fake MTA and the doctor's environment: same database as the returned settings."""
+    fake = FakeMTA()
+    settings = make_settings(tmp_path)
+    with running_fake_mta(fake) as base_url:
+        monkeypatch.setenv("RECEIVER_WEBHOOK_SECRETS", SECRET)
+        monkeypatch.setenv("RECEIVER_DATABASE_URL", settings.database_url)
+        monkeypatch.setenv("RECEIVER_MTA_API_KEY", fake.api_key)
+        monkeypatch.setenv("RECEIVER_MTA_BASE_URL", base_url)
+        yield settings
+
+
+def doctor(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """Run ``mta-receiver doctor argv``; its exit status and stdout."""
+    capsys.readouterr()
+    status = main(["doctor", *argv])
+    return status, capsys.readouterr().out
+
+
+def test_all_ok(env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """A healthy deployment: every check OK and the test event is in the store."""
+    with running(env) as server:
+        status, out = doctor(capsys, "--url", f"{server.url}/webhooks/mta", "--json")
+        checks = {c["name"]: c for c in json.loads(out)}
+        stored = server.query("SELECT type, body FROM events")
+    assert status == 0, out
+    assert {c["status"] for c in checks.values()} == {"ok"}
+    assert set(checks) == {
+        "configuration",
+        "migrations",
+        "database writes",
+        "MTA API key",
+        "proxy headers",
+        "body limit",
+        "public URL",
+    }
+    assert "RECEIVER_FORWARDED_ALLOW_IPS=127.0.0.1" in checks["proxy headers"]["detail"]
+    assert [(kind, json.loads(body)["type"]) for kind, body in stored] == [
+        ("unknown", "receiver-test")
+    ]
+
+
+def test_problems_are_printed_with_fixes(
+    env: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad key, an unreachable URL and a tiny body limit: exit 1, each with its fix."""
+    monkeypatch.setenv("RECEIVER_MTA_API_KEY", "not-the-key")
+    monkeypatch.setenv("RECEIVER_MAX_BODY_BYTES", "1024")
+    status, out = doctor(capsys, "--url", f"http://127.0.0.1:{free_port()}/webhooks/mta")
+    assert status == 1
+    lines = out.splitlines()
+    key = lines.index("[FAIL] MTA API key: MTA rejected the key")
+    assert lines[key + 1].strip().startswith("fix: set RECEIVER_MTA_API_KEY")
+    url = next(i for i, line in enumerate(lines) if line.startswith("[FAIL] public URL"))
+    assert "no answer from" in lines[url]
+    assert lines[url + 1].strip().startswith("fix: check that the receiver runs")
+    assert any(line.startswith("[WARN] body limit: 1024 bytes") for line in lines)
+    assert "not-the-key" not in out
+
+
+def test_wrong_secret_at_the_url(
+    env: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A receiver that does not accept our first secret: 401, and the fix names the secrets."""
+    (tmp_path / "other").mkdir()
+    only_old = env.webhook_secrets[1:]  # OLD_SECRET; the doctor signs with SECRET
+    other = make_settings(tmp_path / "other", webhook_secrets=only_old)
+    with running(other) as server:
+        status, out = doctor(capsys, "--url", f"{server.url}/webhooks/mta")
+    assert status == 1
+    assert "answered 401" in out
+    assert "RECEIVER_WEBHOOK_SECRETS" in out
+
+
+def test_settings_that_do_not_load(
+    env: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settings that do not load: the problem is printed and the exit status is 2."""
+    monkeypatch.setenv("RECEIVER_MAX_ATTEMPTS", "many")
+    status, out = doctor(capsys)
+    assert status == 2
+    assert "[FAIL] configuration: RECEIVER_MAX_ATTEMPTS must be an integer" in out
