@@ -76,9 +76,11 @@ def report(checks: list[Check], as_json: bool) -> None:
 async def run_checks(settings: Settings, url: str | None) -> list[Check]:
     """Every check after the settings loaded."""
     checks: list[Check] = []
-    store: Store | None = create_store(settings.database_url)
+    store: Store | None = None
     try:
-        await store.open(migrate=False)  # the doctor observes; it does not migrate
+        opened = create_store(settings.database_url)
+        await opened.open(migrate=False)  # the doctor observes; it does not migrate
+        store = opened
     except Exception as exc:
         checks.append(
             Check(
@@ -89,7 +91,6 @@ async def run_checks(settings: Settings, url: str | None) -> list[Check]:
                 " the PostgreSQL server is up and the user may connect",
             )
         )
-        store = None
     try:
         if store is not None:
             checks += await database(store)
