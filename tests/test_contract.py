@@ -1,0 +1,282 @@
+"""The `Store` contract: one suite, run against SQLite and PostgreSQL.
+
+Everything is checked through the port itself (``store.fetch`` with ``?`` placeholders),
+so the same assertions hold on both backends. SQLite-only mechanics (the writer thread,
+WAL, group commit) are in tests/test_store.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from receiver.store import (
+    DEAD,
+    DONE,
+    FAILED,
+    PENDING,
+    QUARANTINED,
+    Completion,
+    HandlerRun,
+    Incoming,
+    Store,
+)
+
+from .conftest import delivery
+from .pg import BACKENDS, empty_database, opened_store
+from .test_store import LEASE, NOW, T0, incoming, reply
+
+
+@pytest.fixture(params=BACKENDS)
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of an empty database of each backend."""
+    async with empty_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    """An open, migrated store of each backend."""
+    async with opened_store(store_url) as opened:
+        yield opened
+
+
+async def test_ingest_returns_a_new_id_then_counts_duplicates(store: Store) -> None:
+    """The first ingest of a dedup key is new; repeats return its id and bump `duplicates`."""
+    first = await store.ingest(incoming(delivery(status=4)))
+    again = await store.ingest(incoming(delivery(status=4), received_at=T0 + 5))
+    third = await store.ingest(incoming(delivery(status=4), received_at=T0 + 9))
+    other = await store.ingest(incoming(delivery(status=3)))
+
+    assert first.duplicate is False
+    assert (again.event_id, again.duplicate) == (first.event_id, True)
+    assert (third.event_id, third.duplicate) == (first.event_id, True)
+    assert (other.duplicate, other.event_id != first.event_id) == (False, True)
+    rows = await store.fetch("SELECT id, received_at, duplicates FROM events ORDER BY id")
+    assert rows == [(first.event_id, T0, 2), (other.event_id, T0, 0)]
+
+
+async def test_concurrent_distinct_ingests_all_commit(store: Store) -> None:
+    """200 concurrent ingests of distinct events: 200 rows, 200 distinct ids, none duplicate."""
+    results = await asyncio.gather(
+        *(store.ingest(incoming(delivery(message_id=n))) for n in range(1, 201))
+    )
+
+    assert len({r.event_id for r in results}) == 200
+    assert not any(r.duplicate for r in results)
+    assert await store.fetch("SELECT count(*) FROM events") == [(200,)]
+
+
+async def test_concurrent_identical_ingests_store_one_row(store: Store) -> None:
+    """50 concurrent copies of one event: exactly one is new, all share its id."""
+    results = await asyncio.gather(*(store.ingest(incoming()) for _ in range(50)))
+
+    assert [r.duplicate for r in results].count(False) == 1
+    assert len({r.event_id for r in results}) == 1
+    assert await store.fetch("SELECT count(*), max(duplicates) FROM events") == [(1, 49)]
+
+
+async def test_committed_ingest_is_visible_to_another_store(store: Store, store_url: str) -> None:
+    """When `ingest` returns, the row is committed: a second store on the URL reads it."""
+    sent = incoming(delivery(message_id=4242, status=4))
+    result = await store.ingest(sent)
+
+    async with opened_store(store_url, migrate=False) as other:
+        [(event_id, key, state, body)] = await other.fetch(
+            "SELECT id, dedup_key, state, body FROM events"
+        )
+        message = await other.message_state("4242")
+    assert (event_id, key, state, bytes(body)) == (
+        result.event_id,
+        sent.dedup_key,
+        PENDING,
+        sent.body,
+    )
+    assert message is not None
+    assert message.status == 4
+
+
+async def test_claim_keeps_receipt_order_per_message(store: Store) -> None:
+    """Only the oldest pending event of a message is claimable; NULL message ids never block."""
+    queued = await store.ingest(incoming(delivery(message_id=1, status=1)))
+    sent = await store.ingest(incoming(delivery(message_id=1, status=3)))
+    other = await store.ingest(incoming(delivery(message_id=2, status=3)))
+    reply_a = await store.ingest(incoming(reply(71)))
+    reply_b = await store.ingest(incoming(reply(72)))
+
+    claimed = await store.claim("A", 10, LEASE, now=NOW)
+    assert [c.id for c in claimed] == [
+        queued.event_id,
+        other.event_id,
+        reply_a.event_id,
+        reply_b.event_id,
+    ]
+    assert [c.message_id for c in claimed] == ["1", "2", None, None]
+    assert await store.claim("B", 10, LEASE, now=NOW + 1) == []
+
+    expired = await store.claim("B", 10, LEASE, now=NOW + LEASE + 1)
+    assert [c.id for c in expired] == [c.id for c in claimed], (
+        "SENT still waits while QUEUED is pending, even once QUEUED's lease has expired"
+    )
+    await store.complete("B", [Completion(c.id, DONE, NOW, ()) for c in expired], now=NOW)
+    after = await store.claim("C", 10, LEASE, now=NOW + LEASE + 1)
+    assert [c.id for c in after] == [sent.event_id]
+
+
+async def test_event_waiting_for_its_retry_still_blocks_later_events(store: Store) -> None:
+    """An event back in `pending` with a future run_after keeps later events of its message."""
+    first = await store.ingest(incoming(delivery(message_id=5, status=1)))
+    second = await store.ingest(incoming(delivery(message_id=5, status=4)))
+    [claimed] = await store.claim("A", 10, LEASE, now=NOW)
+    await store.complete("A", [Completion(claimed.id, PENDING, NOW + 60, ())], now=NOW)
+
+    assert await store.claim("A", 10, LEASE, now=NOW + 1) == []
+    [retried] = await store.claim("A", 10, LEASE, now=NOW + 60)
+    assert retried.id == first.event_id
+    await store.complete("A", [Completion(first.event_id, DEAD, NOW + 60, ())], now=NOW + 60)
+    [next_one] = await store.claim("A", 10, LEASE, now=NOW + 60)
+    assert next_one.id == second.event_id, "a dead-lettered event no longer blocks its message"
+
+
+async def test_claim_takes_at_most_limit_oldest_first_and_not_before_due(store: Store) -> None:
+    """`claim` leases no more than `limit` due events, the oldest ids first."""
+    ids = [(await store.ingest(incoming(delivery(message_id=n)))).event_id for n in range(1, 6)]
+
+    assert await store.claim("A", 10, LEASE, now=T0 - 1) == []
+    first = await store.claim("A", 2, LEASE, now=NOW)
+    rest = await store.claim("B", 10, LEASE, now=NOW)
+
+    assert [c.id for c in first] == ids[:2]
+    assert [c.id for c in rest] == ids[2:]
+
+
+async def test_concurrent_claims_never_lease_an_event_twice(store: Store) -> None:
+    """Eight owners claiming at once split 60 events (20 messages x 3) without overlap,
+    and never hold two events of one message at the same time."""
+    for status in (1, 3, 4):
+        for message in range(20):
+            await store.ingest(incoming(delivery(message_id=message, status=status)))
+
+    seen: list[tuple[int, str | None]] = []
+    while True:
+        batches = await asyncio.gather(*(store.claim(f"w{n}", 4, LEASE, now=NOW) for n in range(8)))
+        claimed = [c for batch in batches for c in batch]
+        if not claimed:
+            break
+        ids = [c.id for c in claimed]
+        assert len(ids) == len(set(ids)), "one event leased to two owners"
+        messages = [c.message_id for c in claimed]
+        assert len(messages) == len(set(messages)), "two events of one message at once"
+        seen += [(c.id, c.message_id) for c in claimed]
+        for n, batch in enumerate(batches):
+            await store.complete(f"w{n}", [Completion(c.id, DONE, NOW, ()) for c in batch], NOW)
+    assert len(seen) == 60
+    assert len({event_id for event_id, _ in seen}) == 60
+    for message in {m for _, m in seen}:
+        order = [event_id for event_id, m in seen if m == message]
+        assert order == sorted(order), f"message {message} handled out of receipt order"
+
+
+async def test_lease_blocks_other_owners_until_it_expires(store: Store) -> None:
+    """Owner A's lease keeps B out until `now` passes lease_until; then B gets the event."""
+    event = await store.ingest(incoming())
+    [mine] = await store.claim("A", 10, LEASE, now=NOW)
+
+    assert mine.id == event.event_id
+    assert await store.fetch("SELECT lease_owner, lease_until FROM events") == [("A", NOW + LEASE)]
+    assert await store.claim("B", 10, LEASE, now=NOW + LEASE) == []
+    [taken] = await store.claim("B", 10, LEASE, now=NOW + LEASE + 0.5)
+    assert taken.id == event.event_id
+    assert await store.fetch("SELECT lease_owner FROM events") == [("B",)]
+
+
+async def test_renew_extends_only_the_owners_leases(store: Store) -> None:
+    """`renew(A)` moves A's lease_until; B's stays."""
+    await store.ingest(incoming(delivery(message_id=1)))
+    await store.ingest(incoming(delivery(message_id=2)))
+    await store.claim("A", 1, LEASE, now=NOW)
+    await store.claim("B", 1, LEASE, now=NOW)
+
+    await store.renew("A", NOW + 500)
+
+    rows = await store.fetch("SELECT lease_owner, lease_until FROM events ORDER BY id")
+    assert rows == [("A", NOW + 500), ("B", NOW + LEASE)]
+
+
+async def test_completion_by_a_former_owner_is_ignored(store: Store) -> None:
+    """A's late `complete` after B took over changes neither the event nor B's runs."""
+    event = await store.ingest(incoming())
+    await store.claim("A", 10, LEASE, now=NOW)
+    await store.claim("B", 10, LEASE, now=NOW + LEASE + 1)
+    await store.complete("A", [Completion(event.event_id, DONE, NOW, ())], now=NOW + LEASE + 2)
+    assert await store.fetch("SELECT state, lease_owner FROM events") == [(PENDING, "B")]
+
+    ok = HandlerRun("h", DONE, 1)
+    await store.complete("B", [Completion(event.event_id, DONE, NOW, (ok,))], now=NOW + 40)
+    failed = HandlerRun("h", FAILED, 1, "h: TimeoutError: slow")
+    stale = Completion(event.event_id, PENDING, NOW + 50, (failed,), failed.last_error)
+    await store.complete("A", [stale], now=NOW + 41)
+
+    assert await store.fetch("SELECT state FROM events") == [(DONE,)]
+    assert await store.fetch("SELECT handler, state FROM handler_runs") == [("h", DONE)]
+
+
+async def test_release_makes_an_owners_work_claimable_at_once(store: Store) -> None:
+    """`release(A)` drops A's leases (not B's): another owner claims them without waiting."""
+    mine = await store.ingest(incoming(delivery(message_id=1)))
+    theirs = await store.ingest(incoming(delivery(message_id=2)))
+    await store.claim("A", 1, LEASE, now=NOW)
+    await store.claim("B", 1, LEASE, now=NOW)
+    assert await store.claim("C", 10, LEASE, now=NOW) == []
+
+    await store.release("A")
+
+    assert [c.id for c in await store.claim("C", 10, LEASE, now=NOW)] == [mine.event_id]
+    owners = await store.fetch("SELECT id, lease_owner FROM events ORDER BY id")
+    assert owners == [(mine.event_id, "C"), (theirs.event_id, "B")]
+
+
+async def test_complete_records_handler_runs_and_the_next_state(store: Store) -> None:
+    """`complete` stores each run, the event's state, attempts, error and frees the lease."""
+    event = await store.ingest(incoming())
+    await store.claim("A", 10, LEASE, now=NOW)
+    runs = (HandlerRun("good", DONE, 1), HandlerRun("bad", FAILED, 1, "bad: KeyError: 'x'"))
+
+    await store.complete("A", [Completion(event.event_id, PENDING, NOW + 5, runs, "bad")], now=NOW)
+
+    assert await store.fetch(
+        "SELECT state, attempts, run_after, last_error, lease_owner, finished_at FROM events"
+    ) == [(PENDING, 1, NOW + 5, "bad", None, None)]
+    [again] = await store.claim("A", 10, LEASE, now=NOW + 5)
+    assert again.attempts == 1
+    assert again.runs == {r.handler: r for r in runs}
+
+    fixed = HandlerRun("bad", DONE, 2)
+    await store.complete("A", [Completion(event.event_id, DONE, NOW + 6, (fixed,))], now=NOW + 6)
+    assert await store.fetch("SELECT state, attempts, last_error, finished_at FROM events") == [
+        (DONE, 2, None, NOW + 6)
+    ]
+    runs_now = await store.fetch("SELECT handler, state, attempts FROM handler_runs ORDER BY 1")
+    assert runs_now == [("bad", DONE, 2), ("good", DONE, 1)]
+    assert await store.claim("A", 10, LEASE, now=NOW + 1_000) == []
+
+
+async def test_quarantined_events_are_kept_but_never_claimed(store: Store) -> None:
+    """An authentic but unreadable body is stored as quarantined and never leased."""
+    kept = Incoming(
+        dedup_key="q:deadbeef",
+        type="unknown",
+        name="quarantined",
+        received_at=T0,
+        secret_index=0,
+        body=b"{not json",
+        state=QUARANTINED,
+        error="invalid_json",
+    )
+    assert (await store.ingest(kept)).duplicate is False
+    assert await store.claim("A", 10, LEASE, now=NOW) == []
+    [(state, error, body)] = await store.fetch("SELECT state, last_error, body FROM events")
+    assert (state, error, bytes(body)) == (QUARANTINED, "invalid_json", b"{not json")
