@@ -13,10 +13,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from . import services
+from .admin import create_admin
 from .intake import Intake
 from .loader import build_registry
 from .metrics import Metrics
@@ -44,14 +45,14 @@ class Receiver:
         self.intake = Intake(settings, store, self.metrics, on_accepted=self.worker.notify)
         self.mta: MTAClient | None = None
         self.outbox: Outbox | None = None
-        self.web = Starlette(
-            routes=[
-                Route("/healthz", self.healthz),
-                Route("/readyz", self.readyz),
-                Route("/metrics", self.export_metrics),
-            ],
-            lifespan=self.lifespan,
-        )
+        routes: list[BaseRoute] = [
+            Route("/healthz", self.healthz),
+            Route("/readyz", self.readyz),
+            Route("/metrics", self.export_metrics),
+        ]
+        if settings.admin_password is not None:  # no password: no dashboard, /admin is 404
+            routes.append(Mount("/admin", create_admin(settings, store, notify=self.worker.notify)))
+        self.web = Starlette(routes=routes, lifespan=self.lifespan)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH:

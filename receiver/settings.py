@@ -80,6 +80,9 @@ class Settings:
     fallback_resend_unknown: bool = False
     fallback_imessage_tags: tuple[tuple[str, str], ...] = ()
     fallback_text_lookup: str | None = None
+    admin_password: Secret | None = None  # unset: the dashboard is off (404)
+    session_secret: Secret | None = None  # unset: a random one per process
+    admin_secure_cookies: bool = True
     # Behind a reverse proxy (receiver/netpolicy.py): proxies whose X-Forwarded-* we believe,
     # and the optional allow-list of webhook sources (empty: everyone).
     forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
@@ -187,6 +190,11 @@ class Settings:
             values["fallback_imessage_tags"] = _pairs(raw)
         if (raw := get("FALLBACK_TEXT_LOOKUP")) is not None:
             values["fallback_text_lookup"] = raw
+        for name in ("admin_password", "session_secret"):
+            if (raw := get(name.upper())) is not None:
+                values[name] = Secret(raw)
+        if (raw := get("ADMIN_INSECURE_COOKIES")) is not None:
+            values["admin_secure_cookies"] = not _boolean("RECEIVER_ADMIN_INSECURE_COOKIES", raw)
         if (raw := get("FORWARDED_ALLOW_IPS")) is not None:
             values["forwarded_allow_ips"] = netpolicy.split(raw)
         if (raw := get("WEBHOOK_ALLOW_NETWORKS")) is not None:

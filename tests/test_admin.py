@@ -1,0 +1,384 @@
+"""The /admin dashboard: off without a password, login, throttle, cookie, CSRF, actions."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from receiver import Context, Event, Registry, Settings
+from receiver.admin import SESSION_COOKIE, create_admin
+from receiver.admin.auth import LoginThrottle
+from receiver.admin.forms import filters
+from receiver.settings import Secret
+from receiver.store import create_store
+
+from .conftest import delivery, encode, make_settings, running, signed_headers, wait_for
+
+PASSWORD = "correct horse battery staple"
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def admin_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Test settings with the dashboard on and a fixed session secret."""
+    values: dict[str, Any] = {
+        "admin_password": Secret(PASSWORD),
+        "session_secret": Secret("s" * 48),
+        "max_attempts": 1,
+        "admin_secure_cookies": False,  # uvicorn on loopback speaks plain HTTP
+    }
+    values.update(overrides)
+    return make_settings(tmp_path, **values)
+
+
+@dataclass
+class Flaky:
+    """A registry whose delivery-status handler fails while ``failing`` is set."""
+
+    failing: bool = True
+    seen: list[int] = field(default_factory=list)
+    registry: Registry = field(default_factory=Registry)
+
+    def __post_init__(self) -> None:
+        @self.registry.on("delivery-status")
+        async def flaky(event: Event, ctx: Context) -> None:
+            self.seen.append(event.id)
+            if self.failing:
+                raise RuntimeError("CRM is down")
+
+
+def query(settings: Settings, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Read (or write) the test's SQLite file on a connection of its own."""
+    with contextlib.closing(sqlite3.connect(settings.database_url.removeprefix("sqlite:///"))) as c:
+        rows = c.execute(sql, params).fetchall()
+        c.commit()
+        return rows
+
+
+def post(client: httpx.Client, payload: dict[str, Any]) -> None:
+    """Deliver a signed webhook."""
+    body = encode(payload)
+    assert client.post("/webhooks/mta", content=body, headers=signed_headers(body)).is_success
+
+
+def token(html: str) -> str:
+    """The CSRF token of a page."""
+    match = CSRF.search(html)
+    assert match, "the page has no CSRF field"
+    return match.group(1)
+
+
+def log_in(client: httpx.Client, password: str = PASSWORD) -> str:
+    """Log in through the form; return the session's CSRF token for actions."""
+    form = client.get("/admin/login")
+    response = client.post(
+        "/admin/login", data={"csrf": token(form.text), "password": password, "next": "/admin/"}
+    )
+    assert response.status_code == 303, response.text
+    return token(client.get("/admin/").text)
+
+
+@contextlib.contextmanager
+def dashboard(settings: Settings, registry: Registry | None = None) -> Iterator[httpx.Client]:
+    """The whole receiver in uvicorn on loopback; a client that keeps its cookies."""
+    with running(settings, registry) as server:
+        server.client.follow_redirects = False
+        yield server.client
+
+
+def dead_letter(settings: Settings, client: httpx.Client, message_id: int = 700) -> int:
+    """Post a delivery status whose handler fails once and for all; its event id."""
+    post(client, delivery(message_id, status=6))
+    rows = wait_for(
+        lambda: query(
+            settings,
+            "SELECT id FROM events WHERE state = 'dead' AND message_id = ?",
+            (str(message_id),),
+        )
+    )
+    return int(rows[0][0])
+
+
+def test_off_without_password(tmp_path: Path) -> None:
+    """No RECEIVER_ADMIN_PASSWORD: every /admin path is 404, the rest still works."""
+    with dashboard(make_settings(tmp_path)) as client:
+        for path in ("/admin", "/admin/", "/admin/login", "/admin/events"):
+            assert client.get(path).status_code == 404
+        assert client.post("/admin/login", data={"password": ""}).status_code == 404
+        assert client.get("/healthz").status_code == 200
+
+
+def test_login_cookie_flags_and_wrong_password(tmp_path: Path) -> None:
+    """A wrong password is a 401 page; the right one sets a HttpOnly, SameSite=Lax,
+    Secure session cookie and redirects to the page asked for."""
+    with dashboard(admin_settings(tmp_path, admin_secure_cookies=True)) as client:
+        assert client.get("/admin/events").headers["location"] == "/admin/login?next=/admin/events"
+        form = client.get("/admin/login")
+        assert form.status_code == 200
+        # A Secure cookie is not sent back over plain HTTP: carry it by hand.
+        session = {"Cookie": form.headers["set-cookie"].split(";", 1)[0]}
+        wrong = client.post(
+            "/admin/login", data={"csrf": token(form.text), "password": "guess"}, headers=session
+        )
+        assert wrong.status_code == 401
+        assert "Wrong password" in wrong.text
+        right = client.post(
+            "/admin/login",
+            data={"csrf": token(wrong.text), "password": PASSWORD, "next": "/admin/events"},
+            headers=session,
+        )
+        assert right.status_code == 303
+        assert right.headers["location"] == "/admin/events"
+        cookie = right.headers["set-cookie"].lower()
+        assert cookie.startswith(f"{SESSION_COOKIE}=")
+        assert "httponly" in cookie
+        assert "samesite=lax" in cookie
+        assert "secure" in cookie
+        session = {"Cookie": right.headers["set-cookie"].split(";", 1)[0]}
+        assert client.get("/admin/events", headers=session).status_code == 200
+
+
+def test_insecure_cookie_setting_and_headers(tmp_path: Path) -> None:
+    """RECEIVER_ADMIN_INSECURE_COOKIES drops Secure (plain-HTTP local use); pages are never
+    cached or framed; ``next`` never leaves the dashboard."""
+    with dashboard(admin_settings(tmp_path)) as client:
+        form = client.get("/admin/login")
+        assert "secure" not in form.headers["set-cookie"].lower()
+        assert form.headers["x-frame-options"] == "DENY"
+        assert form.headers["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in form.headers["content-security-policy"]
+        response = client.post(
+            "/admin/login",
+            data={"csrf": token(form.text), "password": PASSWORD, "next": "//evil.example/"},
+        )
+        assert response.headers["location"] == "/admin/"
+        assert client.get("/admin/events").status_code == 200
+
+
+def test_settings_from_env() -> None:
+    """The dashboard's variables are read, and the password never shows in a repr."""
+    settings = Settings.from_env(
+        {
+            "RECEIVER_WEBHOOK_SECRETS": "x",
+            "RECEIVER_ADMIN_PASSWORD": "hunter2",
+            "RECEIVER_ADMIN_INSECURE_COOKIES": "true",
+        }
+    )
+    assert settings.admin_password == Secret("hunter2")
+    assert settings.session_secret is None
+    assert settings.admin_secure_cookies is False
+    assert "hunter2" not in repr(settings)
+    assert Settings.from_env({"RECEIVER_WEBHOOK_SECRETS": "x"}).admin_secure_cookies is True
+
+
+@dataclass
+class Clock:
+    """A clock the test moves by hand."""
+
+    now: float = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_login_throttled(tmp_path: Path) -> None:
+    """Five wrong passwords: 429 with Retry-After, even for the right one; another
+    address (127.0.0.2 on loopback) may still log in."""
+    with running(admin_settings(tmp_path)) as server:
+        client = server.client
+        csrf = token(client.get("/admin/login").text)
+        for _ in range(5):
+            wrong = client.post("/admin/login", data={"csrf": csrf, "password": "nope"})
+            assert wrong.status_code == 401
+        throttled = client.post("/admin/login", data={"csrf": csrf, "password": PASSWORD})
+        assert throttled.status_code == 429
+        assert 290 <= int(throttled.headers["retry-after"]) <= 300
+        other_address = httpx.HTTPTransport(local_address="127.0.0.2")
+        with httpx.Client(base_url=server.url, transport=other_address) as other:
+            assert log_in(other)
+
+
+def test_random_session_secret_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Without RECEIVER_SESSION_SECRET the dashboard works and says sessions won't last."""
+    with caplog.at_level(logging.WARNING, "receiver.admin"):
+        create_admin(admin_settings(tmp_path, session_secret=None), create_store("sqlite:///x"))
+    assert "RECEIVER_SESSION_SECRET is not set" in caplog.text
+
+
+def test_throttle_forgets_old_failures_and_bounds_memory() -> None:
+    """Failures older than the window stop counting; at most max_clients are kept."""
+    clock = Clock()
+    throttle = LoginThrottle(clock, limit=2, window=10, max_clients=3)
+    throttle.failed("a")
+    clock.now += 6
+    throttle.failed("a")
+    assert throttle.retry_after("a") == pytest.approx(4)
+    clock.now += 5
+    assert throttle.retry_after("a") is None
+    for client in "bcde":
+        throttle.failed(client)
+    assert len(throttle._failures) == 3
+
+
+def test_csrf_required_for_every_action(tmp_path: Path) -> None:
+    """A POST without the session's token, or with another one, is 403 and changes nothing;
+    without a session at all, actions are 403 too."""
+    settings = admin_settings(tmp_path)
+    with dashboard(settings, Flaky().registry) as client:
+        event_id = dead_letter(settings, client)
+        no_session = client.post(f"/admin/events/{event_id}/retry", data={"csrf": "x"})
+        assert no_session.status_code == 403
+        csrf = log_in(client)
+        for data in ({}, {"csrf": ""}, {"csrf": csrf[:-2] + "xx"}):
+            assert client.post(f"/admin/events/{event_id}/retry", data=data).status_code == 403
+        assert client.post("/admin/login", data={"password": PASSWORD}).status_code == 403
+        assert client.post("/admin/logout").status_code == 403
+        assert query(settings, "SELECT state FROM events WHERE id = ?", (event_id,)) == [("dead",)]
+
+
+def test_retry_dead_letter_reruns_only_the_dead_handler(tmp_path: Path) -> None:
+    """Retry puts the event back in the queue; the worker re-runs the failed handler and,
+    now that it succeeds, the event is done. Retrying a live event is refused."""
+    settings = admin_settings(tmp_path)
+    flaky = Flaky()
+    with dashboard(settings, flaky.registry) as client:
+        event_id = dead_letter(settings, client)
+        csrf = log_in(client)
+        overview = client.get("/admin/")
+        assert f'id="dead-{event_id}"' in overview.text
+        assert "CRM is down" in overview.text
+        flaky.failing = False
+        response = client.post(
+            f"/admin/events/{event_id}/retry", data={"csrf": csrf, "next": "/admin/"}
+        )
+        assert response.status_code == 303
+        wait_for(
+            lambda: (
+                query(settings, "SELECT state FROM events WHERE id = ?", (event_id,)) == [("done",)]
+            )
+        )
+        runs = query(
+            settings, "SELECT state, attempts FROM handler_runs WHERE event_id = ?", (event_id,)
+        )
+        assert runs == [("done", 1)]
+        assert flaky.seen == [event_id, event_id]
+        assert f"Event {event_id} is pending again." in client.get("/admin/").text
+        again = client.post(f"/admin/events/{event_id}/retry", data={"csrf": csrf})
+        assert again.status_code == 303
+        assert "is not a dead letter" in client.get("/admin/").text
+
+
+def unknown_resend(settings: Settings, original: str) -> None:
+    """A resend whose outcome nobody knows (as the outbox leaves it)."""
+    query(
+        settings,
+        "INSERT INTO resends (original_message_id, state, reason, phone, external_id,"
+        " request_id, failed_at, due_at, updated_at) VALUES (?, 'unknown', 'no webhook',"
+        " '+15550001111', ?, 'r', 1, 1, 1)",
+        (original, f"x.sms-fallback.{original}"),
+    )
+
+
+def test_resend_and_drop_unknown(tmp_path: Path) -> None:
+    """'Resend' schedules an unknown resend now; 'drop' cancels one; neither applies twice."""
+    settings = admin_settings(tmp_path, run_worker=False)
+    with dashboard(settings) as client:
+        unknown_resend(settings, "501")
+        unknown_resend(settings, "502")
+        csrf = log_in(client)
+        assert 'id="resend-501"' in client.get("/admin/").text
+        assert client.post("/admin/resends/501/resend", data={"csrf": csrf}).status_code == 303
+        assert client.post("/admin/resends/502/drop", data={"csrf": csrf}).status_code == 303
+        rows = query(
+            settings,
+            "SELECT original_message_id, state, reason, due_at > 1000 FROM resends ORDER BY 1",
+        )
+        assert rows == [
+            ("501", "scheduled", "resend ordered by operator", 1),
+            ("502", "cancelled", "dropped by operator", 0),
+        ]
+        client.post("/admin/resends/502/resend", data={"csrf": csrf})
+        assert "not awaiting a decision" in client.get("/admin/").text
+        assert query(settings, "SELECT state FROM resends WHERE original_message_id = '502'") == [
+            ("cancelled",)
+        ]
+
+
+def test_event_filters(tmp_path: Path) -> None:
+    """Filters by type, state, status, number and time pick the right events."""
+    settings = admin_settings(tmp_path, run_worker=False)
+    with dashboard(settings) as client:
+        post(client, delivery(801, status=4, destinationNumber="+15550000801"))
+        post(client, delivery(802, status=6, destinationNumber="+15550000802"))
+        post(
+            client,
+            {
+                "type": "message-reply",
+                "replyId": 9,
+                "fromNumber": "+15550000803",
+                "message": "hi",
+                "messageId": 803,
+            },
+        )
+        log_in(client)
+
+        def shown(**params: str) -> set[str]:
+            page = client.get("/admin/events", params=params)
+            assert page.status_code == 200
+            return set(re.findall(r"/admin/messages/(\d+)", page.text))
+
+        assert shown() == {"801", "802", "803"}
+        assert shown(status="4") == {"801"}
+        assert shown(status="delivery-failed") == {"802"}
+        assert shown(type="message-reply") == {"803"}
+        assert shown(type="delivery-status.delivered") == {"801"}
+        assert shown(number="(555) 000-0802") == {"802"}
+        assert shown(state="pending") == {"801", "802", "803"}
+        assert shown(state="dead") == set()
+        assert shown(since="2999-01-01T00:00") == set()
+        assert shown(until="2999-01-01T00:00") == {"801", "802", "803"}
+        bad = client.get("/admin/events", params={"since": "yesterday", "status": "nope"})
+        assert "not a date and time" in bad.text
+        assert "unknown status" in bad.text
+
+
+def test_timeline_statuses_duplicates_resend_and_redaction(tmp_path: Path) -> None:
+    """A message's page lists each status with its duplicates and its resend's state, with
+    the number redacted; RECEIVER_REDACT=false shows it whole."""
+    for redact in (True, False):
+        (tmp_path / str(redact)).mkdir()
+        settings = admin_settings(tmp_path / str(redact), run_worker=False, redact=redact)
+        with dashboard(settings) as client:
+            for status in (1, 3, 6, 6, 6):
+                post(client, delivery(912, status=status))
+            unknown_resend(settings, "912")
+            log_in(client)
+            page = client.get("/admin/messages/912")
+            assert page.status_code == 200
+            text = page.text
+            for name in ("queued", "sent", "delivery-failed"):
+                assert name in text
+            assert re.search(r'class="num">2</td>', text), "two duplicates of status 6"
+            assert "state-unknown" in text
+            assert "Resend" in text
+            assert ("+15551234567" in text) is not redact
+            assert ("***67" in text) is redact
+            assert client.get("/admin/messages/404404").status_code == 404
+
+
+def test_filter_parsing() -> None:
+    """Query strings become an EventFilter; blanks mean any; times are UTC."""
+    parsed = filters({"type": "", "status": "4", "since": "1970-01-02T00:00", "before": "9"})
+    assert parsed.query.type is None
+    assert parsed.query.status == 4
+    assert parsed.query.since == 86_400
+    assert parsed.query.before_id == 9
+    assert parsed.errors == ()
