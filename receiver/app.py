@@ -106,7 +106,8 @@ class Receiver:
         return JSONResponse({"status": "ready"})
 
     async def export_metrics(self, request: Request) -> Response:
-        """Prometheus text format."""
+        """Prometheus text format; the store gauges are read first (collectors are sync)."""
+        await self.metrics.store_gauges.refresh(self.store)
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from .gauges import StoreGauges
+
 
 class Metrics:
     """Every metric the receiver exports."""
@@ -79,3 +81,6 @@ class Metrics:
             "Events dead-lettered after their last attempt",
             registry=r,
         )
+        # Read from the store at scrape time (GET /metrics awaits their refresh first).
+        self.store_gauges = StoreGauges()
+        r.register(self.store_gauges)

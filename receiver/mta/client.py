@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ log = logging.getLogger("receiver.mta")
 DEFAULT_BASE_URL = "https://api.mobile-text-alerts.com/v3"
 # Failures before any byte of the request left: safe to try again.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_ID = re.compile(r"/\d+(?=/|$)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +117,8 @@ class MTAClient:
         **kwargs: Any,
     ) -> httpx.Response:
         headers = {"X-Request-Id": request_id} if request_id else {}
-        endpoint = f"{method} /{path}"
+        # Ids in the path (PATCH /webhooks/11) would make one label value per id.
+        endpoint = f"{method} " + _ID.sub("/{id}", f"/{path}")
         for attempt in range(1, self.max_retries + 2):
             if limited:
                 self.on_wait(await self.limiter.acquire())
