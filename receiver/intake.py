@@ -12,6 +12,7 @@ import functools
 import hashlib
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
@@ -104,11 +105,15 @@ class Intake:
             log.error(
                 "webhook not stored, answered 503 for MTA to retry: %s",
                 exc,
-                extra={"client": _client(scope), "outcome": "store_unavailable"},
+                extra={
+                    "client": _client(scope),
+                    "outcome": "store_unavailable",
+                    "request_id": _request_id(scope),
+                },
             )
             await _answer(send, "store_unavailable")
             return
-        await self._accepted(send, incoming, result)
+        await self._accepted(scope, send, incoming, result)
 
     def _incoming(self, scope: Scope, body: bytes, secret_index: int) -> Incoming:
         received_at = self.clock()
@@ -142,13 +147,19 @@ class Intake:
             sender_name=event.sender_name,
         )
 
-    async def _accepted(self, send: Send, incoming: Incoming, result: IngestResult) -> None:
+    async def _accepted(
+        self, scope: Scope, send: Send, incoming: Incoming, result: IngestResult
+    ) -> None:
         if incoming.state == QUARANTINED:
             self.metrics.quarantined.labels(incoming.error).inc()
             log.warning(
                 "authentic webhook quarantined: %s",
                 incoming.error,
-                extra={"event_id": result.event_id, "outcome": "quarantined"},
+                extra={
+                    "event_id": result.event_id,
+                    "outcome": "quarantined",
+                    "request_id": _request_id(scope),
+                },
             )
             await _answer(send, "invalid_payload", event_id=result.event_id)
         elif result.duplicate:
@@ -167,13 +178,16 @@ class Intake:
                         "message_id": incoming.message_id,
                         "outcome": "accepted",
                         "phone": redact_phone(incoming.phone, self.redact),
+                        "request_id": _request_id(scope),
                     },
                 )
 
     async def _reject(self, scope: Scope, send: Send, reason: str) -> None:
         self.metrics.rejected.labels(reason).inc()
         log.warning(
-            "webhook rejected: %s", reason, extra={"client": _client(scope), "outcome": reason}
+            "webhook rejected: %s",
+            reason,
+            extra={"client": _client(scope), "outcome": reason, "request_id": _request_id(scope)},
         )
         # After a 413 the rest of the body is never read: close instead of draining it.
         await _answer(send, reason, close=reason == "too_large")
@@ -207,6 +221,16 @@ def _hinted_type(query: bytes) -> str | None:
         return event_type(query[6:].decode("latin-1"))  # the URL we told operators to use
     values = parse_qs(query.decode("latin-1")).get("event")
     return event_type(values[0]) if values else None
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's ``X-Request-Id``, else a fresh one: only log lines of failures (and
+    debug lines) pay for it, never the accepted path."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and value:
+            # Bounded and printable: the header is the sender's, and ends up in our logs.
+            return str(value[:64].decode("ascii", "replace"))
+    return uuid.uuid4().hex[:16]
 
 
 def _client(scope: Scope) -> str | None:

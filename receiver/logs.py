@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .events import Event
     from .settings import Settings
 
+QUIET_LOGGERS = ("aiosqlite", "asyncpg", "httpcore", "hpack")
 _FIELDS = ("event_id", "event", "message_id", "phone", "request_id", "outcome", "client")
 
 
@@ -95,3 +96,7 @@ def configure_logging(settings: Settings) -> None:
     root.setLevel(settings.log_level)
     # httpx logs every request at INFO; the MTA client logs what matters itself.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
+    # At DEBUG, aiosqlite logs every statement with its parameters (phone numbers, texts)
+    # and httpcore every connection step: never below INFO, whatever RECEIVER_LOG_LEVEL.
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
