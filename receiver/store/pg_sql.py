@@ -39,10 +39,22 @@ def rowcount(status: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
-# One event per statement: each request commits its own transaction and PostgreSQL's
-# WAL writer groups concurrent commits into one flush (bench/ingest.py measures it).
-INGEST_EVENT = numbered(sql.insert_events(1))
-UPSERT_MESSAGE = numbered(sql.UPSERT_MESSAGE)
+# One request, one statement (its own transaction, one round trip): the shared event
+# insert, and, for a new pending event with a message id, the shared forward-only
+# message upsert fed from it. Concurrent commits share WAL flushes (PostgreSQL's own
+# group commit). $1-$13 are the event's columns (sql.EVENT_COLUMNS); $14 status_rank,
+# $15 status_at, $16 sender_name.
+INGEST = f"""
+WITH e AS ({numbered(sql.insert_events(1))}),
+m AS (
+    INSERT INTO messages (message_id, status, status_rank, status_at, first_seen, phone,
+                          external_id, sender_name)
+    SELECT $4, $5, $14, $15, $8, $7, $6, $16 FROM e
+    WHERE e.duplicates = 0 AND $4::text IS NOT NULL AND $11::text = 'pending'
+    {sql.UPSERT_MESSAGE[sql.UPSERT_MESSAGE.index("ON CONFLICT") :]}
+)
+SELECT id, duplicates FROM e
+"""
 
 # The shared claim, plus row locks: concurrent workers (any process) skip rows another
 # claim is locking instead of waiting and then leasing them twice. READ COMMITTED

@@ -5,10 +5,11 @@ prepares and caches every statement per connection, and is the fastest of the as
 drivers on the one-row inserts the intake path does; its ``executemany`` and ``COPY``
 cover the batch paths.
 
-Each ingest is its own short transaction (event insert + message upsert): concurrent
-commits are grouped into one WAL flush by PostgreSQL itself, so there is no writer
-thread here. Claims lock rows with ``FOR UPDATE SKIP LOCKED`` so any number of worker
-processes share the work; leases expire, so a dead worker's events are taken over.
+Each ingest is one statement (event insert + message upsert, one round trip, its own
+transaction): concurrent commits are grouped into one WAL flush by PostgreSQL itself,
+so there is no writer thread here. Claims lock rows with ``FOR UPDATE SKIP LOCKED`` so
+any number of worker processes share the work; leases expire, so a dead worker's events
+are taken over.
 """
 
 from __future__ import annotations
@@ -117,9 +118,9 @@ class PostgresStore:
     async def ingest(self, incoming: Incoming) -> IngestResult:
         """Commit an authentic webhook, or count it as a duplicate of the row it repeats."""
         item = incoming
-        async with self.connection() as conn, conn.transaction():
-            _, event_id, duplicates = await conn.fetchrow(
-                pg_sql.INGEST_EVENT,
+        async with self.connection() as conn:
+            event_id, duplicates = await conn.fetchrow(
+                pg_sql.INGEST,
                 item.dedup_key,
                 item.type,
                 item.name,
@@ -133,19 +134,10 @@ class PostgresStore:
                 item.state,
                 item.received_at,
                 item.error,
+                item.status_rank,
+                item.received_at if item.status is not None else None,
+                item.sender_name,
             )
-            if not duplicates and item.message_id is not None and item.state == PENDING:
-                await conn.execute(
-                    pg_sql.UPSERT_MESSAGE,
-                    item.message_id,
-                    item.status,
-                    item.status_rank,
-                    item.received_at if item.status is not None else None,
-                    item.received_at,
-                    item.phone,
-                    item.external_id,
-                    item.sender_name,
-                )
         return IngestResult(event_id, duplicates > 0)
 
     async def claim(
