@@ -16,8 +16,14 @@ Run from the repository root::
     .venv/bin/python bench/ingest.py                 # both targets, 10 s per phase
     .venv/bin/python bench/ingest.py --only bare --duration 3 --json
 
-Several receiver processes (PostgreSQL; not exercised yet) get the load spread over
-their ports: one wrk per port, the fixed-rate pool round-robin over all of them::
+With ``--postgres URL`` the same invocation adds the receiver on PostgreSQL (a fresh
+database on that server each time) with 1 and 3 processes, rows ``pg-1`` and ``pg-3``,
+and reports how saturation throughput scales (``bench/postgres.py``)::
+
+    .venv/bin/python bench/ingest.py --postgres postgresql://127.0.0.1/test
+
+Several receiver processes get the load spread over their ports: one wrk per port, the
+fixed-rate pool round-robin over all of them::
 
     .venv/bin/python bench/ingest.py --only receiver --processes 3 --server-cpus '' \
         --database-url postgresql://127.0.0.1/test
@@ -45,6 +51,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import postgres
 import uvloop
 from loadgen import FixedRateResult, percentile, run_fixed_rate
 from payloads import new_secret, raw_request, signed_bodies, write_wrk_file
@@ -296,6 +303,7 @@ def summary(results: Sequence[TargetResult], args: argparse.Namespace) -> dict[s
         "config": {k: v for k, v in vars(args).items() if k != "json"},
         "targets": targets,
         "ratio_receiver_over_bare": ratio(results),
+        "postgres_scaling": postgres.scaling(results),
         "target_ratio": TARGET_RATIO,
         "target_p99_ms_at_rate": TARGET_P99_MS,
         "ok": all(r.failures == 0 and all(d.passed for d in r.durability) for r in results),
@@ -341,6 +349,8 @@ def print_verdicts(results: Sequence[TargetResult], args: argparse.Namespace) ->
             print(f"{r.target.name} durability, {d.describe()}")
         if r.failures:
             print(f"{r.target.name}: {r.failures} requests did not get a 200 -> FAIL")
+    if line := postgres.describe_scaling(results):
+        print(line)
 
 
 # --- main -------------------------------------------------------------------------------
@@ -364,6 +374,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--processes", type=int, default=1, help="receiver processes (1)")
     p.add_argument("--database-url", help="receiver database (default: SQLite in a temp dir)")
+    p.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="also run the receiver on PostgreSQL (fresh databases on this server) with 1"
+        " and 3 processes, e.g. postgresql://127.0.0.1/test; skipped with the reason when"
+        " the server does not answer",
+    )
     p.add_argument(
         "--receiver-env",
         action="append",
@@ -403,7 +420,19 @@ def run(args: argparse.Namespace, work_dir: Path) -> list[TargetResult]:
         os.sched_setaffinity(0, {int(c) for c in args.client_cpus.split(",")})
     work = build_workload(args, work_dir)
     targets = [bare_target(args.server_cpus), receiver_target(args, work.secret, work_dir)]
-    return [bench_target(t, work, args, work_dir) for t in targets if args.only in (None, t.name)]
+    results = [
+        bench_target(t, work, args, work_dir) for t in targets if args.only in (None, t.name)
+    ]
+    if args.postgres and args.only in (None, "receiver"):
+        if (why := postgres.reachable(args.postgres)) is not None:
+            log(f"PostgreSQL rows skipped: {why}")
+        else:
+            results += postgres.postgres_results(
+                args,
+                lambda variant: receiver_target(variant, work.secret, work_dir),
+                lambda target: bench_target(target, work, args, work_dir),
+            )
+    return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
