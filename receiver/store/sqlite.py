@@ -200,7 +200,7 @@ def _ingest_chunk(conn: sqlite3.Connection, items: list[Incoming]) -> list[Inges
     return results
 
 
-INGEST = Batch("ingest", _ingest_many)
+INGEST = Batch("ingest", _ingest_many, urgent=True)
 
 
 def _claim(

@@ -42,6 +42,7 @@ class Batch(Generic[I, T]):
 
     name: str
     run: Callable[[sqlite3.Connection, list[I]], list[T]]
+    urgent: bool = False
 
 
 @dataclass(slots=True)
@@ -156,6 +157,12 @@ class Writer:
             conn.close()
 
     def _commit(self, conn: sqlite3.Connection, items: list[_Item]) -> None:
+        # Urgent batches (webhooks waiting for their 200) commit first, on their own: the
+        # worker's claims and completions must not lengthen the answer's wait.
+        urgent = [i for i in items if i.batch is not None and i.batch.urgent]
+        if urgent and len(urgent) < len(items):
+            self._commit(conn, urgent)
+            items = [i for i in items if i.batch is None or not i.batch.urgent]
         outcomes = commit(conn, items)
         self.commits += 1
         self.jobs += len(items)
