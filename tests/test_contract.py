@@ -8,11 +8,14 @@ WAL, group commit) are in tests/test_store.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from receiver.errors import StoreError
+from receiver.statuses import rank
 from receiver.store import (
     DEAD,
     DONE,
@@ -280,3 +283,45 @@ async def test_quarantined_events_are_kept_but_never_claimed(store: Store) -> No
     assert await store.claim("A", 10, LEASE, now=NOW) == []
     [(state, error, body)] = await store.fetch("SELECT state, last_error, body FROM events")
     assert (state, error, bytes(body)) == (QUARANTINED, "invalid_json", b"{not json")
+
+
+async def test_one_batch_counts_duplicates_and_moves_a_message_forward(store: Store) -> None:
+    """Webhooks ingested together (one loop iteration) land as if one by one: copies of
+    one event, in the batch or already stored, are duplicates of one row, and a message
+    takes the highest-ranked status (4 outranks 6, 3 and 1) and keeps its first sighting."""
+    stored = await store.ingest(incoming(delivery(55, status=3), received_at=T0 + 1))
+    statuses = [(3, T0 + 2), (6, T0 + 5), (4, T0 + 20), (6, T0 + 30), (1, T0 + 3)]
+    results = await asyncio.gather(
+        *(store.ingest(incoming(delivery(55, status=s), received_at=at)) for s, at in statuses),
+        store.ingest(incoming(delivery(56, status=1), received_at=T0 + 4)),
+        store.ingest(incoming(delivery(56, status=3), received_at=T0 + 6)),
+    )
+
+    assert (results[0].event_id, results[0].duplicate) == (stored.event_id, True)
+    assert [r.duplicate for r in results[1:]] == [False, False, True, False, False, False]
+    assert results[3].event_id == results[1].event_id
+    assert await store.fetch(
+        "SELECT status, duplicates FROM events WHERE message_id = '55' ORDER BY status"
+    ) == [(1, 0), (3, 1), (4, 0), (6, 1)]
+    assert rank(4) > rank(6) > rank(3) > rank(1)
+    message = await store.message_state("55")
+    assert message is not None
+    assert (message.status, message.status_at, message.first_seen) == (4, T0 + 20, T0 + 1)
+    other = await store.message_state("56")
+    assert other is not None
+    assert (other.status, other.status_at, other.first_seen) == (3, T0 + 6, T0 + 4)
+
+
+async def test_a_bad_webhook_in_a_batch_fails_only_itself(store: Store) -> None:
+    """One webhook the database refuses, ingested with others: only it fails."""
+    bad = dataclasses.replace(incoming(delivery(1)), dedup_key=None)  # type: ignore[arg-type]
+    results = await asyncio.gather(
+        *(store.ingest(incoming(delivery(n))) for n in range(2, 6)),
+        store.ingest(bad),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[-1], StoreError)
+    assert not any(isinstance(r, BaseException) or r.duplicate for r in results[:-1])
+    assert await store.fetch("SELECT count(*) FROM events") == [(4,)]
+    assert await store.fetch("SELECT count(*) FROM messages") == [(4,)]

@@ -5,9 +5,12 @@ prepares and caches every statement per connection, and is the fastest of the as
 drivers on the one-row inserts the intake path does; its ``executemany`` and ``COPY``
 cover the batch paths.
 
-Each ingest is one statement (event insert + message upsert, one round trip, its own
-transaction): concurrent commits are grouped into one WAL flush by PostgreSQL itself,
-so there is no writer thread here. Claims lock rows with ``FOR UPDATE SKIP LOCKED`` so
+Ingests are batched per event-loop iteration (receiver/store/pg_batch.py): one
+transaction on one pool connection for all the webhooks of an iteration, several
+batches in flight at once on different connections, and PostgreSQL groups concurrent
+commits into one WAL flush itself, so there is no writer thread here. A lone webhook,
+or each one of a failed batch, takes the one-statement path (event insert + message
+upsert, one round trip, its own transaction). Claims lock rows with ``FOR UPDATE SKIP LOCKED`` so
 any number of worker processes share the work; leases expire, so a dead worker's events
 are taken over.
 """
@@ -24,7 +27,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
 from ..errors import StoreUnavailable
-from . import pg_sql, sql
+from . import pg_batch, pg_sql, sql
 from .migrate import migrations
 from .pg_sql import numbered, rowcount, translated
 from .records import (
@@ -56,6 +59,7 @@ class PostgresStore:
         self._min_size = min_size
         self._max_size = max_size
         self._pool: Any = None
+        self._batcher = pg_batch.IngestBatcher(self._ingest_batch, self._ingest_one)
 
     def __repr__(self) -> str:
         return "PostgresStore(url=<hidden>)"  # the URL may hold a password
@@ -117,7 +121,21 @@ class PostgresStore:
 
     async def ingest(self, incoming: Incoming) -> IngestResult:
         """Commit an authentic webhook, or count it as a duplicate of the row it repeats."""
-        item = incoming
+        return await self._batcher.submit(incoming)
+
+    async def _ingest_batch(self, items: list[Incoming]) -> list[IngestResult]:
+        """Several webhooks in one transaction: two statements, whatever their number."""
+        _, events = pg_batch.event_rows(items)
+        async with self.connection() as conn, conn.transaction():
+            rows = await conn.fetch(pg_batch.INSERT_EVENTS, *events)
+            results = pg_batch.results_for(items, rows)
+            messages = pg_batch.message_rows(items, results)
+            if messages[0]:
+                await conn.execute(pg_batch.UPSERT_MESSAGES, *messages)
+        return results
+
+    async def _ingest_one(self, item: Incoming) -> IngestResult:
+        """One webhook, one statement (its own transaction)."""
         async with self.connection() as conn:
             event_id, duplicates = await conn.fetchrow(
                 pg_sql.INGEST,
