@@ -61,22 +61,7 @@ def event_rows(items: list[Incoming]) -> tuple[list[str], list[list[Any]]]:
     columns: list[list[Any]] = [[] for _ in range(14)]
     for key in keys:
         item = first[key]
-        row = (
-            item.dedup_key,
-            item.type,
-            item.name,
-            item.message_id,
-            item.status,
-            item.external_id,
-            item.phone,
-            item.received_at,
-            item.secret_index,
-            item.body,
-            item.state,
-            item.received_at,
-            item.error,
-            copies[key] - 1,
-        )
+        row = (*item.event_row(), copies[key] - 1)
         for column, value in zip(columns, row, strict=True):
             column.append(value)
     return keys, columns
@@ -131,7 +116,7 @@ def message_rows(items: list[Incoming], results: list[IngestResult]) -> list[lis
             mid,
             item.status,
             item.status_rank,
-            item.received_at if item.status is not None else None,
+            item.status_at,
             first_seen[mid],
             phone,
             external_id,

@@ -139,21 +139,9 @@ class PostgresStore:
         async with self.connection() as conn:
             event_id, duplicates = await conn.fetchrow(
                 pg_sql.INGEST,
-                item.dedup_key,
-                item.type,
-                item.name,
-                item.message_id,
-                item.status,
-                item.external_id,
-                item.phone,
-                item.received_at,
-                item.secret_index,
-                item.body,
-                item.state,
-                item.received_at,
-                item.error,
+                *item.event_row(),
                 item.status_rank,
-                item.received_at if item.status is not None else None,
+                item.status_at,
                 item.sender_name,
             )
         return IngestResult(event_id, duplicates > 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..statuses import STATUS_NAMES
 
@@ -31,6 +32,29 @@ class Incoming:
     sender_name: str | None = None
     state: str = PENDING
     error: str | None = None
+
+    def event_row(self) -> tuple[Any, ...]:
+        """Values for ``sql.EVENT_COLUMNS``, in that order (every adapter inserts these)."""
+        return (
+            self.dedup_key,
+            self.type,
+            self.name,
+            self.message_id,
+            self.status,
+            self.external_id,
+            self.phone,
+            self.received_at,
+            self.secret_index,
+            self.body,
+            self.state,
+            self.received_at,  # run_after: due at once
+            self.error,
+        )
+
+    @property
+    def status_at(self) -> float | None:
+        """When the message's status changed, for the ``messages`` row (None: no status)."""
+        return self.received_at if self.status is not None else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -150,7 +150,7 @@ def _ingest_many(conn: sqlite3.Connection, items: list[Incoming]) -> list[Ingest
             item.message_id,
             item.status,
             item.status_rank,
-            item.received_at if item.status is not None else None,
+            item.status_at,
             item.received_at,
             item.phone,
             item.external_id,
@@ -172,21 +172,7 @@ def _ingest_chunk(conn: sqlite3.Connection, items: list[Incoming]) -> list[Inges
     (before,) = conn.execute(sql.LAST_EVENT_ID).fetchone()
     params: list[Any] = []
     for item in items:
-        params += (
-            item.dedup_key,
-            item.type,
-            item.name,
-            item.message_id,
-            item.status,
-            item.external_id,
-            item.phone,
-            item.received_at,
-            item.secret_index,
-            item.body,
-            item.state,
-            item.received_at,
-            item.error,
-        )
+        params += item.event_row()
     conn.execute(sql.insert_events(len(items), returning=False), params)
     keys = [item.dedup_key for item in items]  # repeats are harmless in IN (...)
     (found,) = conn.execute(sql.event_ids(len(keys)), keys).fetchone()
