@@ -320,3 +320,15 @@ def test_burst_of_failures_never_exceeds_the_rate(tmp_path) -> None:
     assert len(s.fake.sends) == 200
     assert s.fake.rate_limit_violations == 0
     assert len({send.body["externalId"] for send in s.fake.sends}) == len(ids)
+
+
+def test_definite_rejection_is_final_with_mtas_message(tmp_path) -> None:
+    """A 4xx other than 429 is final: the resend is `rejected` with MTA's message, not retried."""
+    with fallback(tmp_path) as s:
+        mid = s.play([3, 6], text="x" * 200)  # the fake refuses SMS text over 160 characters
+        row = s.wait_state(mid, "rejected")
+        s.settled()
+    attempts = [r for r in s.fake.requests if r.path.endswith("/send")]
+    assert len(attempts) == 1
+    assert s.fake.sends == []
+    assert "MTA answered 400" in row["reason"]

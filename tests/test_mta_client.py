@@ -1,0 +1,105 @@
+"""The MTA client against scripted answers (httpx.MockTransport): headers and errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from receiver.mta import MTAClient, MTAOutcomeUnknown, MTARejected, Rate, SlidingWindowLimiter
+from receiver.settings import Secret
+
+
+class Clock:
+    """A limiter clock moved only by the limiter's own sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def client(handler: Callable[[httpx.Request], httpx.Response], clock: Clock) -> MTAClient:
+    limiter = SlidingWindowLimiter(Rate(25, 15.0), clock=clock, sleep=clock.sleep)
+    return MTAClient(
+        Secret("k"),
+        limiter,
+        base_url="http://mta.test/v3",
+        transport=httpx.MockTransport(handler),
+        sleep=clock.sleep,
+        retry_base=0.01,
+    )
+
+
+def test_exhausted_ratelimit_remaining_pauses_the_next_send() -> None:
+    """RateLimit-Remaining: 0 with RateLimit-Reset (ms) makes the next send wait it out."""
+    clock = Clock()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        headers = {"RateLimit-Remaining": "0", "RateLimit-Reset": "4000"}
+        return httpx.Response(200, json={"data": {"messageId": 7}}, headers=headers)
+
+    mta = client(answer, clock)
+
+    async def two_sends() -> None:
+        await mta.send({"subscribers": ["+1"], "message": "a"}, request_id="r1")
+        await mta.send({"subscribers": ["+1"], "message": "b"}, request_id="r2")
+        await mta.aclose()
+
+    asyncio.run(two_sends())
+    assert clock.slept == [4.0]
+
+
+def test_rejection_keeps_mtas_message_and_request_id() -> None:
+    """A 400 becomes MTARejected with MTA's message and requestId, after one attempt."""
+    clock = Clock()
+    calls: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        body = {
+            "httpCode": 400,
+            "message": "Message too long",
+            "requestId": "req-9",
+            "type": "bad_request_error",
+            "name": "MTABadRequestError",
+        }
+        return httpx.Response(400, json=body)
+
+    mta = client(answer, clock)
+    with pytest.raises(MTARejected) as caught:
+        asyncio.run(mta.send({"subscribers": ["+1"], "message": "x"}, request_id="r1"))
+    assert caught.value.request_id == "req-9"
+    assert "Message too long" in str(caught.value)
+    assert len(calls) == 1
+
+
+def test_send_response_without_data_wrapper() -> None:
+    """The send answer is read with or without MTA's ``data`` wrapper."""
+    clock = Clock()
+    mta = client(lambda r: httpx.Response(200, json={"messageId": 12, "totalSent": 1}), clock)
+    result = asyncio.run(mta.send({"subscribers": ["+1"], "message": "x"}, request_id="r"))
+    assert (result.message_id, result.total_sent) == ("12", 1)
+
+
+def test_read_timeout_is_an_unknown_outcome_never_retried() -> None:
+    """A timeout after the request left is MTAOutcomeUnknown, with no second attempt."""
+    clock = Clock()
+    calls: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        raise httpx.ReadTimeout("slow", request=request)
+
+    mta = client(answer, clock)
+    with pytest.raises(MTAOutcomeUnknown):
+        asyncio.run(mta.send({"subscribers": ["+1"], "message": "x"}, request_id="r"))
+    assert len(calls) == 1
