@@ -125,12 +125,15 @@ class SqliteStore:
     async def fetch_write(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one writing statement with ``RETURNING`` in the writer; return its rows."""
         return await self._writer.run(
-            lambda conn: [tuple(row) for row in conn.execute(query, tuple(params)).fetchall()]
+            lambda conn: [tuple(row) for row in conn.execute(query, tuple(params)).fetchall()],
+            single_statement=True,
         )
 
     async def execute(self, query: str, params: Sequence[Any] = ()) -> int:
         """Run one write statement in the writer; return the rows it changed."""
-        return await self._writer.run(lambda conn: conn.execute(query, tuple(params)).rowcount)
+        return await self._writer.run(
+            lambda conn: conn.execute(query, tuple(params)).rowcount, single_statement=True
+        )
 
 
 # Fixed statement sizes: a batch is cut into these, so only a few statements are ever

@@ -52,6 +52,7 @@ class _Item:
     payload: Any
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
+    single_statement: bool = False  # atomic by itself: no savepoint needed
 
 
 _Outcome = tuple[_Item, Any, Exception | None]
@@ -98,9 +99,16 @@ class Writer:
             self._thread.join()
             self._thread = None
 
-    async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``job`` in the next transaction; return once it is committed."""
-        return await self._enqueue(job, None, None)  # type: ignore[no-any-return]
+    async def run(
+        self, job: Callable[[sqlite3.Connection], T], *, single_statement: bool = False
+    ) -> T:
+        """Run ``job`` in the next transaction; return once it is committed.
+
+        ``single_statement``: the job runs exactly one statement, which SQLite already
+        undoes on its own when it fails, so it skips the savepoint (two statements saved
+        on the worker's per-event writes).
+        """
+        return await self._enqueue(job, None, None, single_statement)  # type: ignore[no-any-return]
 
     async def submit(self, batch: Batch[I, T], item: I) -> T:
         """Run ``item`` with the other items of ``batch`` queued meanwhile; once committed."""
@@ -111,6 +119,7 @@ class Writer:
         job: Callable[[sqlite3.Connection], Any] | None,
         batch: Batch[Any, Any] | None,
         payload: Any,
+        single_statement: bool = False,
     ) -> Any:
         if self._thread is None:
             raise StoreUnavailable("the store is closed")
@@ -120,7 +129,7 @@ class Writer:
         if pending is None:
             pending = self._pending[loop] = []
             loop.call_soon(self._hand_over, loop)
-        pending.append(_Item(job, batch, payload, future, loop))
+        pending.append(_Item(job, batch, payload, future, loop, single_statement))
         return await future
 
     def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -181,7 +190,9 @@ def commit(conn: sqlite3.Connection, items: list[_Item]) -> list[_Outcome]:
         conn.execute("BEGIN IMMEDIATE")
         groups: dict[str, list[_Item]] = {}
         for item in items:
-            if item.batch is None:
+            if item.batch is None and item.single_statement:
+                outcomes.append(_statement(conn, item))
+            elif item.batch is None:
                 outcomes.append(_isolated(conn, item, item.job))
             else:
                 groups.setdefault(item.batch.name, []).append(item)
@@ -211,6 +222,15 @@ def _isolated(
         return (item, None, _translate(exc))
     conn.execute("RELEASE job")
     return (item, result, None)
+
+
+def _statement(conn: sqlite3.Connection, item: _Item) -> _Outcome:
+    """Run a one-statement job; a failed statement is undone by SQLite itself."""
+    assert item.job is not None
+    try:
+        return (item, item.job(conn), None)
+    except Exception as exc:
+        return (item, None, _translate(exc))
 
 
 def _run_batch(conn: sqlite3.Connection, group: list[_Item]) -> list[_Outcome]:
