@@ -138,16 +138,40 @@ class SqliteStore:
 
 # Fixed statement sizes: a batch is cut into these, so only a few statements are ever
 # prepared (and cached) however the batches vary.
-_CHUNKS = (128, 32, 8, 1)
+_CHUNKS = (128, 64, 32, 16, 8, 4, 2, 1)
+
+
+def _chunks(items: list[Any]) -> list[list[Any]]:
+    chunks, start = [], 0
+    while start < len(items):
+        size = next(c for c in _CHUNKS if c <= len(items) - start)
+        chunks.append(items[start : start + size])
+        start += size
+    return chunks
 
 
 def _ingest_many(conn: sqlite3.Connection, items: list[Incoming]) -> list[IngestResult]:
-    results: list[IngestResult] = []
-    start = 0
-    while start < len(items):
-        size = next(c for c in _CHUNKS if c <= len(items) - start)
-        results += _ingest_chunk(conn, items[start : start + size])
-        start += size
+    # A fixed handful of statements whatever the batch holds: every row stepped through
+    # Python hands the GIL to the event loop and back, which costs more than the insert
+    # (bench/ingest.py). So no RETURNING: ids come back as JSON rows, and an id above the
+    # largest one before the insert (AUTOINCREMENT never reuses ids) is a new event.
+    (before,) = conn.execute(sql.LAST_EVENT_ID).fetchone()
+    for chunk in _chunks(items):
+        params: list[Any] = []
+        for item in chunk:
+            params += item.event_row()
+        conn.execute(sql.insert_events(len(chunk), returning=False), params)
+    ids: dict[str, int] = {}
+    for keys in _chunks([item.dedup_key for item in items]):  # repeats are harmless in IN
+        (found,) = conn.execute(sql.event_ids(len(keys)), keys).fetchone()
+        ids.update(json.loads(found))
+    results = []
+    seen: set[str] = set()
+    for item in items:
+        event_id = ids[item.dedup_key]
+        duplicate = event_id <= before or item.dedup_key in seen
+        results.append(IngestResult(event_id, duplicate))
+        seen.add(item.dedup_key)
     states = [
         (
             item.message_id,
@@ -164,28 +188,6 @@ def _ingest_many(conn: sqlite3.Connection, items: list[Incoming]) -> list[Ingest
     ]
     if states:
         conn.executemany(sql.UPSERT_MESSAGE, states)
-    return results
-
-
-def _ingest_chunk(conn: sqlite3.Connection, items: list[Incoming]) -> list[IngestResult]:
-    # A fixed handful of statements whatever the chunk holds: every row stepped through
-    # Python hands the GIL to the event loop and back, which costs more than the insert
-    # (bench/ingest.py). So no RETURNING: ids come back as one JSON row, and an id above
-    # the largest one before the insert (AUTOINCREMENT never reuses ids) is a new event.
-    (before,) = conn.execute(sql.LAST_EVENT_ID).fetchone()
-    params: list[Any] = []
-    for item in items:
-        params += item.event_row()
-    conn.execute(sql.insert_events(len(items), returning=False), params)
-    keys = [item.dedup_key for item in items]  # repeats are harmless in IN (...)
-    (found,) = conn.execute(sql.event_ids(len(keys)), keys).fetchone()
-    ids = dict(json.loads(found))
-    results = []
-    seen: set[str] = set()
-    for key in keys:
-        event_id = ids[key]
-        results.append(IngestResult(event_id, event_id <= before or key in seen))
-        seen.add(key)
     return results
 
 
