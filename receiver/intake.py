@@ -116,36 +116,7 @@ class Intake:
         await self._accepted(scope, send, incoming, result)
 
     def _incoming(self, scope: Scope, body: bytes, secret_index: int) -> Incoming:
-        received_at = self.clock()
-        hinted = _hinted_type(scope["query_string"])
-        try:
-            payload = parse(body)
-        except PayloadError as exc:
-            return Incoming(
-                dedup_key=f"q:{hashlib.sha256(body).hexdigest()}",
-                type=hinted or UNKNOWN,
-                name="quarantined",
-                received_at=received_at,
-                secret_index=secret_index,
-                body=body,
-                state=QUARANTINED,
-                error=exc.reason,
-            )
-        event = identify(payload, hinted)
-        return Incoming(
-            dedup_key=dedup_key(event, body),
-            type=event.type,
-            name=event.name,
-            received_at=received_at,
-            secret_index=secret_index,
-            body=body,
-            message_id=event.message_id,
-            status=event.status,
-            status_rank=rank(event.status),
-            external_id=event.external_id,
-            phone=event.phone,
-            sender_name=event.sender_name,
-        )
+        return incoming_from(body, self.clock(), secret_index, _hinted_type(scope["query_string"]))
 
     async def _accepted(
         self, scope: Scope, send: Send, incoming: Incoming, result: IngestResult
@@ -191,6 +162,40 @@ class Intake:
         )
         # After a 413 the rest of the body is never read: close instead of draining it.
         await _answer(send, reason, close=reason == "too_large")
+
+
+def incoming_from(
+    body: bytes, received_at: float, secret_index: int, hinted: str | None = None
+) -> Incoming:
+    """What the store commits for an authentic body: its identity, or quarantine."""
+    try:
+        payload = parse(body)
+    except PayloadError as exc:
+        return Incoming(
+            dedup_key=f"q:{hashlib.sha256(body).hexdigest()}",
+            type=hinted or UNKNOWN,
+            name="quarantined",
+            received_at=received_at,
+            secret_index=secret_index,
+            body=body,
+            state=QUARANTINED,
+            error=exc.reason,
+        )
+    event = identify(payload, hinted)
+    return Incoming(
+        dedup_key=dedup_key(event, body),
+        type=event.type,
+        name=event.name,
+        received_at=received_at,
+        secret_index=secret_index,
+        body=body,
+        message_id=event.message_id,
+        status=event.status,
+        status_rank=rank(event.status),
+        external_id=event.external_id,
+        phone=event.phone,
+        sender_name=event.sender_name,
+    )
 
 
 class _ClientGone(Exception):

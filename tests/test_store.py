@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from receiver.errors import StoreError
-from receiver.events import dedup_key, normalize
-from receiver.statuses import rank
+from receiver.intake import incoming_from
 from receiver.store import (
     PENDING,
     Incoming,
@@ -46,24 +45,8 @@ def reply(reply_id: int, **fields: Any) -> dict[str, Any]:
 
 
 def incoming(payload: dict[str, Any] | None = None, received_at: float = T0) -> Incoming:
-    """An `Incoming` built from a payload exactly as receiver/intake.py builds it."""
-    payload = delivery() if payload is None else payload
-    body = encode(payload)
-    event = normalize(payload, received_at)
-    return Incoming(
-        dedup_key=dedup_key(event, body),
-        type=event.type,
-        name=event.name,
-        received_at=received_at,
-        secret_index=0,
-        body=body,
-        message_id=event.message_id,
-        status=event.status,
-        status_rank=rank(event.status),
-        external_id=event.external_id,
-        phone=event.phone,
-        sender_name=event.sender_name,
-    )
+    """An `Incoming` built from a payload by receiver/intake.py itself."""
+    return incoming_from(encode(delivery() if payload is None else payload), received_at, 0)
 
 
 async def eventually(condition: Callable[[], Any], within: float = 5.0) -> Any:
