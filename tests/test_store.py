@@ -1,4 +1,4 @@
-"""SQLite-only store behaviour: writer thread, WAL, migrations (the rest: test_contract)."""
+"""SQLite-only store behaviour: the writer, WAL, migrations (the rest: test_contract)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from receiver.store import (
     PENDING,
     Incoming,
 )
+from receiver.store import writer as writer_module
 from receiver.store.migrate import Migration, migrations
 from receiver.store.sqlite import SqliteStore
 from receiver.store.writer import Writer, connect
@@ -122,20 +123,14 @@ async def test_writer_rolls_back_a_failing_job_inside_a_shared_transaction(
     writer.start()
     try:
         await writer.run(lambda conn: conn.execute("CREATE TABLE t (x INTEGER UNIQUE)"))
-        entered, release = threading.Event(), threading.Event()
-
-        def gate(conn: sqlite3.Connection) -> None:
-            entered.set()
-            release.wait(5)
 
         def half_then_fail(conn: sqlite3.Connection) -> None:
             conn.execute("INSERT INTO t VALUES (-1)")
             raise RuntimeError("handler bug after a write")
 
-        gated = asyncio.ensure_future(writer.run(gate))
-        await eventually(entered.is_set)
         commits = writer.commits
-        jobs = [
+        # Submitted in one loop iteration: they share the next transaction.
+        outcomes = await asyncio.gather(
             *(
                 writer.run(lambda conn, n=n: conn.execute("INSERT INTO t VALUES (?)", (n,)))
                 for n in range(5)
@@ -145,19 +140,84 @@ async def test_writer_rolls_back_a_failing_job_inside_a_shared_transaction(
                 writer.run(lambda conn, n=n: conn.execute("INSERT INTO t VALUES (?)", (n,)))
                 for n in range(5, 10)
             ),
-        ]
-        pending = asyncio.gather(*jobs, return_exceptions=True)
-        await asyncio.sleep(0)  # let every job reach the queue while the gate holds the writer
-        release.set()
-        outcomes = await pending
-        await gated
+            return_exceptions=True,
+        )
 
         assert [type(o) for o in outcomes].count(RuntimeError) == 1
-        assert writer.commits - commits == 2, "the gate's commit, then one for all 11 jobs"
+        assert writer.commits - commits == 1, "one commit for all 11 jobs"
         rows = await writer.run(lambda conn: conn.execute("SELECT x FROM t ORDER BY x").fetchall())
         assert rows == [(n,) for n in range(10)]
     finally:
-        writer.stop()
+        await writer.stop()
+
+
+async def test_writer_queues_jobs_behind_a_running_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one COMMIT is in its thread the loop runs on; the jobs submitted meanwhile
+    wait for it, then share the next transaction."""
+    writer = Writer(str(tmp_path / "writer.db"))
+    writer.start()
+    try:
+        await writer.run(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)"))
+        entered, release = threading.Event(), threading.Event()
+        real_commit = writer_module._commit
+
+        def held_commit(conn: sqlite3.Connection) -> None:
+            entered.set()
+            release.wait(5)
+            real_commit(conn)
+
+        monkeypatch.setattr(writer_module, "_commit", held_commit)
+        commits = writer.commits
+        first = asyncio.ensure_future(
+            writer.run(lambda conn: conn.execute("INSERT INTO t VALUES (0)"))
+        )
+        await eventually(entered.is_set)
+        later = asyncio.gather(
+            *(
+                writer.run(lambda conn, n=n: conn.execute("INSERT INTO t VALUES (?)", (n,)))
+                for n in range(1, 21)
+            )
+        )
+        await eventually(lambda: len(writer._pending) == 20)
+        assert not first.done(), "acknowledged only after its COMMIT returned"
+        release.set()
+        await asyncio.gather(first, later)
+
+        assert writer.commits - commits == 2, "the held commit, then one for the 20 queued jobs"
+        assert query(str(tmp_path / "writer.db"), "SELECT count(*) FROM t") == [(21,)]
+    finally:
+        release.set()
+        await writer.stop()
+
+
+async def test_writer_waits_for_another_processes_write_lock_off_the_loop(tmp_path: Path) -> None:
+    """While another connection holds the write lock, the loop keeps running; the job
+    commits once the lock is free."""
+    path = str(tmp_path / "writer.db")
+    writer = Writer(path)
+    writer.start()
+    other = connect(path)
+    try:
+        await writer.run(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)"))
+        other.execute("BEGIN IMMEDIATE")
+        job = asyncio.ensure_future(
+            writer.run(lambda conn: conn.execute("INSERT INTO t VALUES (1)"))
+        )
+        ticks = 0
+        for _ in range(20):  # the loop is not blocked by the waiting BEGIN
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert not job.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(job, 5)
+
+        assert ticks == 20
+        assert query(path, "SELECT x FROM t") == [(1,)]
+    finally:
+        other.close()
+        await writer.stop()
 
 
 async def test_migrations_are_applied_once(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The SQLite store: zero set-up, WAL mode, one group-committing writer thread."""
+"""The SQLite store: zero set-up, WAL mode, one group-committing writer."""
 
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ class SqliteStore:
         if self._reader is not None:
             await self._reader.close()
             self._reader = None
-        self._writer.stop()
+        await self._writer.stop()
         if self._writer.commits:
             log.info(
                 "store closed: %d writes in %d transactions (%.1f per commit)",

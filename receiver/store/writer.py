@@ -1,29 +1,32 @@
-"""One thread owns SQLite's write connection and group-commits everyone's work.
+"""SQLite's write connection, group-committing everyone's work.
 
-Why: several coroutines sharing one connection let one request's rollback erase another
-request's already-acknowledged row (measured; see issue #2). Here every write is a *job*
-run inside one ``BEGIN IMMEDIATE ... COMMIT`` together with whatever else queued
-meanwhile, each in its own savepoint, so a failing job rolls back only itself. A job's
-future resolves only after COMMIT returned, i.e. after the fsync of ``synchronous=FULL``:
-a 200 answered on that result is durable.
+Why one writer: several coroutines sharing one connection let one request's rollback
+erase another request's already-acknowledged row (measured; see issue #2). Here every
+write is a *job* run inside one ``BEGIN IMMEDIATE ... COMMIT`` together with whatever
+else queued meanwhile, each in its own savepoint, so a failing job rolls back only
+itself. A job's future resolves only after COMMIT returned, i.e. after the fsync of
+``synchronous=FULL``: a 200 answered on that result is durable.
 
 *Batched* jobs (`Writer.submit`) go further: the items of one kind queued together run as
 one call (a handful of statements for any number of webhook inserts). If that call fails,
 each item runs alone, so one bad item still fails only itself.
 
-Why a thread and not the event loop's own thread: the commit's fsync then overlaps with
-the loop's work (measured: committing inline on the loop was ~20% slower at saturation).
+Where the work runs: the statements run on the event loop's own thread, and only the
+COMMIT (WAL write and fsync, the one long wait) runs in a helper thread, while the loop
+goes on serving and queueing the next transaction. Running every statement in a thread
+instead cost a GIL hand-over per statement: with the loop busy each one waited up to the
+switch interval (5 ms), which showed as 20-240 ms commits and a p99 of ~50 ms at 2,000
+webhooks/s (bench/ingest.py). ``BEGIN IMMEDIATE`` does not wait on the loop either: when
+another process holds the write lock, it waits in the helper thread.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import queue
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -33,7 +36,7 @@ T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - the item type of a batch
 
 log = logging.getLogger("receiver.store")
-BATCH_MAX = 512
+BUSY_TIMEOUT_MS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,53 +54,72 @@ class _Item:
     batch: Batch[Any, Any] | None
     payload: Any
     future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
     single_statement: bool = False  # atomic by itself: no savepoint needed
+
+    @property
+    def urgent(self) -> bool:
+        return self.batch is not None and self.batch.urgent
 
 
 _Outcome = tuple[_Item, Any, Exception | None]
-_STOP = object()
 
 
 def connect(path: str) -> sqlite3.Connection:
     """A connection with the pragmas every receiver connection uses."""
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+    )
     conn.execute("PRAGMA journal_mode=WAL")
     # FULL: WAL is fsynced at every commit, so an acknowledged event survives power loss.
     conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     return conn
 
 
 class Writer:
-    """A thread running write jobs in group-committed transactions."""
+    """Runs write jobs in group-committed transactions, one transaction at a time."""
 
     def __init__(self, path: str) -> None:
         self._path = path
-        self._queue: queue.SimpleQueue[list[_Item] | object] = queue.SimpleQueue()
-        # Items of the current loop iteration, handed to the thread together at its end:
-        # one wake-up and one transaction for everything the loop produced meanwhile.
-        self._pending: dict[asyncio.AbstractEventLoop, list[_Item]] = {}
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._committer: ThreadPoolExecutor | None = None
+        self._pending: list[_Item] = []
+        self._wakeup: asyncio.Future[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._deferred = False  # the last transaction left the worker's jobs for this one
+        self._stopping = False
         self.commits = 0
         self.jobs = 0
 
     def start(self) -> None:
-        """Open the connection in the writer thread; raise what opening raised."""
-        self._thread = threading.Thread(target=self._run, name="sqlite-writer", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            raise StoreUnavailable(f"cannot open SQLite database: {self._error}") from self._error
+        """Open the connection; raise `StoreUnavailable` when SQLite cannot open the file."""
+        try:
+            conn = connect(self._path)
+            # The loop never waits for the write lock: BEGIN fails fast, then waits in the
+            # commit thread (see _begin).
+            conn.execute("PRAGMA busy_timeout=0")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"cannot open SQLite database: {exc}") from exc
+        self._conn = conn
+        self._loop = asyncio.get_running_loop()
+        self._committer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-commit")
+        self._stopping = False
+        self._flusher = self._loop.create_task(self._flush_forever(conn), name="sqlite-writer")
 
-    def stop(self) -> None:
-        """Finish queued jobs, then close the connection."""
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            self._thread.join()
-            self._thread = None
+    async def stop(self) -> None:
+        """Commit what is queued, then close the connection."""
+        if self._flusher is None:
+            return
+        self._stopping = True
+        self._wake()
+        await self._flusher
+        self._flusher = None
+        assert self._conn is not None
+        assert self._committer is not None
+        self._committer.shutdown()
+        self._conn.close()
+        self._conn = None
 
     async def run(
         self, job: Callable[[sqlite3.Connection], T], *, single_statement: bool = False
@@ -121,90 +143,129 @@ class Writer:
         payload: Any,
         single_statement: bool = False,
     ) -> Any:
-        if self._thread is None:
+        if self._flusher is None or self._stopping:
             raise StoreUnavailable("the store is closed")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        pending = self._pending.get(loop)
-        if pending is None:
-            pending = self._pending[loop] = []
-            loop.call_soon(self._hand_over, loop)
-        pending.append(_Item(job, batch, payload, future, loop, single_statement))
+        if asyncio.get_running_loop() is not self._loop:
+            raise StoreUnavailable("the SQLite store is used from another event loop")
+        assert self._loop is not None
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._pending.append(_Item(job, batch, payload, future, single_statement))
+        self._wake()
         return await future
 
-    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._queue.put(self._pending.pop(loop))
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
 
-    def _run(self) -> None:
-        try:
-            conn = connect(self._path)
-        except Exception as exc:  # reported to start()
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            while True:
-                first = self._queue.get()
-                if not isinstance(first, list):  # _STOP
+    async def _flush_forever(self, conn: sqlite3.Connection) -> None:
+        # Woken through a future, this task runs after the callbacks already queued in
+        # this loop iteration: one transaction takes everything they submitted.
+        assert self._loop is not None
+        while True:
+            if not self._pending:
+                if self._stopping:
                     return
-                items: list[_Item] = list(first)
-                stop = False
-                while len(items) < BATCH_MAX:
-                    try:
-                        more = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if not isinstance(more, list):  # _STOP
-                        stop = True
-                        break
-                    items += more
-                self._commit(conn, items)
-                if stop:
-                    return
-        finally:
-            conn.close()
+                self._wakeup = self._loop.create_future()
+                await self._wakeup
+                continue
+            items = self._take()
+            try:
+                outcomes = await self._transaction(conn, items)
+            except BaseException as exc:  # cancelled while committing: nobody is left waiting
+                _resolve(
+                    [(item, None, StoreUnavailable(f"writer stopped: {exc!r}")) for item in items]
+                )
+                raise
+            self.commits += 1
+            self.jobs += len(items)
+            _resolve(outcomes)
 
-    def _commit(self, conn: sqlite3.Connection, items: list[_Item]) -> None:
-        # Urgent batches (webhooks waiting for their 200) commit first, on their own: the
-        # worker's claims and completions must not lengthen the answer's wait.
-        urgent = [i for i in items if i.batch is not None and i.batch.urgent]
-        if urgent and len(urgent) < len(items):
-            self._commit(conn, urgent)
-            items = [i for i in items if i.batch is None or not i.batch.urgent]
-        outcomes = commit(conn, items)
-        self.commits += 1
-        self.jobs += len(items)
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
-        for outcome in outcomes:
-            by_loop.setdefault(outcome[0].loop, []).append(outcome)
-        for loop, done in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_resolve, done)
+    def _take(self) -> list[_Item]:
+        # Webhooks waiting for their 200 commit ahead of the worker's claims and
+        # completions, which wait one transaction at most.
+        items, self._pending = self._pending, []
+        urgent = [item for item in items if item.urgent]
+        if urgent and len(urgent) < len(items) and not self._deferred:
+            self._pending = [item for item in items if not item.urgent]
+            self._deferred = True
+            return urgent
+        self._deferred = False
+        return items
+
+    async def _transaction(self, conn: sqlite3.Connection, items: list[_Item]) -> list[_Outcome]:
+        try:
+            await self._begin(conn)
+        except sqlite3.Error as exc:
+            return _failed(items, exc)
+        try:
+            outcomes = _run_items(conn, items)
+        except sqlite3.Error as exc:  # the transaction itself broke, not one job
+            await self._in_thread(_rollback, conn)
+            return _failed(items, exc)
+        try:
+            await self._in_thread(_commit, conn)
+        except sqlite3.Error as exc:
+            return _failed(items, exc)
+        return outcomes
+
+    async def _begin(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise
+            await self._in_thread(_begin_waiting, conn)
+
+    async def _in_thread(
+        self, call: Callable[[sqlite3.Connection], None], conn: sqlite3.Connection
+    ) -> None:
+        assert self._loop is not None
+        await self._loop.run_in_executor(self._committer, call, conn)
 
 
-def commit(conn: sqlite3.Connection, items: list[_Item]) -> list[_Outcome]:
-    """Run ``items`` in one transaction: plain jobs each in a savepoint, batches together."""
-    outcomes: list[_Outcome] = []
+def _begin_waiting(conn: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE`` that waits up to the busy timeout for another process's lock."""
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     try:
         conn.execute("BEGIN IMMEDIATE")
-        groups: dict[str, list[_Item]] = {}
-        for item in items:
-            if item.batch is None and item.single_statement:
-                outcomes.append(_statement(conn, item))
-            elif item.batch is None:
-                outcomes.append(_isolated(conn, item, item.job))
-            else:
-                groups.setdefault(item.batch.name, []).append(item)
-        for group in groups.values():
-            outcomes += _run_batch(conn, group)
+    finally:
+        conn.execute("PRAGMA busy_timeout=0")
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    try:
         conn.execute("COMMIT")
-    except sqlite3.Error as exc:
-        log.error("store commit failed: %s", exc)
+    except sqlite3.Error:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
-        error = StoreUnavailable(f"commit failed: {exc}")
-        outcomes = [(item, None, error) for item in items]
+        raise
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def _failed(items: list[_Item], exc: sqlite3.Error) -> list[_Outcome]:
+    log.error("store commit failed: %s", exc)
+    error = StoreUnavailable(f"commit failed: {exc}")
+    return [(item, None, error) for item in items]
+
+
+def _run_items(conn: sqlite3.Connection, items: list[_Item]) -> list[_Outcome]:
+    """Run ``items`` inside the open transaction: plain jobs each in a savepoint, batches
+    together."""
+    outcomes: list[_Outcome] = []
+    groups: dict[str, list[_Item]] = {}
+    for item in items:
+        if item.batch is None and item.single_statement:
+            outcomes.append(_statement(conn, item))
+        elif item.batch is None:
+            outcomes.append(_isolated(conn, item, item.job))
+        else:
+            groups.setdefault(item.batch.name, []).append(item)
+    for group in groups.values():
+        outcomes += _run_batch(conn, group)
     return outcomes
 
 
