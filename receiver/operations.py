@@ -169,10 +169,12 @@ async def headline(store: Store, now: float) -> Headline:
         "SELECT type, COUNT(*) FROM events WHERE received_at >= ? GROUP BY type ORDER BY type",
         (now - DAY,),
     )
+    # State literals, not parameters: only then can the planners use the partial
+    # indexes events_pending and events_dead instead of reading every event.
     pending = await store.fetch(
-        "SELECT COUNT(*), MIN(received_at) FROM events WHERE state = ?", (PENDING,)
+        f"SELECT COUNT(*), MIN(received_at) FROM events WHERE state = '{PENDING}'"
     )
-    dead = await store.fetch("SELECT COUNT(*) FROM events WHERE state = ?", (DEAD,))
+    dead = await store.fetch(f"SELECT COUNT(*) FROM events WHERE state = '{DEAD}'")
     resends = await store.fetch("SELECT state, COUNT(*) FROM resends GROUP BY state ORDER BY state")
     count, oldest = pending[0]
     return Headline(

@@ -25,15 +25,6 @@ def insert_events(rows: int, returning: bool = True) -> str:
     )
 
 
-def event_ids(keys: int) -> str:
-    """The ids of ``keys`` dedup keys, as one JSON row: ``[[key, id], ...]``."""
-    marks = ", ".join("?" * keys)
-    return (
-        "SELECT json_group_array(json_array(dedup_key, id)) FROM events"
-        f" WHERE dedup_key IN ({marks})"
-    )
-
-
 LAST_EVENT_ID = "SELECT COALESCE(MAX(id), 0) FROM events"
 
 
@@ -54,6 +45,17 @@ ON CONFLICT (message_id) DO UPDATE SET
     external_id = COALESCE(messages.external_id, excluded.external_id),
     sender_name = COALESCE(messages.sender_name, excluded.sender_name)
 """
+
+
+def upsert_messages(rows: int) -> str:
+    """`UPSERT_MESSAGE` for ``rows`` messages in one statement.
+
+    SQLite applies the rows in order, so a message id repeated in one batch folds in as
+    if the rows came one by one (PostgreSQL would refuse it; its adapter has its own).
+    """
+    head, tail = UPSERT_MESSAGE.split("VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+    return head + "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows) + tail
+
 
 # Receipt order per message: an event is claimable only when no earlier event of the
 # same message is still pending (NULL message ids never block each other).

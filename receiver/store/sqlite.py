@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import time
@@ -151,28 +150,25 @@ def _chunks(items: list[Any]) -> list[list[Any]]:
 
 
 def _ingest_many(conn: sqlite3.Connection, items: list[Incoming]) -> list[IngestResult]:
-    # A fixed handful of statements whatever the batch holds: every row stepped through
-    # Python hands the GIL to the event loop and back, which costs more than the insert
-    # (bench/ingest.py). So no RETURNING: ids come back as JSON rows, and an id above the
-    # largest one before the insert (AUTOINCREMENT never reuses ids) is a new event.
+    # A fixed handful of statements whatever the batch holds (they run on the event
+    # loop's thread, so stepping RETURNING rows costs no GIL hand-over). A returned id
+    # above the largest one before the insert is a new event (AUTOINCREMENT never reuses
+    # ids); a key repeated within the batch is new once.
     (before,) = conn.execute(sql.LAST_EVENT_ID).fetchone()
+    ids: dict[str, int] = {}
     for chunk in _chunks(items):
         params: list[Any] = []
         for item in chunk:
             params += item.event_row()
-        conn.execute(sql.insert_events(len(chunk), returning=False), params)
-    ids: dict[str, int] = {}
-    for keys in _chunks([item.dedup_key for item in items]):  # repeats are harmless in IN
-        (found,) = conn.execute(sql.event_ids(len(keys)), keys).fetchone()
-        ids.update(json.loads(found))
+        for key, event_id, _ in conn.execute(sql.insert_events(len(chunk)), params):
+            ids[key] = event_id
     results = []
     seen: set[str] = set()
     for item in items:
         event_id = ids[item.dedup_key]
-        duplicate = event_id <= before or item.dedup_key in seen
-        results.append(IngestResult(event_id, duplicate))
+        results.append(IngestResult(event_id, event_id <= before or item.dedup_key in seen))
         seen.add(item.dedup_key)
-    states = [
+    states: list[Any] = [
         (
             item.message_id,
             item.status,
@@ -186,8 +182,8 @@ def _ingest_many(conn: sqlite3.Connection, items: list[Incoming]) -> list[Ingest
         for item, result in zip(items, results, strict=True)
         if not result.duplicate and item.message_id is not None and item.state == PENDING
     ]
-    if states:
-        conn.executemany(sql.UPSERT_MESSAGE, states)
+    for chunk in _chunks(states):
+        conn.execute(sql.upsert_messages(len(chunk)), [value for row in chunk for value in row])
     return results
 
 
