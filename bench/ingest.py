@@ -134,6 +134,7 @@ def receiver_target(args: argparse.Namespace, secret: str, work_dir: Path) -> Ta
         ports=[free_port() for _ in range(args.processes)],
         cpus=args.server_cpus,
         count_rows=row_counter(database_url),
+        count_pending=row_counter(database_url, "events WHERE state = 'pending'"),
         description=f"{args.processes} process(es), {database_url.split(':', 1)[0]}"
         + "".join(f" {a}" for a in args.receiver_arg),
     )
@@ -195,6 +196,46 @@ def fixed_durability(rows: int, fixed: FixedRateResult) -> PhaseDurability:
     return PhaseDurability("fixed-rate", rows, fixed.status_200, fixed.errors + fixed.timeouts)
 
 
+# --- the worker's backlog --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """What the worker left pending after saturation, and how long it took to drain."""
+
+    stored: int
+    """Events the saturation phase stored."""
+    pending: int
+    """Of those (and earlier ones), still owed handler runs when wrk stopped."""
+    drain_s: float | None
+    """Seconds until nothing was pending; None when the deadline passed first."""
+
+    def describe(self) -> str:
+        """One line for the human report."""
+        processed = max(0, self.stored - self.pending)
+        head = (
+            f"worker during saturation: {processed:,} of {self.stored:,} events processed"
+            f" (webhooks come first); backlog {self.pending:,}"
+        )
+        if self.drain_s is None:
+            return f"{head}, not drained before the deadline"
+        rate = self.pending / self.drain_s if self.drain_s else 0.0
+        return f"{head} drained in {self.drain_s:.1f} s ({rate:,.0f} events/s)"
+
+
+def drain(count_pending: Callable[[], int], stored: int, deadline_s: float = 300.0) -> Backlog:
+    """Poll the pending count until it reaches 0 (or ``deadline_s`` passes)."""
+    start = time.monotonic()
+    pending = count_pending()
+    left = pending
+    while left:
+        if time.monotonic() - start > deadline_s:
+            return Backlog(stored, pending, None)
+        time.sleep(0.25)
+        left = count_pending()
+    return Backlog(stored, pending, time.monotonic() - start if pending else 0.0)
+
+
 # --- one target -------------------------------------------------------------------------
 
 
@@ -206,6 +247,7 @@ class TargetResult:
     saturation: SaturationResult
     fixed: FixedRateResult
     durability: list[PhaseDurability]
+    backlog: Backlog | None = None
 
     @property
     def failures(self) -> int:
@@ -258,13 +300,17 @@ def bench_target(
         rows_after_fixed = settled_count(count) if target.count_rows else 0
         sat = saturation_phase(target, work, args)
         rows_after_sat = settled_count(count) if target.count_rows else 0
+        backlog = None
+        if target.count_pending is not None and "--no-worker" not in args.receiver_arg:
+            log(f"{target.name}: waiting for the worker to drain its backlog")
+            backlog = drain(target.count_pending, rows_after_sat - rows_after_fixed)
     durability = []
     if target.count_rows:
         durability = [
             fixed_durability(rows_after_fixed - rows_before, fixed),
             saturation_durability(rows_after_sat - rows_after_fixed, sat),
         ]
-    return TargetResult(target, sat, fixed, durability)
+    return TargetResult(target, sat, fixed, durability, backlog)
 
 
 # --- report -----------------------------------------------------------------------------
@@ -298,6 +344,7 @@ def summary(results: Sequence[TargetResult], args: argparse.Namespace) -> dict[s
                 "service_p99_ms": percentile(r.fixed.service_ms, 99),
             },
             "durability": [{**asdict(d), "passed": d.passed} for d in r.durability],
+            "backlog": asdict(r.backlog) if r.backlog else None,
         }  # fmt: skip
     return {
         "config": {k: v for k, v in vars(args).items() if k != "json"},
@@ -347,6 +394,8 @@ def print_verdicts(results: Sequence[TargetResult], args: argparse.Namespace) ->
         )
         for d in r.durability:
             print(f"{r.target.name} durability, {d.describe()}")
+        if r.backlog is not None:
+            print(f"{r.target.name} {r.backlog.describe()}")
         if r.failures:
             print(f"{r.target.name}: {r.failures} requests did not get a 200 -> FAIL")
     if line := postgres.describe_scaling(results):

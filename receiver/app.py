@@ -33,6 +33,10 @@ log = logging.getLogger("receiver.app")
 WEBHOOK_PATH = "/webhooks/mta"
 
 
+BUSY_WEBHOOKS = 8
+"""Webhooks waiting for their commit at once from which the worker yields to intake."""
+
+
 class Receiver:
     """The ASGI app: the webhook path goes straight to `Intake`, the rest to Starlette."""
 
@@ -41,7 +45,9 @@ class Receiver:
         self.registry = registry
         self.store = store
         self.metrics = Metrics()
-        self.worker = Worker(store, registry, settings, metrics=self.metrics)
+        self.worker = Worker(
+            store, registry, settings, metrics=self.metrics, busy=self._webhooks_waiting
+        )
         self.intake = Intake(settings, store, self.metrics, on_accepted=self.worker.notify)
         self.mta: MTAClient | None = None
         self.outbox: Outbox | None = None
@@ -53,6 +59,10 @@ class Receiver:
         if settings.admin_password is not None:  # no password: no dashboard, /admin is 404
             routes.append(Mount("/admin", create_admin(settings, store, notify=self.worker.notify)))
         self.web = Starlette(routes=routes, lifespan=self.lifespan)
+
+    def _webhooks_waiting(self) -> bool:
+        """Many webhooks wait for their commit: the worker gives way to them."""
+        return self.intake.waiting >= BUSY_WEBHOOKS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH:

@@ -68,6 +68,9 @@ class Intake:
         self.on_accepted = on_accepted
         self.clock = clock
         self._received = functools.cache(self.metrics.received.labels)
+        self.waiting = 0
+        """Authentic webhooks waiting for their commit: the worker yields while many do."""
+        metrics.webhooks_waiting.set_function(lambda: self.waiting)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.allow_list is not None and not self.allow_list.allows(_client(scope)):
@@ -99,6 +102,7 @@ class Intake:
             await self._reject(scope, send, exc.reason)
             return
         incoming = self._incoming(scope, body, secret_index)
+        self.waiting += 1
         try:
             result = await self.store.ingest(incoming)
         except StoreError as exc:
@@ -113,6 +117,8 @@ class Intake:
             )
             await _answer(send, "store_unavailable")
             return
+        finally:
+            self.waiting -= 1
         await self._accepted(scope, send, incoming, result)
 
     def _incoming(self, scope: Scope, body: bytes, secret_index: int) -> Incoming:

@@ -6,7 +6,7 @@ adds them up; the queue gauges come from the shared store, so take their ``max()
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .gauges import StoreGauges
 
@@ -79,6 +79,16 @@ class Metrics:
         self.dead_letters = Counter(
             "receiver_dead_letters",
             "Events dead-lettered after their last attempt",
+            registry=r,
+        )
+        self.worker_yields = Counter(
+            "receiver_worker_yields",
+            "Times the worker paused so webhooks waiting for their 200 went first",
+            registry=r,
+        )
+        self.webhooks_waiting = Gauge(
+            "receiver_webhooks_waiting",
+            "Authentic webhooks waiting for their commit (their 200) right now",
             registry=r,
         )
         # Read from the store at scrape time (GET /metrics awaits their refresh first).

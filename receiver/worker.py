@@ -15,7 +15,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from .dispatch import Dispatcher
 from .metrics import Metrics
@@ -24,6 +24,9 @@ from .settings import Settings
 from .store import Claimed, Completion, Store
 
 log = logging.getLogger("receiver.worker")
+
+YIELD_SECONDS = 0.1
+"""While webhooks wait for their 200, the worker claims one batch per this interval."""
 
 
 class Worker:
@@ -39,13 +42,18 @@ class Worker:
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
         metrics: Metrics | None = None,
+        busy: Callable[[], bool] = lambda: False,
+        pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
+        self.busy = busy
+        self.pause = pause
         self.settings = settings
         self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
         self.clock = clock
         self.dispatcher = Dispatcher(
-            registry, store, settings, metrics or Metrics(), clock=clock, jitter=jitter
+            registry, store, settings, self.metrics, clock=clock, jitter=jitter
         )
         self._wake = asyncio.Event()
         self._stopping = False
@@ -66,6 +74,12 @@ class Worker:
         try:
             while not self._stopping:
                 free = self.settings.worker_concurrency - len(self._in_flight)
+                if free > 0 and self.busy():
+                    self.metrics.worker_yields.inc()
+                    await self.pause(YIELD_SECONDS)
+                    if self._stopping:
+                        break
+                    free = self.settings.worker_concurrency - len(self._in_flight)
                 self._wake.clear()
                 claimed = await self._claim(free) if free > 0 else []
                 if self._stopping:

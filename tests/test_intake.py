@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import select
@@ -14,7 +15,9 @@ import pytest
 
 from receiver import Registry, Settings, sign
 from receiver.errors import StoreUnavailable
-from receiver.store import create_store
+from receiver.intake import Intake
+from receiver.metrics import Metrics
+from receiver.store import Incoming, IngestResult, create_store
 
 from .conftest import (
     OLD_SECRET,
@@ -25,6 +28,7 @@ from .conftest import (
     make_settings,
     running,
 )
+from .test_store import eventually
 
 LIMIT = 1024  # max_body_bytes of the size tests
 
@@ -464,3 +468,49 @@ def test_readyz_is_503_when_the_store_cannot_be_written(tmp_path: Path) -> None:
     assert ready.status_code == 503
     assert ready.json() == {"status": "unavailable", "error": "StoreUnavailable"}
     assert health.status_code == 200
+
+
+async def test_intake_counts_webhooks_waiting_for_their_commit(tmp_path: Path) -> None:
+    """Webhooks waiting for their commit are counted (the worker gives way to them, and
+    /metrics shows them); the count returns to 0 once they are answered, 503s included."""
+    gate = asyncio.Event()
+
+    class HeldStore:
+        fail = False
+
+        async def ingest(self, incoming: Incoming) -> IngestResult:
+            await gate.wait()
+            if self.fail:
+                raise StoreUnavailable("disk full")
+            return IngestResult(1, False)
+
+    store = HeldStore()
+    metrics = Metrics()
+    intake = Intake(make_settings(tmp_path), store, metrics)  # type: ignore[arg-type]
+
+    async def post(message_id: int) -> int:
+        body = json.dumps(delivery(message_id=message_id)).encode()
+        headers = [(b"x-signature", sign(SECRET, body).encode())]
+        scope = {"type": "http", "method": "POST", "path": "/webhooks/mta",
+                 "query_string": b"", "headers": headers, "client": ("127.0.0.1", 1)}  # fmt: skip
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await intake(scope, receive, send)
+        return int(sent[0]["status"])
+
+    posts = [asyncio.create_task(post(n)) for n in range(3)]
+    await eventually(lambda: intake.waiting == 3)
+    assert metrics.registry.get_sample_value("receiver_webhooks_waiting") == 3
+    gate.set()
+    assert await asyncio.gather(*posts) == [200, 200, 200]
+    assert intake.waiting == 0
+
+    store.fail = True
+    assert await post(4) == 503
+    assert intake.waiting == 0

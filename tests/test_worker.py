@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -381,6 +382,58 @@ async def test_stop_lets_quick_work_finish_and_releases_blocked_work(
     assert await event_row(store, blocked_id) == (PENDING, 0, T0, None, None)
     [reclaimed] = await store.claim("other", 10, settings.lease_seconds, now=clock())
     assert reclaimed.id == blocked_id
+
+
+async def test_worker_gives_way_while_webhooks_wait(
+    store: SqliteStore, settings: Settings, clock: Clock, recorder: Recorder
+) -> None:
+    """While webhooks wait for their 200 the worker claims one batch per pause; once they
+    are answered it runs at full speed again, and every event is processed."""
+
+    @recorder.registry.on("delivery-status")
+    async def status(event: Event, ctx: Context) -> None:
+        recorder.record("status", event.message_id)
+
+    for n in range(1, 41):
+        await add(store, message_id=n)
+    busy = True
+    pauses: asyncio.Queue[asyncio.Event] = asyncio.Queue()
+
+    async def pause(seconds: float) -> None:
+        gate = asyncio.Event()
+        pauses.put_nowait(gate)
+        await gate.wait()
+
+    metrics = Metrics()
+    worker = Worker(
+        store,
+        recorder.registry,
+        dataclasses.replace(settings, worker_concurrency=4),
+        owner="w1",
+        clock=clock,
+        jitter=lambda: 0.0,
+        metrics=metrics,
+        busy=lambda: busy,
+        pause=pause,
+    )
+    running_worker = asyncio.create_task(worker.run())
+
+    first = await asyncio.wait_for(pauses.get(), 5)
+    assert recorder.seen("status") == [], "nothing is claimed before the first pause"
+    first.set()
+    second = await asyncio.wait_for(pauses.get(), 5)
+    await eventually(lambda: len(recorder.seen("status")) == 4)
+    assert len(recorder.seen("status")) == 4, "one batch (the concurrency) per pause"
+
+    busy = False
+    second.set()
+    await eventually(lambda: len(recorder.seen("status")) == 40)
+    await worker.stop()
+    await running_worker
+
+    assert sorted(recorder.seen("status")) == sorted(str(n) for n in range(1, 41))
+    assert pauses.empty(), "no pause once no webhook waits"
+    assert metrics.registry.get_sample_value("receiver_worker_yields_total") == 2
 
 
 class GatedStore:
