@@ -69,7 +69,9 @@ class Intake:
         self.clock = clock
         self._received = functools.cache(self.metrics.received.labels)
         self.waiting = 0
-        """Authentic webhooks waiting for their commit: the worker yields while many do."""
+        """Authentic webhooks waiting for their commit right now."""
+        self._crowd = 0  # sum over webhooks since the worker last looked of `waiting`
+        self._arrivals = 0
         metrics.webhooks_waiting.set_function(lambda: self.waiting)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,6 +105,8 @@ class Intake:
             return
         incoming = self._incoming(scope, body, secret_index)
         self.waiting += 1
+        self._crowd += self.waiting
+        self._arrivals += 1
         try:
             result = await self.store.ingest(incoming)
         except StoreError as exc:
@@ -120,6 +124,18 @@ class Intake:
         finally:
             self.waiting -= 1
         await self._accepted(scope, send, incoming, result)
+
+    def crowd(self) -> float:
+        """How many webhooks waited, on average, with each one that arrived since the
+        last call (0 when none arrived): high only under a sustained flood.
+
+        The worker asks this, not `waiting`: its own writes commit together with the
+        webhooks, so at the moment it looks, a commit has just answered them all; and
+        a peak also comes from its own bursts at moderate rates.
+        """
+        crowd = self._crowd / self._arrivals if self._arrivals else 0.0
+        self._crowd = self._arrivals = 0
+        return crowd
 
     def _incoming(self, scope: Scope, body: bytes, secret_index: int) -> Incoming:
         return incoming_from(body, self.clock(), secret_index, _hinted_type(scope["query_string"]))

@@ -510,6 +510,8 @@ async def test_intake_counts_webhooks_waiting_for_their_commit(tmp_path: Path) -
     gate.set()
     assert await asyncio.gather(*posts) == [200, 200, 200]
     assert intake.waiting == 0
+    assert intake.crowd() == (1 + 2 + 3) / 3, "each webhook found 0, 1 and 2 waiting"
+    assert intake.crowd() == 0.0, "none arrived since"
 
     store.fail = True
     assert await post(4) == 503
