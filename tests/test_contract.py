@@ -1,7 +1,7 @@
 """The `Store` contract: one suite, run against SQLite and PostgreSQL.
 
 Everything is checked through the port itself (``store.fetch`` with ``?`` placeholders),
-so the same assertions hold on both backends. SQLite-only mechanics (the writer thread,
+so the same assertions hold on both backends. SQLite-only mechanics (the writer,
 WAL, group commit) are in tests/test_store.py.
 """
 

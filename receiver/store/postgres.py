@@ -8,7 +8,7 @@ cover the batch paths.
 Ingests are batched per event-loop iteration (receiver/store/pg_batch.py): one
 transaction on one pool connection for all the webhooks of an iteration, several
 batches in flight at once on different connections, and PostgreSQL groups concurrent
-commits into one WAL flush itself, so there is no writer thread here. A lone webhook,
+commits into one WAL flush itself, so there is no single writer here. A lone webhook,
 or each one of a failed batch, takes the one-statement path (event insert + message
 upsert, one round trip, its own transaction). Claims lock rows with ``FOR UPDATE SKIP LOCKED`` so
 any number of worker processes share the work; leases expire, so a dead worker's events
