@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from receiver.errors import StoreError
+from receiver.errors import StoreError, StoreUnavailable
 from receiver.intake import incoming_from
 from receiver.store import (
     PENDING,
@@ -189,6 +189,33 @@ async def test_writer_queues_jobs_behind_a_running_commit(
         assert query(str(tmp_path / "writer.db"), "SELECT count(*) FROM t") == [(21,)]
     finally:
         release.set()
+        await writer.stop()
+
+
+async def test_writer_survives_an_unexpected_error_in_a_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A non-database error while building a transaction fails that transaction's jobs
+    (StoreUnavailable, rolled back); the writer goes on committing the next ones."""
+    writer = Writer(str(tmp_path / "writer.db"))
+    writer.start()
+    try:
+        await writer.run(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)"))
+        real_run_items = writer_module._run_items
+
+        def broken_once(conn: sqlite3.Connection, items: list[Any]) -> Any:
+            monkeypatch.setattr(writer_module, "_run_items", real_run_items)
+            conn.execute("INSERT INTO t VALUES (-1)")
+            raise RuntimeError("bug")
+
+        monkeypatch.setattr(writer_module, "_run_items", broken_once)
+        with pytest.raises(StoreUnavailable):
+            await writer.run(lambda conn: conn.execute("INSERT INTO t VALUES (1)"))
+        # Bounded: a writer that died with the error would leave this waiting forever.
+        await asyncio.wait_for(writer.run(lambda conn: conn.execute("INSERT INTO t VALUES (2)")), 5)
+
+        assert query(str(tmp_path / "writer.db"), "SELECT x FROM t") == [(2,)]
+    finally:
         await writer.stop()
 
 

@@ -174,11 +174,17 @@ class Writer:
             items = self._take()
             try:
                 outcomes = await self._transaction(conn, items)
-            except BaseException as exc:  # cancelled while committing: nobody is left waiting
-                _resolve(
-                    [(item, None, StoreUnavailable(f"writer stopped: {exc!r}")) for item in items]
-                )
+            except asyncio.CancelledError:  # the loop is going away mid-commit
+                _resolve([(item, None, StoreUnavailable("writer stopped")) for item in items])
                 raise
+            except Exception as exc:  # a bug, not a database error: fail these, go on
+                log.exception("store writer: transaction failed; its jobs fail, the next run")
+                if conn.in_transaction:
+                    await self._in_thread(_rollback, conn)
+                _resolve(
+                    [(item, None, StoreUnavailable(f"commit failed: {exc!r}")) for item in items]
+                )
+                continue
             self.commits += 1
             self.jobs += len(items)
             _resolve(outcomes)
