@@ -252,7 +252,10 @@ def _commit(conn: sqlite3.Connection) -> None:
 
 def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
-        conn.execute("ROLLBACK")
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:  # SQLite may have rolled back already (I/O error)
+            log.error("store rollback failed: %s", exc)
 
 
 def _failed(items: list[_Item], exc: sqlite3.Error) -> list[_Outcome]:
