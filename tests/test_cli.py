@@ -11,11 +11,12 @@ import pytest
 
 from receiver import Context, Event, Registry
 from receiver.cli import main
+from receiver.intake import incoming_from
 from receiver.resends import Resends
 from receiver.settings import Settings
 from receiver.store import Incoming, create_store
 
-from .conftest import SECRET, delivery, make_settings, run_async, running, wait_for
+from .conftest import SECRET, delivery, encode, make_settings, run_async, running, wait_for
 
 
 @pytest.fixture
@@ -175,7 +176,8 @@ def test_resends_send_and_drop(env: Settings, capsys: pytest.CaptureFixture[str]
 
 
 def test_purge(env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
-    """purge deletes old finished events and blanks old phone numbers; never pending ones."""
+    """purge deletes old finished events and blanks old phone numbers (sends, messages);
+    never pending events, recent messages or opt-outs."""
     old = time.time() - 40 * 86400
 
     async def work() -> None:
@@ -201,18 +203,37 @@ def test_purge(env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
             tags={},
             now=old,
         )
+        for message_id, received in ((71, old), (72, time.time())):
+            await store.ingest(incoming_from(encode(delivery(message_id)), received, 0))
+        await Resends(store).opt_out("+15557654321", "reply_stop", old)
         await store.close()
+
+    async def phones() -> list[tuple[Any, ...]]:
+        store = create_store(env.database_url)
+        await store.open()
+        try:
+            return [
+                *await store.fetch("SELECT message_id, phone FROM messages ORDER BY message_id"),
+                ("opted out", await Resends(store).opted_out("+15557654321")),
+            ]
+        finally:
+            await store.close()
 
     run_async(work())
     dry = cli_json(capsys, "purge", "--older-than", "30d", "--dry-run")
-    assert dry == {"dry_run": True, "events": 1, "sent_messages": 1, "resends": 0}
-    assert len(cli_json(capsys, "events", "list")) == 3
+    assert dry == {"dry_run": True, "events": 1, "sent_messages": 1, "resends": 0, "messages": 1}
+    assert len(cli_json(capsys, "events", "list")) == 5
     status, out = cli(capsys, "purge", "--older-than", "30d")
     assert status == 0
     assert out.startswith("deleted 1 event(s)")
     left = cli_json(capsys, "events", "list")
-    assert sorted(r["state"] for r in left) == ["done", "pending"]
+    assert sorted(r["state"] for r in left) == ["done", "pending", "pending", "pending"]
     assert cli_json(capsys, "purge", "--older-than", "30d")["sent_messages"] == 0
+    assert run_async(phones()) == [
+        ("71", None),
+        ("72", "+15551234567"),
+        ("opted out", True),
+    ]
 
 
 def test_config_error_exits_2(

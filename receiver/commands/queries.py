@@ -160,7 +160,11 @@ async def resend_state(store: Store, original_message_id: str) -> str | None:
 
 async def purge(store: Store, cutoff: float, *, dry_run: bool) -> dict[str, int]:
     """Delete finished events received before ``cutoff`` (and their runs); blank the
-    phone numbers and texts kept with older sends and resends. Counts per table."""
+    phone numbers and texts kept with older sends and resends, and the phone numbers of
+    messages quiet since then. Counts per table.
+
+    Opt-outs keep their numbers: they are what stops us texting a number that said STOP.
+    """
     finished = ", ".join("?" * len(FINISHED))
     active = ", ".join("?" * len(ACTIVE_RESENDS))
     old_events = f"FROM events WHERE received_at < ? AND state IN ({finished})"
@@ -174,6 +178,10 @@ async def purge(store: Store, cutoff: float, *, dry_run: bool) -> dict[str, int]
             f"FROM resends WHERE updated_at < ? AND state NOT IN ({active})"
             " AND (phone IS NOT NULL OR text IS NOT NULL)",
             (cutoff, *ACTIVE_RESENDS),
+        ),
+        "messages": (
+            "FROM messages WHERE COALESCE(status_at, first_seen) < ? AND phone IS NOT NULL",
+            (cutoff,),
         ),
     }
     if dry_run:
@@ -198,5 +206,10 @@ async def purge(store: Store, cutoff: float, *, dry_run: bool) -> dict[str, int]
             f" WHERE updated_at < ? AND state NOT IN ({active})"
             " AND (phone IS NOT NULL OR text IS NOT NULL)",
             (cutoff, *ACTIVE_RESENDS),
+        ),
+        "messages": await store.execute(
+            "UPDATE messages SET phone = NULL"
+            " WHERE COALESCE(status_at, first_seen) < ? AND phone IS NOT NULL",
+            (cutoff,),
         ),
     }

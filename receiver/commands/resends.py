@@ -158,6 +158,7 @@ def purge(args: argparse.Namespace) -> int:
     delete, blank = ("would delete", "would blank") if args.dry_run else ("deleted", "blanked")
     print(
         f"{delete} {counts['events']} event(s); {blank} the phone numbers and texts of"
-        f" {counts['sent_messages']} sent message(s) and {counts['resends']} resend(s)"
+        f" {counts['sent_messages']} sent message(s) and {counts['resends']} resend(s),"
+        f" and the phone numbers of {counts['messages']} message(s)"
     )
     return 0
