@@ -201,14 +201,14 @@ async def test_writer_survives_an_unexpected_error_in_a_transaction(
     writer.start()
     try:
         await writer.run(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)"))
-        real_run_items = writer_module._run_items
+        real_run_items = writer_module.run_items
 
         def broken_once(conn: sqlite3.Connection, items: list[Any]) -> Any:
-            monkeypatch.setattr(writer_module, "_run_items", real_run_items)
+            monkeypatch.setattr(writer_module, "run_items", real_run_items)
             conn.execute("INSERT INTO t VALUES (-1)")
             raise RuntimeError("bug")
 
-        monkeypatch.setattr(writer_module, "_run_items", broken_once)
+        monkeypatch.setattr(writer_module, "run_items", broken_once)
         with pytest.raises(StoreUnavailable):
             await writer.run(lambda conn: conn.execute("INSERT INTO t VALUES (1)"))
         # Bounded: a writer that died with the error would leave this waiting forever.

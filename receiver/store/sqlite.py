@@ -12,6 +12,7 @@ import aiosqlite
 
 from ..errors import ConfigError, StoreUnavailable
 from . import sql
+from .jobs import Batch
 from .migrate import CREATE_TABLE, migrations
 from .records import (
     PENDING,
@@ -22,7 +23,7 @@ from .records import (
     IngestResult,
     MessageState,
 )
-from .writer import Batch, Writer, connect
+from .writer import Writer, connect
 
 log = logging.getLogger("receiver.store")
 

@@ -8,8 +8,8 @@ itself. A job's future resolves only after COMMIT returned, i.e. after the fsync
 ``synchronous=FULL``: a 200 answered on that result is durable.
 
 *Batched* jobs (`Writer.submit`) go further: the items of one kind queued together run as
-one call (a handful of statements for any number of webhook inserts). If that call fails,
-each item runs alone, so one bad item still fails only itself.
+one call (a handful of statements for any number of webhook inserts). What runs inside a
+transaction is in receiver/store/jobs.py; this module decides when and where.
 
 Where the work runs: the statements run on the event loop's own thread, and only the
 COMMIT (WAL write and fsync, the one long wait) runs in a helper thread, while the loop
@@ -25,43 +25,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
-from ..errors import StoreError, StoreUnavailable
+from ..errors import StoreUnavailable
+from .jobs import Batch, Item, Outcome, failed, resolve, run_items
 
 T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - the item type of a batch
 
 log = logging.getLogger("receiver.store")
 BUSY_TIMEOUT_MS = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class Batch(Generic[I, T]):
-    """A kind of batched job: ``run(conn, items)`` returns one result per item, in order."""
-
-    name: str
-    run: Callable[[sqlite3.Connection, list[I]], list[T]]
-    urgent: bool = False
-
-
-@dataclass(slots=True)
-class _Item:
-    job: Callable[[sqlite3.Connection], Any] | None
-    batch: Batch[Any, Any] | None
-    payload: Any
-    future: asyncio.Future[Any]
-    single_statement: bool = False  # atomic by itself: no savepoint needed
-
-    @property
-    def urgent(self) -> bool:
-        return self.batch is not None and self.batch.urgent
-
-
-_Outcome = tuple[_Item, Any, Exception | None]
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -87,7 +62,7 @@ class Writer:
         self._conn: sqlite3.Connection | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._committer: ThreadPoolExecutor | None = None
-        self._pending: list[_Item] = []
+        self._pending: list[Item] = []
         self._wakeup: asyncio.Future[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._deferred = False  # the last transaction left the worker's jobs for this one
@@ -152,7 +127,7 @@ class Writer:
             raise StoreUnavailable("the SQLite store is used from another event loop")
         assert self._loop is not None
         future: asyncio.Future[Any] = self._loop.create_future()
-        self._pending.append(_Item(job, batch, payload, future, single_statement))
+        self._pending.append(Item(job, batch, payload, future, single_statement))
         self._wake()
         return await future
 
@@ -175,21 +150,23 @@ class Writer:
             try:
                 outcomes = await self._transaction(conn, items)
             except asyncio.CancelledError:  # the loop is going away mid-commit
-                _resolve([(item, None, StoreUnavailable("writer stopped")) for item in items])
+                resolve(failed(items, "writer stopped"))
                 raise
-            except Exception as exc:  # a bug, not a database error: fail these, go on
-                log.exception("store writer: transaction failed; its jobs fail, the next run")
-                if conn.in_transaction:
-                    await self._in_thread(_rollback, conn)
-                _resolve(
-                    [(item, None, StoreUnavailable(f"commit failed: {exc!r}")) for item in items]
-                )
+            except Exception as exc:
+                # The transaction itself broke (a failing job is caught by itself in
+                # jobs.py), or a bug: its jobs fail, rolled back; the next one runs.
+                if isinstance(exc, sqlite3.Error):
+                    log.error("store commit failed: %s", exc)
+                else:
+                    log.exception("store writer: transaction failed")
+                await self._in_thread(_rollback, conn)
+                resolve(failed(items, f"commit failed: {exc}"))
                 continue
             self.commits += 1
             self.jobs += len(items)
-            _resolve(outcomes)
+            resolve(outcomes)
 
-    def _take(self) -> list[_Item]:
+    def _take(self) -> list[Item]:
         # Webhooks waiting for their 200 commit ahead of the worker's claims and
         # completions, which wait one transaction at most.
         items, self._pending = self._pending, []
@@ -201,20 +178,10 @@ class Writer:
         self._deferred = False
         return items
 
-    async def _transaction(self, conn: sqlite3.Connection, items: list[_Item]) -> list[_Outcome]:
-        try:
-            await self._begin(conn)
-        except sqlite3.Error as exc:
-            return _failed(items, exc)
-        try:
-            outcomes = _run_items(conn, items)
-        except sqlite3.Error as exc:  # the transaction itself broke, not one job
-            await self._in_thread(_rollback, conn)
-            return _failed(items, exc)
-        try:
-            await self._in_thread(_commit, conn)
-        except sqlite3.Error as exc:
-            return _failed(items, exc)
+    async def _transaction(self, conn: sqlite3.Connection, items: list[Item]) -> list[Outcome]:
+        await self._begin(conn)
+        outcomes = run_items(conn, items)
+        await self._in_thread(_commit, conn)
         return outcomes
 
     async def _begin(self, conn: sqlite3.Connection) -> None:
@@ -242,12 +209,7 @@ def _begin_waiting(conn: sqlite3.Connection) -> None:
 
 
 def _commit(conn: sqlite3.Connection) -> None:
-    try:
-        conn.execute("COMMIT")
-    except sqlite3.Error:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+    conn.execute("COMMIT")
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -256,97 +218,3 @@ def _rollback(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
         except sqlite3.Error as exc:  # SQLite may have rolled back already (I/O error)
             log.error("store rollback failed: %s", exc)
-
-
-def _failed(items: list[_Item], exc: sqlite3.Error) -> list[_Outcome]:
-    log.error("store commit failed: %s", exc)
-    error = StoreUnavailable(f"commit failed: {exc}")
-    return [(item, None, error) for item in items]
-
-
-def _run_items(conn: sqlite3.Connection, items: list[_Item]) -> list[_Outcome]:
-    """Run ``items`` inside the open transaction: plain jobs each in a savepoint, batches
-    together."""
-    outcomes: list[_Outcome] = []
-    groups: dict[str, list[_Item]] = {}
-    for item in items:
-        if item.batch is None and item.single_statement:
-            outcomes.append(_statement(conn, item))
-        elif item.batch is None:
-            outcomes.append(_isolated(conn, item, item.job))
-        else:
-            groups.setdefault(item.batch.name, []).append(item)
-    for group in groups.values():
-        outcomes += _run_batch(conn, group)
-    return outcomes
-
-
-def _isolated(
-    conn: sqlite3.Connection, item: _Item, job: Callable[[sqlite3.Connection], Any] | None
-) -> _Outcome:
-    """Run one job in its own savepoint."""
-    assert job is not None
-    conn.execute("SAVEPOINT job")
-    try:
-        result = job(conn)
-    except Exception as exc:
-        conn.execute("ROLLBACK TO job")
-        conn.execute("RELEASE job")
-        return (item, None, _translate(exc))
-    conn.execute("RELEASE job")
-    return (item, result, None)
-
-
-def _statement(conn: sqlite3.Connection, item: _Item) -> _Outcome:
-    """Run a one-statement job; a failed statement is undone by SQLite itself."""
-    assert item.job is not None
-    try:
-        return (item, item.job(conn), None)
-    except Exception as exc:
-        return (item, None, _translate(exc))
-
-
-def _run_batch(conn: sqlite3.Connection, group: list[_Item]) -> list[_Outcome]:
-    batch = group[0].batch
-    assert batch is not None
-    conn.execute("SAVEPOINT batch")
-    try:
-        results = batch.run(conn, [item.payload for item in group])
-    except Exception as exc:
-        conn.execute("ROLLBACK TO batch")
-        conn.execute("RELEASE batch")
-        if len(group) == 1:
-            return [(group[0], None, _translate(exc))]
-        log.warning(
-            "batch %s of %d failed (%s); running its items one by one", batch.name, len(group), exc
-        )
-        return [_isolated(conn, item, _single(batch, item.payload)) for item in group]
-    conn.execute("RELEASE batch")
-    return list(zip(group, results, [None] * len(group), strict=True))
-
-
-def _single(batch: Batch[Any, Any], payload: Any) -> Callable[[sqlite3.Connection], Any]:
-    def job(conn: sqlite3.Connection) -> Any:
-        return batch.run(conn, [payload])[0]
-
-    return job
-
-
-def _resolve(done: Sequence[_Outcome]) -> None:
-    for item, result, error in done:
-        if item.future.done():
-            continue
-        if error is not None:
-            item.future.set_exception(error)
-        else:
-            item.future.set_result(result)
-
-
-def _translate(exc: Exception) -> Exception:
-    # Driver errors (and binding errors such as OverflowError) become StoreError at this
-    # boundary; a job's own domain errors pass through unchanged.
-    if isinstance(exc, sqlite3.Error | OverflowError | ValueError | TypeError):
-        error = StoreError(f"{type(exc).__name__}: {exc}")
-        error.__cause__ = exc
-        return error
-    return exc
