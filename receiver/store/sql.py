@@ -13,7 +13,7 @@ EVENT_COLUMNS = (
 _EVENT_ROW = "(" + ", ".join("?" * len(EVENT_COLUMNS.split(","))) + ")"
 
 
-def insert_events(rows: int, returning: bool = True) -> str:
+def insert_events(rows: int) -> str:
     """Insert ``rows`` events at once; a repeated dedup_key counts a duplicate instead.
 
     RETURNING gives one row per input row, new or duplicate (``duplicates > 0``).
@@ -21,7 +21,7 @@ def insert_events(rows: int, returning: bool = True) -> str:
     return (
         f"INSERT INTO events ({EVENT_COLUMNS}) VALUES {', '.join([_EVENT_ROW] * rows)}"
         " ON CONFLICT (dedup_key) DO UPDATE SET duplicates = events.duplicates + 1"
-        + (" RETURNING dedup_key, id, duplicates" if returning else "")
+        " RETURNING dedup_key, id, duplicates"
     )
 
 
