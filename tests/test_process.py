@@ -54,21 +54,32 @@ def test_sigkill_right_after_200_processes_event_after_restart(tmp_path, process
     assert [(c["handler"], c["message_id"]) for c in read_log(calls)] == [("on_status", "7")]
 
 
-def test_sigkill_while_leased_is_picked_up_after_lease_expiry(tmp_path, processes) -> None:
-    """Work leased by a killed worker is taken again once its lease expires, and runs once."""
-    calls, hold = tmp_path / "calls.jsonl", tmp_path / "hold"
+def start_holding(
+    tmp_path: Path, processes: list[Process], message_id: int, **settings: str
+) -> tuple[dict[str, str], Process]:
+    """Start a receiver whose sample handlers hold (``tmp_path/hold`` exists), post one
+    delivery status and wait until its event is leased; return the env and the process.
+    The handlers log their calls to ``tmp_path/calls.jsonl``."""
+    hold = tmp_path / "hold"
     hold.touch()
     env = process_env(
         tmp_path,
         RECEIVER_HANDLERS="tests.sample_handlers",
-        RECEIVER_LEASE_SECONDS="1",
-        SAMPLE_HANDLERS_LOG=str(calls),
+        SAMPLE_HANDLERS_LOG=str(tmp_path / "calls.jsonl"),
         SAMPLE_HANDLERS_HOLD=str(hold),
+        **settings,
     )
-    first = start_process(tmp_path, env)
-    processes.append(first)
-    assert post(first, delivery(message_id=8, status=4)).status_code == 200
+    process = start_process(tmp_path, env)
+    processes.append(process)
+    assert post(process, delivery(message_id=message_id, status=4)).status_code == 200
     wait_for(lambda: rows(tmp_path, "SELECT lease_owner FROM events WHERE lease_owner IS NOT NULL"))
+    return env, process
+
+
+def test_sigkill_while_leased_is_picked_up_after_lease_expiry(tmp_path, processes) -> None:
+    """Work leased by a killed worker is taken again once its lease expires, and runs once."""
+    env, first = start_holding(tmp_path, processes, 8, RECEIVER_LEASE_SECONDS="1")
+    calls, hold = tmp_path / "calls.jsonl", tmp_path / "hold"
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(timeout=10)
     hold.unlink()
@@ -80,19 +91,8 @@ def test_sigkill_while_leased_is_picked_up_after_lease_expiry(tmp_path, processe
 
 def test_sigterm_releases_unfinished_work(tmp_path, processes) -> None:
     """SIGTERM stops the process cleanly; work it could not finish is released, not lost."""
+    env, first = start_holding(tmp_path, processes, 9, RECEIVER_SHUTDOWN_GRACE_SECONDS="0.5")
     calls, hold = tmp_path / "calls.jsonl", tmp_path / "hold"
-    hold.touch()
-    env = process_env(
-        tmp_path,
-        RECEIVER_HANDLERS="tests.sample_handlers",
-        RECEIVER_SHUTDOWN_GRACE_SECONDS="0.5",
-        SAMPLE_HANDLERS_LOG=str(calls),
-        SAMPLE_HANDLERS_HOLD=str(hold),
-    )
-    first = start_process(tmp_path, env)
-    processes.append(first)
-    assert post(first, delivery(message_id=9, status=4)).status_code == 200
-    wait_for(lambda: rows(tmp_path, "SELECT lease_owner FROM events WHERE lease_owner IS NOT NULL"))
     first.proc.send_signal(signal.SIGTERM)
     # uvicorn re-raises the signal after a graceful shutdown (exit 143 to a supervisor).
     assert first.proc.wait(timeout=15) in (0, -signal.SIGTERM)
