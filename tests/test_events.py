@@ -335,6 +335,27 @@ def test_parse_returns_the_object() -> None:
     assert parse(DOCUMENTED)["messageId"] == 912345
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(DOCUMENTED, id="documented"),
+        pytest.param(b'{"a":NaN,"b":Infinity}', id="nan"),
+        pytest.param(b'{"text":"\\ud800"}', id="lone-surrogate"),
+        pytest.param(b'{"a":1e400}', id="float-overflow"),
+        pytest.param(b'{"messageId":123456789012345678901234567890}', id="big-int"),
+        pytest.param(b'{"a":1,"a":2}', id="repeated-key"),
+        pytest.param(b'{"a":"\\u0000","b":[1.5,-0,true,null]}', id="mixed"),
+        pytest.param(b'{"a":' * 900 + b"1" + b"}" * 900, id="900-deep"),
+    ],
+)
+def test_parse_reads_what_the_stdlib_reads(body: bytes) -> None:
+    """The fast decoder and its stdlib fallback together accept exactly what json.loads
+    accepts, as the same objects (big integers stay integers)."""
+    expected = json.loads(body.decode("utf-8"))
+    parsed = parse(body)
+    assert repr(parsed) == repr(expected)  # repr: NaN != NaN, and int vs float shows
+
+
 # --- statuses.rank -------------------------------------------------------------------------
 
 
