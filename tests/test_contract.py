@@ -8,7 +8,6 @@ WAL, group commit) are in tests/test_store.py.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -314,7 +313,7 @@ async def test_one_batch_counts_duplicates_and_moves_a_message_forward(store: St
 
 async def test_a_bad_webhook_in_a_batch_fails_only_itself(store: Store) -> None:
     """One webhook the database refuses, ingested with others: only it fails."""
-    bad = dataclasses.replace(incoming(delivery(1)), dedup_key=None)  # type: ignore[arg-type]
+    bad = incoming(delivery(1))._replace(dedup_key=None)  # type: ignore[arg-type]
     results = await asyncio.gather(
         *(store.ingest(incoming(delivery(n))) for n in range(2, 6)),
         store.ingest(bad),
