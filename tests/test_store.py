@@ -192,6 +192,46 @@ async def test_writer_queues_jobs_behind_a_running_commit(
         await writer.stop()
 
 
+@pytest.mark.parametrize(("flood", "gathers"), [(1, False), (20, True)])
+async def test_writer_gathers_jobs_after_a_flood_commit_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flood: int, gathers: bool
+) -> None:
+    """After a commit of GATHER_FROM or more jobs, the next transaction waits a few loop
+    passes for jobs still arriving (one per pass here) and takes them together; after a
+    small commit it starts at once (no delay at moderate rates)."""
+    writer = Writer(str(tmp_path / "writer.db"))
+    writer.start()
+    try:
+        await writer.run(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)"))
+        sizes: list[int] = []
+        real_run_items = writer_module.run_items
+
+        def counting(conn: sqlite3.Connection, items: list[Any]) -> Any:
+            sizes.append(len(items))
+            return real_run_items(conn, items)
+
+        monkeypatch.setattr(writer_module, "run_items", counting)
+
+        def insert(conn: sqlite3.Connection) -> Any:
+            return conn.execute("INSERT INTO t VALUES (1)")
+
+        await asyncio.gather(*(writer.run(insert) for _ in range(flood)))
+        assert sizes == [flood]
+        trickled = []
+        for _ in range(12):  # one job per pass of the loop
+            trickled.append(asyncio.ensure_future(writer.run(insert)))
+            await asyncio.sleep(0)
+        await asyncio.gather(*trickled)
+
+        assert sum(sizes[1:]) == 12
+        if gathers:  # GATHER_FROM <= 20: waited up to GATHER_PASSES passes, one job each
+            assert sizes[1] >= 4, sizes
+        else:
+            assert sizes[1] == 1, sizes
+    finally:
+        await writer.stop()
+
+
 async def test_writer_survives_an_unexpected_error_in_a_transaction(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

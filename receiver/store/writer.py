@@ -37,6 +37,10 @@ I = TypeVar("I")  # noqa: E741 - the item type of a batch
 
 log = logging.getLogger("receiver.store")
 BUSY_TIMEOUT_MS = 10_000
+GATHER_FROM = 16
+"""A commit of this many jobs means a flood: the next one first gathers (see `_gather`)."""
+GATHER_PASSES = 8
+"""Passes of the event loop a transaction waits at most for its jobs to gather."""
 
 
 def connect(path: str) -> sqlite3.Connection:
@@ -139,6 +143,7 @@ class Writer:
         # Woken through a future, this task runs after the callbacks already queued in
         # this loop iteration: one transaction takes everything they submitted.
         assert self._loop is not None
+        last = 0  # jobs in the last commit
         while True:
             if not self._pending:
                 if self._stopping:
@@ -146,7 +151,9 @@ class Writer:
                 self._wakeup = self._loop.create_future()
                 await self._wakeup
                 continue
+            await self._gather(last)
             items = self._take()
+            last = len(items)
             try:
                 outcomes = await self._transaction(conn, items)
             except asyncio.CancelledError:  # the loop is going away mid-commit
@@ -165,6 +172,26 @@ class Writer:
             self.commits += 1
             self.jobs += len(items)
             resolve(outcomes)
+
+    async def _gather(self, last: int) -> None:
+        """After a commit of `GATHER_FROM` or more jobs, let the loop read and verify the
+        webhooks that have already arrived, for a few passes or until as many jobs wait
+        as the last commit took, before starting the next transaction.
+
+        A commit costs about 300 us of CPU whatever it carries (WAL frames, fsync and two
+        thread hand-offs on this machine's VM): under a flood of 64 connections commits
+        then carry ~48 webhooks instead of ~28, and saturation throughput rises ~10%
+        (bench/ingest.py). At 2,000/s commits carry 1-3 webhooks: no pass is spent.
+        """
+        passes = 0
+        while (
+            last >= GATHER_FROM
+            and len(self._pending) < last
+            and passes < GATHER_PASSES
+            and not self._stopping
+        ):
+            passes += 1
+            await asyncio.sleep(0)
 
     def _take(self) -> list[Item]:
         # Webhooks waiting for their 200 commit ahead of the worker's claims and
