@@ -324,3 +324,30 @@ async def test_a_bad_webhook_in_a_batch_fails_only_itself(store: Store) -> None:
     assert not any(isinstance(r, BaseException) or r.duplicate for r in results[:-1])
     assert await store.fetch("SELECT count(*) FROM events") == [(4,)]
     assert await store.fetch("SELECT count(*) FROM messages") == [(4,)]
+
+
+@pytest.mark.postgres
+async def test_postgres_claim_stays_a_per_row_probe_without_statistics(tmp_path: Path) -> None:
+    """On a never-analyzed `events` table with a backlog, the worker's claim checks each
+    candidate's earlier events through a subplan, never an anti-join over every pending
+    row (seen taking 23 s per claim with 130,000 pending, bench/ingest.py)."""
+    asyncpg = pytest.importorskip("asyncpg")
+    from receiver.store import pg_sql
+
+    async with empty_database("postgres", tmp_path) as url, opened_store(url):
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(
+                "INSERT INTO events (dedup_key, type, name, message_id, received_at,"
+                " secret_index, body, state, run_after)"
+                " SELECT 'k' || n, 'delivery-status', 'delivery-status.delivered', n::text,"
+                " 0, 0, '\\x7b7d'::bytea, 'pending', 0 FROM generate_series(1, 20000) n"
+            )
+            plan = "\n".join(
+                row[0]
+                for row in await conn.fetch("EXPLAIN " + pg_sql.LEASE, "w", 1.0, 1.0, 1.0, 16)
+            )
+        finally:
+            await conn.close()
+    assert "SubPlan" in plan, plan
+    assert "Anti Join" not in plan, plan

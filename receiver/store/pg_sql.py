@@ -61,9 +61,14 @@ SELECT id, duplicates FROM e
 # re-checks a row that changed meanwhile (EvalPlanQual), so a lease committed by another
 # worker after our snapshot drops the row. Per-message order holds as on SQLite: a later
 # event stays blocked while an earlier one is pending, leased or not.
-LEASE = numbered(
-    sql.LEASE.format(claimable=sql.CLAIMABLE.rstrip() + "\nFOR UPDATE OF e SKIP LOCKED")
-)
+#
+# OFFSET 0 keeps the NOT EXISTS a subplan, run per candidate row through events_message.
+# Without it PostgreSQL may flatten it into an anti-join, and without statistics (a fresh
+# database before autovacuum's first ANALYZE, or autovacuum off) it picked a nested loop
+# over every pending row: 23 s per claim with 130,000 pending (bench/ingest.py), ~1 ms
+# as a subplan on the same table.
+_CLAIMABLE = sql.CLAIMABLE.replace("AND p.id < e.id)", "AND p.id < e.id OFFSET 0)")
+LEASE = numbered(sql.LEASE.format(claimable=_CLAIMABLE.rstrip() + "\nFOR UPDATE OF e SKIP LOCKED"))
 SELECT_RUNS = sql.SELECT_RUNS + " WHERE event_id = ANY($1::bigint[])"
 FINISH_EVENT = numbered(sql.FINISH_EVENT)
 UPSERT_RUN = numbered(sql.UPSERT_RUN)
