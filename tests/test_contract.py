@@ -327,6 +327,39 @@ async def test_a_bad_webhook_in_a_batch_fails_only_itself(store: Store) -> None:
 
 
 @pytest.mark.postgres
+async def test_postgres_claim_after_a_flood_is_not_stuck_on_an_old_plan(tmp_path: Path) -> None:
+    """Claims run while few events are pending, then 100,000 arrive: the next claim ends.
+    PostgreSQL keeps a generic plan made on the small table (a sort of every pending
+    event, probed one by one); without events_pending_message each probe read every
+    pending entry below it and one claim ran for minutes (bench/ingest.py). The
+    deadline is a hang detector, not a speed target (~0.2 s here)."""
+    asyncpg = pytest.importorskip("asyncpg")
+    from receiver.store.postgres import PostgresStore
+
+    insert = (
+        "INSERT INTO events (dedup_key, type, name, message_id, received_at, secret_index,"
+        " body, state, run_after) SELECT 'k' || n, 'delivery-status', 'x', n::text, 0, 0,"
+        " '\\x7b7d'::bytea, $3, 0 FROM generate_series($1::int, $2::int) n"
+    )
+    async with empty_database("postgres", tmp_path) as url:
+        store = PostgresStore(url, min_size=1, max_size=1)  # every claim on one session
+        await store.open()
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(insert, 1, 2000, DONE)
+            for n in range(2001, 2013):  # a generic plan is considered after five runs
+                await conn.execute(insert, n, n, PENDING)
+                [claimed] = await store.claim("w", 16, LEASE, now=NOW)
+                await conn.execute("UPDATE events SET state = $1 WHERE id = $2", DONE, claimed.id)
+            await conn.execute(insert, 3001, 103000, PENDING)
+            flood = await asyncio.wait_for(store.claim("w", 16, LEASE, now=NOW), 10)
+        finally:
+            await conn.close()
+            await store.close()
+    assert [event.id for event in flood] == list(range(2013, 2029))
+
+
+@pytest.mark.postgres
 async def test_postgres_claim_stays_a_per_row_probe_without_statistics(tmp_path: Path) -> None:
     """On a never-analyzed `events` table with a backlog, the worker's claim checks each
     candidate's earlier events through a subplan, never an anti-join over every pending

@@ -62,7 +62,8 @@ SELECT id, duplicates FROM e
 # worker after our snapshot drops the row. Per-message order holds as on SQLite: a later
 # event stays blocked while an earlier one is pending, leased or not.
 #
-# OFFSET 0 keeps the NOT EXISTS a subplan, run per candidate row through events_message.
+# OFFSET 0 keeps the NOT EXISTS a subplan, one probe of events_pending_message (0004)
+# per candidate row.
 # Without it PostgreSQL may flatten it into an anti-join, and without statistics (a fresh
 # database before autovacuum's first ANALYZE, or autovacuum off) it picked a nested loop
 # over every pending row: 23 s per claim with 130,000 pending (bench/ingest.py), ~1 ms
