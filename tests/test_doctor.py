@@ -13,6 +13,7 @@ from receiver.fake_mta import FakeMTA, running_fake_mta
 from receiver.settings import Settings
 
 from .conftest import SECRET, free_port, make_settings, running
+from .pg import fresh_database_sync, query
 
 
 @pytest.fixture
@@ -98,3 +99,21 @@ def test_settings_that_do_not_load(
     status, out = doctor(capsys)
     assert status == 2
     assert "[FAIL] configuration: RECEIVER_MAX_ATTEMPTS must be an integer" in out
+
+
+@pytest.mark.postgres
+def test_postgres_autovacuum_is_reported_as_the_server_has_it(
+    env: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the doctor reads autovacuum: off is a warning with its fix (this
+    machine's server runs with it off), on is OK."""
+    with fresh_database_sync() as url:
+        monkeypatch.setenv("RECEIVER_DATABASE_URL", url)
+        _, out = doctor(capsys)
+        [(setting,)] = query(url, "SHOW autovacuum")
+    line = next(line for line in out.splitlines() if "] autovacuum:" in line)
+    if setting == "on":
+        assert line == "[  OK] autovacuum: on"
+    else:
+        assert line.startswith("[WARN] autovacuum: off: finished events leave dead index")
+        assert "ALTER SYSTEM SET autovacuum = on" in out

@@ -1,9 +1,10 @@
 """``doctor``: check a deployment end to end and say how to fix what is wrong.
 
 Checks, in order: the settings load; the database opens, its migrations are current and
-it takes writes; MTA accepts the API key; which proxies are trusted; the body limit; and,
-with ``--url``, that a signed test webhook sent to the public URL gets a 200 and lands in
-this database. Exit status 1 when any check fails, 2 when the settings do not load.
+it takes writes (and, on PostgreSQL, autovacuum is on); MTA accepts the API key; which
+proxies are trusted; the body limit; and, with ``--url``, that a signed test webhook sent
+to the public URL gets a 200 and lands in this database. Exit status 1 when any check
+fails, 2 when the settings do not load.
 """
 
 from __future__ import annotations
@@ -139,7 +140,28 @@ async def database(store: Store) -> list[Check]:
         )
     else:
         checks.append(Check("database writes", OK, "a write committed"))
+    if store.dialect == "postgres":
+        checks.append(await autovacuum(store))
     return checks
+
+
+async def autovacuum(store: Store) -> Check:
+    """PostgreSQL's autovacuum: without it finished events leave dead index entries and
+    the planner has no statistics, and the worker's claims slow down as backlogs grow."""
+    try:
+        [(value,)] = await store.fetch("SHOW autovacuum")
+    except Exception as exc:
+        return Check("autovacuum", WARN, f"cannot read: {type(exc).__name__}: {exc}")
+    if value == "on":
+        return Check("autovacuum", OK, "on")
+    return Check(
+        "autovacuum",
+        WARN,
+        "off: finished events leave dead index entries and the planner no statistics;"
+        " the worker's claims slow down as a backlog grows",
+        "ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf(); (or run"
+        " VACUUM ANALYZE events every few minutes)",
+    )
 
 
 async def mta_key(settings: Settings) -> Check:
