@@ -232,6 +232,31 @@ async def test_writer_gathers_jobs_after_a_flood_commit_only(
         await writer.stop()
 
 
+async def test_writer_cancelled_while_gathering_fails_the_waiting_jobs(tmp_path: Path) -> None:
+    """A writer cancelled between transactions (the loop going away) fails the jobs that
+    wait for the next one: none is left waiting forever."""
+    writer = Writer(str(tmp_path / "writer.db"))
+    writer.start()
+    try:
+        await writer.run(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)"))
+
+        def insert(conn: sqlite3.Connection) -> Any:
+            return conn.execute("INSERT INTO t VALUES (1)")
+
+        await asyncio.gather(*(writer.run(insert) for _ in range(20)))  # a flood commit
+        waiting = asyncio.ensure_future(writer.run(insert))
+        for _ in range(2):  # one pass to queue the job, one for the writer to start gathering
+            await asyncio.sleep(0)
+        assert len(writer._pending) == 1
+        assert writer._flusher is not None
+        writer._flusher.cancel()
+        with pytest.raises(StoreUnavailable):
+            await asyncio.wait_for(waiting, 5)
+    finally:
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer.stop()
+
+
 async def test_writer_survives_an_unexpected_error_in_a_transaction(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
