@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from receiver.cli import main
+from receiver.commands.doctor import autovacuum
 from receiver.fake_mta import FakeMTA, running_fake_mta
 from receiver.settings import Settings
 
@@ -115,5 +118,49 @@ def test_postgres_autovacuum_is_reported_as_the_server_has_it(
     if setting == "on":
         assert line == "[  OK] autovacuum: on"
     else:
-        assert line.startswith("[WARN] autovacuum: off: finished events leave dead index")
+        assert line.startswith("[WARN] autovacuum: autovacuum off: finished events leave dead")
         assert "ALTER SYSTEM SET autovacuum = on" in out
+
+
+class _Settings:
+    """A store stand-in answering SHOW from a dict (or failing)."""
+
+    dialect = "postgres"
+
+    def __init__(self, values: dict[str, str] | None) -> None:
+        self.values = values
+
+    async def fetch(self, query: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        if self.values is None:
+            raise OSError("connection lost")
+        return [(self.values[query.removeprefix("SHOW ")],)]
+
+
+@pytest.mark.parametrize(
+    ("values", "status", "detail", "fix"),
+    [
+        ({"autovacuum": "on", "track_counts": "on"}, "ok", "on", None),
+        (
+            {"autovacuum": "off", "track_counts": "on"},
+            "warn",
+            "autovacuum off: finished events",
+            "ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf();",
+        ),
+        (
+            {"autovacuum": "on", "track_counts": "off"},
+            "warn",
+            "track_counts off: finished events",
+            "ALTER SYSTEM SET track_counts = on; SELECT pg_reload_conf();",
+        ),
+        (None, "warn", "cannot read: OSError: connection lost", None),
+    ],
+)
+def test_autovacuum_check_says_what_is_off_and_how_to_turn_it_on(
+    values: dict[str, str] | None, status: str, detail: str, fix: str | None
+) -> None:
+    """Each of autovacuum and track_counts off is a warning naming it, with its fix."""
+    check = asyncio.run(autovacuum(_Settings(values)))  # type: ignore[arg-type]
+    assert (check.name, check.status) == ("autovacuum", status)
+    assert check.detail.startswith(detail)
+    assert (check.fix or "").startswith(fix or "")
+    assert (check.fix is None) == (fix is None)

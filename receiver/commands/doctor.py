@@ -145,22 +145,27 @@ async def database(store: Store) -> list[Check]:
     return checks
 
 
+_VACUUM_SETTINGS = ("autovacuum", "track_counts")
+
+
 async def autovacuum(store: Store) -> Check:
     """PostgreSQL's autovacuum: without it finished events leave dead index entries and
-    the planner has no statistics, and the worker's claims slow down as backlogs grow."""
+    the planner has no statistics, and the worker's claims slow down as backlogs grow.
+    Autovacuum also needs ``track_counts`` to know which tables changed."""
     try:
-        [(value,)] = await store.fetch("SHOW autovacuum")
+        settings = {name: (await store.fetch(f"SHOW {name}"))[0][0] for name in _VACUUM_SETTINGS}
     except Exception as exc:
         return Check("autovacuum", WARN, f"cannot read: {type(exc).__name__}: {exc}")
-    if value == "on":
+    off = [name for name in _VACUUM_SETTINGS if settings[name] != "on"]
+    if not off:
         return Check("autovacuum", OK, "on")
     return Check(
         "autovacuum",
         WARN,
-        "off: finished events leave dead index entries and the planner no statistics;"
-        " the worker's claims slow down as a backlog grows",
-        "ALTER SYSTEM SET autovacuum = on; SELECT pg_reload_conf(); (or run"
-        " VACUUM ANALYZE events every few minutes)",
+        f"{' and '.join(off)} off: finished events leave dead index entries and the"
+        " planner no statistics; the worker's claims slow down as a backlog grows",
+        "; ".join(f"ALTER SYSTEM SET {name} = on" for name in off)
+        + "; SELECT pg_reload_conf(); (or run VACUUM ANALYZE events every few minutes)",
     )
 
 
