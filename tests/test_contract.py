@@ -327,12 +327,17 @@ async def test_a_bad_webhook_in_a_batch_fails_only_itself(store: Store) -> None:
 
 
 @pytest.mark.postgres
-async def test_postgres_claim_after_a_flood_is_not_stuck_on_an_old_plan(tmp_path: Path) -> None:
-    """Claims run while few events are pending, then 100,000 arrive: the next claim ends.
+async def test_postgres_claim_after_a_flood_is_not_stuck_on_an_old_plan(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Claims run while few events are pending, then 100,000 arrive: the next claim ends,
+    and a slow claim refreshes the planner's statistics (ANALYZE), once.
+
     PostgreSQL keeps a generic plan made on the small table (a sort of every pending
     event, probed one by one); without events_pending_message each probe read every
     pending entry below it and one claim ran for minutes (bench/ingest.py). The
-    deadline is a hang detector, not a speed target (~0.2 s here)."""
+    deadline is a hang detector, not a speed target (~0.2 s here). After the flood any
+    claim counts as slow, so the test does not depend on this machine's speed."""
     asyncpg = pytest.importorskip("asyncpg")
     from receiver.store.postgres import PostgresStore
 
@@ -341,8 +346,9 @@ async def test_postgres_claim_after_a_flood_is_not_stuck_on_an_old_plan(tmp_path
         " body, state, run_after) SELECT 'k' || n, 'delivery-status', 'x', n::text, 0, 0,"
         " '\\x7b7d'::bytea, $3, 0 FROM generate_series($1::int, $2::int) n"
     )
+    analyzed = "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'events'"
     async with empty_database("postgres", tmp_path) as url:
-        store = PostgresStore(url, min_size=1, max_size=1)  # every claim on one session
+        store = PostgresStore(url, min_size=1, max_size=1, slow_claim_seconds=float("inf"))
         await store.open()
         conn = await asyncpg.connect(url)
         try:
@@ -352,11 +358,19 @@ async def test_postgres_claim_after_a_flood_is_not_stuck_on_an_old_plan(tmp_path
                 [claimed] = await store.claim("w", 16, LEASE, now=NOW)
                 await conn.execute("UPDATE events SET state = $1 WHERE id = $2", DONE, claimed.id)
             await conn.execute(insert, 3001, 103000, PENDING)
+            assert not await conn.fetchval(analyzed)
+            store.slow_claim_seconds = 0.0  # from now on every claim counts as slow
             flood = await asyncio.wait_for(store.claim("w", 16, LEASE, now=NOW), 10)
+            after = await asyncio.wait_for(store.claim("w", 16, LEASE, now=NOW), 10)
+            was_analyzed = await conn.fetchval(analyzed)
         finally:
             await conn.close()
             await store.close()
     assert [event.id for event in flood] == list(range(2013, 2029))
+    assert [event.id for event in after] == list(range(2029, 2045))
+    assert was_analyzed
+    warnings = [r for r in caplog.records if "running ANALYZE events" in r.getMessage()]
+    assert len(warnings) == 1, "at most one ANALYZE per ANALYZE_EVERY_SECONDS"
 
 
 @pytest.mark.postgres

@@ -62,13 +62,15 @@ SELECT id, duplicates FROM e
 # worker after our snapshot drops the row. Per-message order holds as on SQLite: a later
 # event stays blocked while an earlier one is pending, leased or not.
 #
-# OFFSET 0 keeps the NOT EXISTS a subplan, one probe of events_pending_message (0004)
-# per candidate row.
-# Without it PostgreSQL may flatten it into an anti-join, and without statistics (a fresh
-# database before autovacuum's first ANALYZE, or autovacuum off) it picked a nested loop
-# over every pending row: 23 s per claim with 130,000 pending (bench/ingest.py), ~1 ms
-# as a subplan on the same table.
+# OFFSET 0 keeps the NOT EXISTS a subplan: one probe of events_pending_message (0004)
+# per candidate. Flattened into an anti-join, a plan made without statistics (a fresh
+# database before its first ANALYZE, or autovacuum off) materialized every pending row
+# for every candidate: 23 s per claim with 130,000 pending (bench/ingest.py). As a
+# subplan the worst plan probes each pending row once (~0.12 s per claim at 100,000
+# pending) until the ANALYZE a slow claim triggers (postgres.py); ~1 ms after it.
 _CLAIMABLE = sql.CLAIMABLE.replace("AND p.id < e.id)", "AND p.id < e.id OFFSET 0)")
+if _CLAIMABLE == sql.CLAIMABLE:  # sql.CLAIMABLE was edited: say so at import, not in prod
+    raise RuntimeError("pg_sql: the claim's OFFSET 0 no longer applies to sql.CLAIMABLE")
 LEASE = numbered(sql.LEASE.format(claimable=_CLAIMABLE.rstrip() + "\nFOR UPDATE OF e SKIP LOCKED"))
 SELECT_RUNS = sql.SELECT_RUNS + " WHERE event_id = ANY($1::bigint[])"
 FINISH_EVENT = numbered(sql.FINISH_EVENT)
