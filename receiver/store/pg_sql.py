@@ -68,10 +68,11 @@ SELECT id, duplicates FROM e
 # for every candidate: 23 s per claim with 130,000 pending (bench/ingest.py). As a
 # subplan the worst plan probes each pending row once (~0.12 s per claim at 100,000
 # pending) until the ANALYZE a slow claim triggers (postgres.py); ~1 ms after it.
-_CLAIMABLE = sql.CLAIMABLE.replace("AND p.id < e.id)", "AND p.id < e.id OFFSET 0)")
-if _CLAIMABLE == sql.CLAIMABLE:  # sql.CLAIMABLE was edited: say so at import, not in prod
-    raise RuntimeError("pg_sql: the claim's OFFSET 0 no longer applies to sql.CLAIMABLE")
-LEASE = numbered(sql.LEASE.format(claimable=_CLAIMABLE.rstrip() + "\nFOR UPDATE OF e SKIP LOCKED"))
+LEASE = numbered(
+    sql.LEASE.format(
+        claimable=sql.CLAIMABLE.format(fence=" OFFSET 0", lock="\nFOR UPDATE OF e SKIP LOCKED")
+    )
+)
 SELECT_RUNS = sql.SELECT_RUNS + " WHERE event_id = ANY($1::bigint[])"
 FINISH_EVENT = numbered(sql.FINISH_EVENT)
 UPSERT_RUN = numbered(sql.UPSERT_RUN)

@@ -58,16 +58,18 @@ def upsert_messages(rows: int) -> str:
 
 
 # Receipt order per message: an event is claimable only when no earlier event of the
-# same message is still pending (NULL message ids never block each other).
+# same message is still pending (NULL message ids never block each other). The slots are
+# PostgreSQL's (pg_sql.LEASE): a planner fence in the probe and row locks; SQLite leaves
+# them empty.
 CLAIMABLE = """
 SELECT e.id FROM events e
 WHERE e.state = 'pending' AND e.run_after <= ?
   AND (e.lease_until IS NULL OR e.lease_until < ?)
   AND NOT EXISTS (
       SELECT 1 FROM events p
-      WHERE p.state = 'pending' AND p.message_id = e.message_id AND p.id < e.id)
+      WHERE p.state = 'pending' AND p.message_id = e.message_id AND p.id < e.id{fence})
 ORDER BY e.id
-LIMIT ?
+LIMIT ?{lock}
 """
 
 LEASE = """

@@ -189,14 +189,13 @@ def _ingest_many(conn: sqlite3.Connection, items: list[Incoming]) -> list[Ingest
 
 
 INGEST = Batch("ingest", _ingest_many, urgent=True)
+_LEASE = sql.LEASE.format(claimable=sql.CLAIMABLE.format(fence="", lock=""))
 
 
 def _claim(
     conn: sqlite3.Connection, owner: str, limit: int, until: float, now: float
 ) -> list[Claimed]:
-    rows = conn.execute(
-        sql.LEASE.format(claimable=sql.CLAIMABLE), (owner, until, now, now, limit)
-    ).fetchall()
+    rows = conn.execute(_LEASE, (owner, until, now, now, limit)).fetchall()
     if not rows:
         return []
     ids = [row[0] for row in rows]
