@@ -25,9 +25,6 @@ def insert_events(rows: int) -> str:
     )
 
 
-LAST_EVENT_ID = "SELECT COALESCE(MAX(id), 0) FROM events"
-
-
 # Forward-only: a status replaces the current one only when it ranks higher
 # (receiver/statuses.py); identity fields fill in where they were unknown.
 UPSERT_MESSAGE = """

@@ -152,23 +152,25 @@ def _chunks(items: list[Any]) -> list[list[Any]]:
 
 def _ingest_many(conn: sqlite3.Connection, items: list[Incoming]) -> list[IngestResult]:
     # A fixed handful of statements whatever the batch holds (they run on the event
-    # loop's thread, so stepping RETURNING rows costs no GIL hand-over). A returned id
-    # above the largest one before the insert is a new event (AUTOINCREMENT never reuses
-    # ids); a key repeated within the batch is new once.
-    (before,) = conn.execute(sql.LAST_EVENT_ID).fetchone()
+    # loop's thread, so stepping RETURNING rows costs no GIL hand-over). RETURNING gives
+    # each input row as it was written: `duplicates` 0 only where this batch inserted the
+    # row; a key repeated within the batch is new once.
     ids: dict[str, int] = {}
+    inserted: set[str] = set()
     for chunk in _chunks(items):
         params: list[Any] = []
         for item in chunk:
             params += item.event_row()
-        for key, event_id, _ in conn.execute(sql.insert_events(len(chunk)), params):
+        for key, event_id, duplicates in conn.execute(sql.insert_events(len(chunk)), params):
             ids[key] = event_id
+            if not duplicates:
+                inserted.add(key)
     results = []
     seen: set[str] = set()
     for item in items:
-        event_id = ids[item.dedup_key]
-        results.append(IngestResult(event_id, event_id <= before or item.dedup_key in seen))
-        seen.add(item.dedup_key)
+        key = item.dedup_key
+        results.append(IngestResult(ids[key], key not in inserted or key in seen))
+        seen.add(key)
     states: list[Any] = [
         (
             item.message_id,
