@@ -50,8 +50,8 @@ SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::float8[], $5::float8[
 _Waiter = tuple[Incoming, "asyncio.Future[IngestResult]"]
 
 
-def event_rows(items: list[Incoming]) -> tuple[list[str], list[list[Any]]]:
-    """The distinct dedup keys (sorted) and the 14 column arrays of `INSERT_EVENTS`."""
+def event_rows(items: list[Incoming]) -> list[list[Any]]:
+    """The 14 column arrays of `INSERT_EVENTS`: one row per distinct dedup key, sorted."""
     first: dict[str, Incoming] = {}
     copies: dict[str, int] = {}
     for item in items:
@@ -64,7 +64,7 @@ def event_rows(items: list[Incoming]) -> tuple[list[str], list[list[Any]]]:
         row = (*item.event_row(), copies[key] - 1)
         for column, value in zip(columns, row, strict=True):
             column.append(value)
-    return keys, columns
+    return columns
 
 
 def results_for(items: list[Incoming], rows: list[Any]) -> list[IngestResult]:
@@ -137,32 +137,27 @@ class IngestBatcher:
     ) -> None:
         self._run_batch = run_batch
         self._run_one = run_one
-        self._pending: dict[asyncio.AbstractEventLoop, list[_Waiter]] = {}
+        self._pending: list[_Waiter] | None = None  # this loop iteration's items
         self._tasks: set[asyncio.Task[None]] = set()
-        self.batches = 0
-        self.items = 0
 
     async def submit(self, item: Incoming) -> IngestResult:
         """Ingest ``item`` with the others of this loop iteration; return once committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[IngestResult] = loop.create_future()
-        pending = self._pending.get(loop)
-        if pending is None:
-            pending = self._pending[loop] = []
+        if self._pending is None:
+            self._pending = []
             loop.call_soon(self._flush, loop)
-        pending.append((item, future))
+        self._pending.append((item, future))
         return await future
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        waiters = self._pending.pop(loop)
+        waiters, self._pending = self._pending or [], None
         task = loop.create_task(self._commit(waiters))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _commit(self, waiters: list[_Waiter]) -> None:
         items = [item for item, _ in waiters]
-        self.batches += 1
-        self.items += len(items)
         try:
             if len(items) == 1:
                 outcomes: list[Any] = [await self._run_one(items[0])]

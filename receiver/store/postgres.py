@@ -140,7 +140,7 @@ class PostgresStore:
 
     async def _ingest_batch(self, items: list[Incoming]) -> list[IngestResult]:
         """Several webhooks in one transaction: two statements, whatever their number."""
-        _, events = pg_batch.event_rows(items)
+        events = pg_batch.event_rows(items)
         async with self.connection() as conn, conn.transaction():
             rows = await conn.fetch(pg_batch.INSERT_EVENTS, *events)
             results = pg_batch.results_for(items, rows)

@@ -99,16 +99,15 @@ class SqliteStore:
 
     async def renew(self, owner: str, until: float) -> None:
         """Extend every lease ``owner`` holds (the worker's heartbeat)."""
-        await self._writer.run(lambda conn: conn.execute(sql.RENEW, (until, owner)))
+        await self.execute(sql.RENEW, (until, owner))
 
     async def release(self, owner: str) -> None:
         """Give back every lease ``owner`` holds (graceful shutdown)."""
-        await self._writer.run(lambda conn: conn.execute(sql.RELEASE, (owner,)))
+        await self.execute(sql.RELEASE, (owner,))
 
     async def heartbeat(self, owner: str, now: float | None = None) -> None:
         """Write a heartbeat row: proves the store is writable."""
-        at = time.time() if now is None else now
-        await self._writer.run(lambda conn: conn.execute(sql.HEARTBEAT, (owner, at)))
+        await self.execute(sql.HEARTBEAT, (owner, time.time() if now is None else now))
 
     async def message_state(self, message_id: str) -> MessageState | None:
         """The forward-only state of one message, or None when we never saw it."""
