@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from .operations import Backlog, backlog
 
 if TYPE_CHECKING:
     from .store import Store
@@ -24,54 +25,36 @@ if TYPE_CHECKING:
 log = logging.getLogger("receiver.metrics")
 
 
-@dataclass(frozen=True, slots=True)
-class StoreFigures:
-    """One reading of the store."""
-
-    pending: int = 0
-    oldest_pending_age: float = 0.0
-    dead_letters: int = 0
-    resends: Mapping[str, int] = field(default_factory=dict)
-
-
 class StoreGauges(Collector):
     """A collector of the figures the last `refresh` read."""
 
     def __init__(self, timeout: float = 5.0) -> None:
         self.timeout = timeout
-        self.figures = StoreFigures()
+        self.figures = Backlog()
         self.up = False
 
     async def refresh(self, store: Store, now: float | None = None) -> None:
         """Read the figures; on failure keep the last ones and report ``up`` 0."""
-        from .operations import headline  # operations imports the store; keep this light
-
         try:
-            head = await asyncio.wait_for(
-                headline(store, time.time() if now is None else now), self.timeout
+            self.figures = await asyncio.wait_for(
+                backlog(store, time.time() if now is None else now), self.timeout
             )
         except Exception as exc:
             self.up = False
             log.warning("metrics: reading the store failed: %s", exc)
             return
-        self.figures = StoreFigures(
-            pending=head.pending,
-            oldest_pending_age=head.oldest_pending_age or 0.0,
-            dead_letters=head.dead_letters,
-            resends=dict(head.resends),
-        )
         self.up = True
 
     def describe(self) -> Iterable[Metric]:
         """The metric names (no samples), so the registry can check for clashes."""
-        return self._families(StoreFigures(), up=False)
+        return self._families(Backlog(), up=False)
 
     def collect(self) -> Iterable[Metric]:
         """The figures of the last refresh."""
         return self._families(self.figures, self.up)
 
     @staticmethod
-    def _families(figures: StoreFigures, up: bool) -> list[Metric]:
+    def _families(figures: Backlog, up: bool) -> list[Metric]:
         depth = GaugeMetricFamily(
             "receiver_queue_depth", "Events waiting for handler runs (state pending)"
         )
@@ -80,7 +63,7 @@ class StoreGauges(Collector):
             "receiver_queue_oldest_age_seconds",
             "Age of the oldest pending event (0 when none is pending)",
         )
-        age.add_metric([], figures.oldest_pending_age)
+        age.add_metric([], figures.oldest_pending_age or 0.0)
         dead = GaugeMetricFamily(
             "receiver_dead_letter_events", "Events dead-lettered and not retried (state dead)"
         )

@@ -9,7 +9,7 @@ SQL is portable: ``?`` placeholders, no SQLite-only functions.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .resends import CANCELLED, SCHEDULED, UNKNOWN, Resend, Resends, phone_key
 from .statuses import STATUS_NAMES
@@ -89,14 +89,20 @@ class Timeline:
 
 
 @dataclass(frozen=True, slots=True)
-class Headline:
-    """The figures at the top of the dashboard."""
+class Backlog:
+    """What waits in the store (the dashboard's figures and the /metrics gauges)."""
 
-    events_24h: Mapping[str, int]  # by event type
-    pending: int
-    oldest_pending_age: float | None  # seconds since the oldest pending event arrived
-    dead_letters: int
-    resends: Mapping[str, int]  # by state
+    pending: int = 0
+    oldest_pending_age: float | None = None  # seconds since the oldest pending event arrived
+    dead_letters: int = 0
+    resends: Mapping[str, int] = field(default_factory=dict)  # by state
+
+
+@dataclass(frozen=True, slots=True)
+class Headline(Backlog):
+    """The figures at the top of the dashboard: the backlog and the last 24 hours."""
+
+    events_24h: Mapping[str, int] = field(default_factory=dict)  # by event type
 
 
 async def list_events(store: Store, filters: EventFilter | None = None) -> list[EventRow]:
@@ -164,11 +170,23 @@ async def message_timeline(store: Store, message_id: str) -> Timeline:
 
 
 async def headline(store: Store, now: float) -> Headline:
-    """Events of the last 24 hours by type, the backlog, dead letters, resends by state."""
+    """Events of the last 24 hours by type, and the `backlog`."""
     by_type = await store.fetch(
         "SELECT type, COUNT(*) FROM events WHERE received_at >= ? GROUP BY type ORDER BY type",
         (now - DAY,),
     )
+    waiting = await backlog(store, now)
+    return Headline(
+        events_24h={kind: int(n) for kind, n in by_type},
+        pending=waiting.pending,
+        oldest_pending_age=waiting.oldest_pending_age,
+        dead_letters=waiting.dead_letters,
+        resends=waiting.resends,
+    )
+
+
+async def backlog(store: Store, now: float) -> Backlog:
+    """Pending events and the oldest one's age, dead letters, resends by state."""
     # State literals, not parameters: only then can the planners use the partial
     # indexes events_pending and events_dead instead of reading every event.
     pending = await store.fetch(
@@ -177,8 +195,7 @@ async def headline(store: Store, now: float) -> Headline:
     dead = await store.fetch(f"SELECT COUNT(*) FROM events WHERE state = '{DEAD}'")
     resends = await store.fetch("SELECT state, COUNT(*) FROM resends GROUP BY state ORDER BY state")
     count, oldest = pending[0]
-    return Headline(
-        events_24h={kind: int(n) for kind, n in by_type},
+    return Backlog(
         pending=int(count),
         oldest_pending_age=None if oldest is None else max(0.0, now - float(oldest)),
         dead_letters=int(dead[0][0]),
@@ -237,12 +254,14 @@ async def drop_resend(store: Store, original_message_id: str, now: float) -> boo
 
 
 __all__ = [
+    "Backlog",
     "EventFilter",
     "EventRow",
     "Headline",
     "Timeline",
     "TimelineEntry",
     "awaiting_decision",
+    "backlog",
     "drop_resend",
     "headline",
     "list_events",
