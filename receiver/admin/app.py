@@ -55,7 +55,6 @@ def create_admin(
             " dashboard sessions will not survive a restart nor be shared across replicas"
         )
     dash = Dashboard(
-        settings,
         store,
         render.templates(settings),
         auth.Password(settings.admin_password, session_secret),

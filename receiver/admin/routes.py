@@ -14,7 +14,6 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from .. import operations as ops
-from ..settings import Settings
 from ..statuses import STATUS_NAMES
 from ..store import Store
 from . import auth, csrf, forms
@@ -44,7 +43,6 @@ class Dashboard:
 
     def __init__(
         self,
-        settings: Settings,
         store: Store,
         views: Jinja2Templates,
         password: auth.Password,
@@ -52,7 +50,6 @@ class Dashboard:
         clock: Callable[[], float],
         notify: Callable[[], None],
     ) -> None:
-        self.settings = settings
         self.store = store
         self.views = views
         self.password = password

@@ -203,8 +203,7 @@ async def mta_key(settings: Settings) -> Check:
 
 def proxies(settings: Settings) -> Check:
     """Whose ``X-Forwarded-For`` is believed (the deploy's proxy settings)."""
-    trusted = tuple(getattr(settings, "forwarded_allow_ips", ()) or ())
-    allowed = tuple(getattr(settings, "webhook_allow_networks", ()) or ())
+    trusted, allowed = settings.forwarded_allow_ips, settings.webhook_allow_networks
     detail = (
         f"RECEIVER_FORWARDED_ALLOW_IPS={','.join(trusted) or '(none)'};"
         f" RECEIVER_WEBHOOK_ALLOW_NETWORKS={','.join(allowed) or '(any source)'}"

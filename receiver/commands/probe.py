@@ -26,8 +26,6 @@ class ProbeResult:
     """What the public URL answered to a signed test webhook."""
 
     status: int | None  # None: no answer at all
-    event_id: int | None
-    outcome: str | None  # the receiver's X-Receiver-Outcome header
     error: str | None = None
 
     @property
@@ -53,10 +51,5 @@ async def send_probe(url: str, secret: str, body: bytes, wait: float = 10.0) -> 
         async with httpx.AsyncClient(timeout=wait) as client:
             response = await client.post(base_url(url), content=body, headers=headers)
     except httpx.HTTPError as exc:
-        return ProbeResult(None, None, None, f"{type(exc).__name__}: {exc}")
-    event_id = response.headers.get("x-receiver-event-id")
-    return ProbeResult(
-        response.status_code,
-        int(event_id) if event_id and event_id.isdigit() else None,
-        response.headers.get("x-receiver-outcome"),
-    )
+        return ProbeResult(None, f"{type(exc).__name__}: {exc}")
+    return ProbeResult(response.status_code)

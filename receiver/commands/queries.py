@@ -58,10 +58,9 @@ def event_filter(
     since: float | None = None,
     state: str | None = None,
     limit: int = 50,
-    now: float | None = None,
 ) -> operations.EventFilter:
     """`operations.EventFilter` from CLI values (``since`` in seconds back from now)."""
-    start = None if since is None else (time.time() if now is None else now) - since
+    start = None if since is None else time.time() - since
     return operations.EventFilter(
         type=type, status=status, number=number, since=start, state=state, limit=limit
     )
