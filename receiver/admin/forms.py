@@ -13,12 +13,14 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
+from ..events import EVENT_TYPES, UNKNOWN
 from ..operations import EventFilter
 from ..statuses import STATUS_NAMES
+from ..store import EVENT_STATES
 
 MAX_FORM_BYTES = 8192
-STATES = ("pending", "done", "dead", "quarantined")
-TYPES = ("delivery-status", "message-reply", "message-send", "number-opt-in", "unknown")
+STATES = EVENT_STATES
+TYPES = (*EVENT_TYPES, UNKNOWN)
 
 
 class FormTooLarge(Exception):

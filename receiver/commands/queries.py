@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from .. import operations
+from ..resends import RECONCILING, SCHEDULED, SENDING
 from ..store import DEAD, DONE, PENDING, QUARANTINED, Store
 
 EVENT_COLUMNS = (
@@ -47,7 +48,7 @@ RESEND_COLUMNS = (
 FINISHED = (DONE, DEAD, QUARANTINED)  # never PENDING: the worker owes those runs
 REPLAYABLE = (DONE, DEAD)  # quarantined bodies cannot be parsed, so cannot be replayed
 PAGE = 500
-ACTIVE_RESENDS = ("scheduled", "sending", "reconciling")
+ACTIVE_RESENDS = (SCHEDULED, SENDING, RECONCILING)
 
 
 def event_filter(

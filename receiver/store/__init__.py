@@ -9,6 +9,7 @@ from ..errors import ConfigError
 from .records import (
     DEAD,
     DONE,
+    EVENT_STATES,
     FAILED,
     PENDING,
     QUARANTINED,
@@ -69,6 +70,7 @@ def create_store(url: str) -> Store:
 __all__ = [
     "DEAD",
     "DONE",
+    "EVENT_STATES",
     "FAILED",
     "PENDING",
     "QUARANTINED",

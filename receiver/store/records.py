@@ -11,6 +11,7 @@ PENDING = "pending"
 DONE = "done"
 DEAD = "dead"
 QUARANTINED = "quarantined"
+EVENT_STATES = (PENDING, DONE, DEAD, QUARANTINED)
 FAILED = "failed"  # a handler run that will be retried
 
 
