@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,9 @@ import uvicorn
 from receiver import Registry, Settings, create_app, sign
 from receiver.protocol import deadline_protocol
 from receiver.settings import Secret
+from receiver.store import Store
+
+from .pg import BACKENDS, empty_database, opened_store
 
 SECRET = "a" * 64 + "b" * 64  # MTA secrets are typically 128 hex characters
 OLD_SECRET = "0123456789abcdef" * 8
@@ -248,3 +251,20 @@ def processes() -> Iterator[list[Process]]:
 def run_async(coro: Any) -> Any:
     """Run a coroutine to completion from sync test code."""
     return asyncio.run(coro)
+
+
+# --- a store of each backend (the Store contract's fixtures) ---
+
+
+@pytest.fixture(params=BACKENDS)
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """The URL of an empty database of each backend."""
+    async with empty_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    """An open, migrated store of each backend (modules with their own `store` override it)."""
+    async with opened_store(store_url) as opened:
+        yield opened

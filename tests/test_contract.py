@@ -8,7 +8,6 @@ WAL, group commit) are in tests/test_store.py.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -28,22 +27,8 @@ from receiver.store import (
 )
 
 from .conftest import delivery
-from .pg import BACKENDS, empty_database, opened_store
+from .pg import empty_database, opened_store
 from .test_store import LEASE, NOW, T0, incoming, reply
-
-
-@pytest.fixture(params=BACKENDS)
-async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """The URL of an empty database of each backend."""
-    async with empty_database(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    """An open, migrated store of each backend."""
-    async with opened_store(store_url) as opened:
-        yield opened
 
 
 async def test_ingest_returns_a_new_id_then_counts_duplicates(store: Store) -> None:

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -16,22 +14,8 @@ from receiver.store import Store
 from receiver.store.migrate import migrations
 
 from .conftest import delivery
-from .pg import BACKENDS, empty_database, opened_store
+from .pg import opened_store
 from .test_store import T0, incoming
-
-
-@pytest.fixture(params=BACKENDS)
-async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """The URL of an empty database of each backend."""
-    async with empty_database(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    """An open, migrated store of each backend."""
-    async with opened_store(store_url) as opened:
-        yield opened
 
 
 async def test_message_state_moves_forward_only(store: Store) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,15 +11,7 @@ from receiver.resends import Resends
 from receiver.store import DEAD, DONE, Completion, HandlerRun, Store
 
 from .conftest import delivery
-from .pg import BACKENDS, empty_database, opened_store
 from .test_store import LEASE, NOW, T0, incoming, reply
-
-
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """An open, migrated store of each backend."""
-    async with empty_database(request.param, tmp_path) as url, opened_store(url) as opened:
-        yield opened
 
 
 async def dead_letter(store: Store, message_id: int = 77) -> int:
