@@ -19,10 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +32,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.targets import free_port  # noqa: E402
+from bench.targets import HOST, Target, free_port, receiver_argv, running  # noqa: E402
 from receiver.fake_mta import FakeMTA, TimelineMessage, play_timeline, running_fake_mta  # noqa: E402
 from receiver.mta import MTAClient, Rate, SlidingWindowLimiter  # noqa: E402
 from receiver.settings import Secret  # noqa: E402
@@ -127,9 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         base_rate = asyncio.run(baseline(base_url, args.messages, rate))
         fake.reset()
         db = Path(work) / "bench.db"
-        port = free_port()
         env = {
-            **os.environ,
             "RECEIVER_WEBHOOK_SECRETS": SECRET,
             "RECEIVER_DATABASE_URL": f"sqlite:///{db}",
             "RECEIVER_MTA_API_KEY": API_KEY,
@@ -137,30 +133,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "RECEIVER_MTA_SEND_RATE": f"{args.rate}/1s",
             "RECEIVER_FALLBACK_GRACE_SECONDS": str(args.grace),
             "RECEIVER_LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(ROOT),
         }
-        with (Path(work) / "receiver.log").open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "receiver", "serve", "--port", str(port)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-            )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            for _ in range(100):
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
+        target = Target("receiver", receiver_argv, env, [free_port()])
+        with running(target, Path(work)):
+            url = f"http://{HOST}:{target.ports[0]}"
             started = time.perf_counter()
             asyncio.run(play_all(f"{url}/webhooks/mta", args.messages, 500_000))
             played = time.perf_counter() - started
             rows = wait_all_sent(db, args.messages, deadline=60 + args.messages / args.rate * 3)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=15)
     sends = fake.sends
     sent_at = [r[3] for r in rows if r[3] is not None]
     delays = [r[3] - r[2] for r in rows if r[3] is not None]  # sent_at - due_at (grace expiry)

@@ -38,9 +38,9 @@ class Target:
     cpus: str = ""
     """``taskset`` CPU list every process is pinned to; empty for no pinning."""
     count_rows: Callable[[], int] | None = None
+    """Rows stored so far, for the durability check; None when the target stores nothing."""
     count_pending: Callable[[], int] | None = None
     """Events the worker still owes handler runs; None when the target has no worker."""
-    """Rows stored so far, for the durability check; None when the target stores nothing."""
     description: str = ""
 
 
