@@ -15,6 +15,7 @@ from receiver.intake import incoming_from
 from receiver.resends import Resends
 from receiver.settings import Settings
 from receiver.store import Incoming, create_store
+from receiver.store.migrate import migrations
 
 from .conftest import SECRET, delivery, encode, make_settings, run_async, running, wait_for
 
@@ -243,3 +244,30 @@ def test_config_error_exits_2(
     monkeypatch.delenv("RECEIVER_WEBHOOK_SECRETS")
     assert main(["events", "list"]) == 2
     assert "RECEIVER_WEBHOOK_SECRETS" in capsys.readouterr().err
+
+
+def test_db_status_and_upgrade(env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    """A fresh database: status lists every migration pending (exit 1 with --check),
+    upgrade applies them all and names each, then status is up to date."""
+    shipped = len(migrations("sqlite"))
+    status, out = cli(capsys, "db", "status", "--check")
+    assert status == 1
+    assert out.splitlines()[0] == "store: sqlite"
+    assert out.count(" pending") == shipped + 1  # each line, then "N pending"
+    assert out.splitlines()[-1] == f"{shipped} pending"
+
+    status, out = cli(capsys, "db", "upgrade")
+    assert status == 0
+    assert [line.split("_")[0] for line in out.splitlines()[:-1]] == [
+        f"applied {m.version:04d}" for m in migrations("sqlite")
+    ]
+    assert out.splitlines()[-1] == f"sqlite: schema at version {shipped:04d}"
+
+    status, out = cli(capsys, "db", "status", "--check", "--json")
+    assert status == 0
+    found = json.loads(out)
+    assert found["store"] == "sqlite"
+    assert [m["applied_at"] is not None for m in found["migrations"]] == [True] * shipped
+    status, out = cli(capsys, "db", "status")
+    assert (status, out.splitlines()[-1]) == (0, "up to date")
+    assert all(" applied 20" in line for line in out.splitlines()[1:-1])

@@ -8,15 +8,13 @@ commands let a deploy migrate first and check the result.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import datetime as dt
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..settings import Settings
-from ..store import Store, create_store
+from ..store import Store
 from ..store.migrate import migrations
+from .common import add_json, load_settings, timestamp, with_store
 
 # Whether the bookkeeping table exists yet, asked of each dialect's catalog (reading it
 # on an empty database would be an error, and `status` must not write).
@@ -44,7 +42,7 @@ def register(commands: Any) -> None:
     upgrade_ = actions.add_parser("upgrade", help="apply the missing migrations")
     upgrade_.set_defaults(func=upgrade)
     status_ = actions.add_parser("status", help="list migrations: applied or pending")
-    status_.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_json(status_)
     status_.add_argument("--check", action="store_true", help="exit 1 when any is pending")
     status_.set_defaults(func=status)
 
@@ -64,21 +62,9 @@ async def migration_status(store: Store) -> list[MigrationStatus]:
 
 def upgrade(args: argparse.Namespace) -> int:
     """Apply what is missing; print what was applied."""
-
-    async def run() -> tuple[str, list[MigrationStatus], list[MigrationStatus]]:
-        store = create_store(Settings.from_env().database_url)
-        await store.open(migrate=False)
-        try:
-            before = await migration_status(store)
-        finally:
-            await store.close()
-        await store.open(migrate=True)
-        try:
-            return store.dialect, before, await migration_status(store)
-        finally:
-            await store.close()
-
-    dialect, before, after = asyncio.run(run())
+    settings = load_settings()
+    _, before = with_store(settings, _status, migrate=False)
+    dialect, after = with_store(settings, _status)  # opening the store migrates it
     pending = {m.version for m in before if m.applied_at is None}
     applied = [m for m in after if m.version in pending and m.applied_at is not None]
     for m in applied:
@@ -89,28 +75,18 @@ def upgrade(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     """Print each migration: applied (when) or pending."""
-
-    async def run() -> tuple[str, list[MigrationStatus]]:
-        store = create_store(Settings.from_env().database_url)
-        await store.open(migrate=False)
-        try:
-            return store.dialect, await migration_status(store)
-        finally:
-            await store.close()
-
-    dialect, found = asyncio.run(run())
+    dialect, found = with_store(load_settings(), _status, migrate=False)
     pending = [m for m in found if m.applied_at is None]
     if args.json:
         print(json.dumps({"store": dialect, "migrations": [asdict(m) for m in found]}))
     else:
         print(f"store: {dialect}")
         for m in found:
-            print(f"{m.version:04d}  {m.name:<24} {_when(m.applied_at)}")
+            when = "pending" if m.applied_at is None else f"applied {timestamp(m.applied_at)}"
+            print(f"{m.version:04d}  {m.name:<24} {when}")
         print(f"{len(pending)} pending" if pending else "up to date")
     return 1 if args.check and pending else 0
 
 
-def _when(at: float | None) -> str:
-    if at is None:
-        return "pending"
-    return "applied " + dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+async def _status(store: Store) -> tuple[str, list[MigrationStatus]]:
+    return store.dialect, await migration_status(store)
