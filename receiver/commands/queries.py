@@ -150,14 +150,6 @@ async def list_resends(store: Store, state: str | None, limit: int = 100) -> lis
     return [dict(zip(RESEND_COLUMNS, row, strict=True)) for row in rows]
 
 
-async def resend_state(store: Store, original_message_id: str) -> str | None:
-    """The state of one original's resend, or None when there is none."""
-    rows = await store.fetch(
-        "SELECT state FROM resends WHERE original_message_id = ?", (original_message_id,)
-    )
-    return str(rows[0][0]) if rows else None
-
-
 async def purge(store: Store, cutoff: float, *, dry_run: bool) -> dict[str, int]:
     """Delete finished events received before ``cutoff`` (and their runs); blank the
     phone numbers and texts kept with older sends and resends, and the phone numbers of

@@ -19,6 +19,7 @@ from ..resends import (
     SENT,
     SKIPPED,
     UNKNOWN,
+    Resends,
 )
 from ..store import DEAD, Store
 from . import queries
@@ -128,7 +129,8 @@ def decide_resend(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> tuple[bool, str | None]:
         changed = await decide(store, args.original_id, time.time())
-        return changed, await queries.resend_state(store, args.original_id)
+        resend = await Resends(store).get(args.original_id)
+        return changed, None if resend is None else resend.state
 
     changed, state = with_store(load_settings(), work)
     if args.json:
