@@ -159,49 +159,44 @@ async def purge(store: Store, cutoff: float, *, dry_run: bool) -> dict[str, int]
     """
     finished = ", ".join("?" * len(FINISHED))
     active = ", ".join("?" * len(ACTIVE_RESENDS))
-    old_events = f"FROM events WHERE received_at < ? AND state IN ({finished})"
-    counts = {
-        "events": (old_events, (cutoff, *FINISHED)),
+    # Per table: the change and the rows it applies to. The dry run counts those very
+    # rows, so its figures cannot drift from what the real run does.
+    plan: dict[str, tuple[str, str, tuple[Any, ...]]] = {
+        "events": (
+            "DELETE FROM events",
+            f"received_at < ? AND state IN ({finished})",
+            (cutoff, *FINISHED),
+        ),
         "sent_messages": (
-            "FROM sent_messages WHERE sent_at < ? AND (phone <> '' OR text <> '')",
+            "UPDATE sent_messages SET phone = '', text = ''",
+            "sent_at < ? AND (phone <> '' OR text <> '')",
             (cutoff,),
         ),
         "resends": (
-            f"FROM resends WHERE updated_at < ? AND state NOT IN ({active})"
+            "UPDATE resends SET phone = NULL, text = NULL",
+            f"updated_at < ? AND state NOT IN ({active})"
             " AND (phone IS NOT NULL OR text IS NOT NULL)",
             (cutoff, *ACTIVE_RESENDS),
         ),
         "messages": (
-            "FROM messages WHERE COALESCE(status_at, first_seen) < ? AND phone IS NOT NULL",
+            "UPDATE messages SET phone = NULL",
+            "COALESCE(status_at, first_seen) < ? AND phone IS NOT NULL",
             (cutoff,),
         ),
     }
     if dry_run:
-        result = {}
-        for table, (clause, params) in counts.items():
-            rows = await store.fetch(f"SELECT COUNT(*) {clause}", params)
-            result[table] = int(rows[0][0])
-        return result
+        return {
+            table: int(
+                (await store.fetch(f"SELECT COUNT(*) FROM {table} WHERE {where}", params))[0][0]
+            )
+            for table, (_, where, params) in plan.items()
+        }
+    _, old_events, params = plan["events"]
     await store.execute(
-        f"DELETE FROM handler_runs WHERE event_id IN (SELECT id {old_events})",
-        (cutoff, *FINISHED),
+        f"DELETE FROM handler_runs WHERE event_id IN (SELECT id FROM events WHERE {old_events})",
+        params,
     )
     return {
-        "events": await store.execute(f"DELETE {old_events}", (cutoff, *FINISHED)),
-        "sent_messages": await store.execute(
-            "UPDATE sent_messages SET phone = '', text = ''"
-            " WHERE sent_at < ? AND (phone <> '' OR text <> '')",
-            (cutoff,),
-        ),
-        "resends": await store.execute(
-            "UPDATE resends SET phone = NULL, text = NULL"
-            f" WHERE updated_at < ? AND state NOT IN ({active})"
-            " AND (phone IS NOT NULL OR text IS NOT NULL)",
-            (cutoff, *ACTIVE_RESENDS),
-        ),
-        "messages": await store.execute(
-            "UPDATE messages SET phone = NULL"
-            " WHERE COALESCE(status_at, first_seen) < ? AND phone IS NOT NULL",
-            (cutoff,),
-        ),
+        table: await store.execute(f"{change} WHERE {where}", params)
+        for table, (change, where, params) in plan.items()
     }
