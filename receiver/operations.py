@@ -8,7 +8,7 @@ SQL is portable: ``?`` placeholders, no SQLite-only functions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .resends import CANCELLED, SCHEDULED, UNKNOWN, Resend, Resends, phone_key
@@ -214,22 +214,32 @@ async def retry_dead_letter(store: Store, event_id: int, now: float) -> bool:
     Only the handlers that died run again: their runs go back to ``failed`` with their
     attempts reset, so each gets a full ``max_attempts`` again; handlers that finished stay
     done. The event keeps its attempt count (history) and loses its lease.
+    """
+    return bool(await retry_dead_letters(store, [event_id], now))
 
-    The runs are reset *before* the event: a worker can claim the event the moment it is
+
+async def retry_dead_letters(store: Store, event_ids: Sequence[int], now: float) -> list[int]:
+    """`retry_dead_letter` for many events, 500 to a statement; the ids re-queued.
+
+    The runs are reset *before* the events: a worker can claim an event the moment it is
     pending, and must not find a ``dead`` run then (it would dead-letter it again at once).
     """
-    await store.execute(
-        "UPDATE handler_runs SET state = ?, attempts = 0, updated_at = ?"
-        " WHERE event_id = ? AND state = ?"
-        " AND EXISTS (SELECT 1 FROM events WHERE id = ? AND state = ?)",
-        (FAILED, now, event_id, DEAD, event_id, DEAD),
-    )
-    changed = await store.execute(
-        "UPDATE events SET state = ?, run_after = ?, lease_owner = NULL, lease_until = NULL,"
-        " finished_at = NULL WHERE id = ? AND state = ?",
-        (PENDING, now, event_id, DEAD),
-    )
-    return changed > 0
+    retried: list[int] = []
+    for start in range(0, len(event_ids), 500):  # bounded IN lists
+        chunk = event_ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        await store.execute(
+            "UPDATE handler_runs SET state = ?, attempts = 0, updated_at = ? WHERE state = ?"
+            f" AND event_id IN (SELECT id FROM events WHERE id IN ({marks}) AND state = ?)",
+            (FAILED, now, DEAD, *chunk, DEAD),
+        )
+        rows = await store.fetch_write(
+            "UPDATE events SET state = ?, run_after = ?, lease_owner = NULL, lease_until = NULL,"
+            f" finished_at = NULL WHERE id IN ({marks}) AND state = ? RETURNING id",
+            (PENDING, now, *chunk, DEAD),
+        )
+        retried += (int(row[0]) for row in rows)
+    return sorted(retried)
 
 
 async def resend_unknown(store: Store, original_message_id: str, now: float) -> bool:
@@ -268,4 +278,5 @@ __all__ = [
     "message_timeline",
     "resend_unknown",
     "retry_dead_letter",
+    "retry_dead_letters",
 ]

@@ -66,6 +66,26 @@ async def test_retry_refuses_events_that_are_not_dead(store: Store) -> None:
     assert await ops.retry_dead_letter(store, 999_999, NOW) is False
 
 
+async def test_retry_many_dead_letters_returns_those_requeued(store: Store) -> None:
+    """Several ids at once: the dead ones are pending again with their dead runs reset;
+    a pending event and an unknown id are skipped; the re-queued ids come back sorted."""
+    first = await dead_letter(store, message_id=77)
+    second = await dead_letter(store, message_id=78)
+    waiting = (await store.ingest(incoming(delivery(79, status=3)))).event_id
+
+    retried = await ops.retry_dead_letters(store, [second, waiting, 999_999, first], NOW + 50)
+    assert retried == sorted([first, second])
+    assert await store.fetch(
+        "SELECT event_id, handler, state, attempts FROM handler_runs ORDER BY event_id, handler"
+    ) == [
+        (first, "audit", DONE, 1),
+        (first, "crm", "failed", 0),
+        (second, "audit", DONE, 1),
+        (second, "crm", "failed", 0),
+    ]
+    assert await store.fetch("SELECT count(*) FROM events WHERE state = 'pending'") == [(3,)]
+
+
 async def test_resend_and_drop_only_from_unknown(store: Store) -> None:
     """Resend schedules an unknown resend due now; drop cancels one; neither twice."""
     await unknown(store, "1")

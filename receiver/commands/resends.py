@@ -97,12 +97,12 @@ def retry_dead(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> list[int]:
         if args.all:
-            rows = await queries.select_events(store, queries.event_filter(state=DEAD), None)
-            ids = [row["id"] for row in rows]
+            # A state literal, so the planners can read the partial index events_dead.
+            rows = await store.fetch(f"SELECT id FROM events WHERE state = '{DEAD}'")
+            ids = [int(row[0]) for row in rows]
         else:
             ids = [args.id]
-        now = time.time()
-        return [i for i in ids if await operations.retry_dead_letter(store, i, now)]
+        return await operations.retry_dead_letters(store, ids, time.time())
 
     retried = with_store(load_settings(), work)
     if args.json:
