@@ -75,11 +75,10 @@ async def all_registrations(client: MTAClient) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     page = 1
     while True:
-        body = await client.request("GET", "webhooks", params={"page": page, "pageSize": PAGE_SIZE})
-        data = body.get("data") if isinstance(body.get("data"), dict) else body
-        rows = [r for r in (data or {}).get("rows", []) if isinstance(r, dict)]
+        data = await client.request("GET", "webhooks", params={"page": page, "pageSize": PAGE_SIZE})
+        rows = [r for r in data.get("rows", []) if isinstance(r, dict)]
         found += rows
-        total = (data or {}).get("total")
+        total = data.get("total")
         if len(rows) < PAGE_SIZE or (isinstance(total, int) and len(found) >= total):
             return found
         page += 1
@@ -127,14 +126,13 @@ def register_webhooks(args: argparse.Namespace) -> int:
                     {"event": event, "url": url, "id": same[0].get("id"), "action": action}
                 )
                 continue
-            body = await client.request(
+            created = await client.request(
                 "POST",
                 "webhooks",
                 json={"event": event, "url": url, "secret": secret, "retryOnError": True},
             )
-            created = body.get("data") if isinstance(body.get("data"), dict) else body
             report.append(
-                {"event": event, "url": url, "id": (created or {}).get("id"), "action": "created"}
+                {"event": event, "url": url, "id": created.get("id"), "action": "created"}
             )
         return report
 

@@ -82,8 +82,7 @@ class MTAClient:
             "POST", "send", json=payload, request_id=request_id, limited=True
         )
         body = _json(response)
-        inner = body.get("data")
-        data: dict[str, Any] = inner if isinstance(inner, dict) else body
+        data = _data(body)
         message_id = data.get("messageId")
         total = data.get("totalSent")
         return SendResult(
@@ -104,8 +103,9 @@ class MTAClient:
         return True
 
     async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        """Any other API call (webhook management), with the same retry rules."""
-        return _json(await self._call(method, path.lstrip("/"), **kwargs))
+        """Any other API call (webhook management), with the same retry rules; the
+        answer's ``data`` object (or the whole answer when it has none)."""
+        return _data(_json(await self._call(method, path.lstrip("/"), **kwargs)))
 
     async def _call(
         self,
@@ -184,6 +184,12 @@ def _retry_after(response: httpx.Response) -> float:
         return max(0.0, min(float(value), 300.0))
     except ValueError:
         return 15.0  # MTA's send window
+
+
+def _data(body: dict[str, Any]) -> dict[str, Any]:
+    """MTA wraps some answers in ``{"data": {...}}`` (API.md): the inner object, if any."""
+    inner = body.get("data")
+    return inner if isinstance(inner, dict) else body
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
