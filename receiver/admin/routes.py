@@ -112,7 +112,8 @@ class Dashboard:
         self._require_login(request)
         chosen = forms.filters(request.query_params)
         rows = await ops.list_events(self.store, chosen.query)
-        older = dict(chosen.values, before=str(rows[-1].id)) if len(rows) == 50 else None
+        full = len(rows) == chosen.query.limit  # a full page: there may be older events
+        older = dict(chosen.values, before=str(rows[-1].id)) if full else None
         return page(
             self.views,
             request,

@@ -37,11 +37,10 @@ _LOCK_CLASS = 0x6D7461
 
 LOCK = "SELECT pg_advisory_xact_lock($1, hashtext($2::text))"
 STATE = """
-SELECT n.now,
-       (SELECT count(*) FROM send_slots WHERE account = $1 AND at > n.now - $2::float8),
-       (SELECT min(at) FROM send_slots WHERE account = $1 AND at > n.now - $2::float8),
-       (SELECT until FROM send_pauses WHERE account = $1)
-FROM (SELECT extract(epoch FROM clock_timestamp())::float8 AS now) n
+SELECT n.now, w.sends, w.first, (SELECT until FROM send_pauses WHERE account = $1)
+FROM (SELECT extract(epoch FROM clock_timestamp())::float8 AS now) n,
+     LATERAL (SELECT count(*) AS sends, min(at) AS first FROM send_slots
+              WHERE account = $1 AND at > n.now - $2::float8) w
 """
 ADMIT = """
 WITH expired AS (
