@@ -67,22 +67,6 @@ def event_rows(items: list[Incoming]) -> list[list[Any]]:
     return columns
 
 
-def results_for(items: list[Incoming], rows: list[Any]) -> list[IngestResult]:
-    """Each item's result, from ``(dedup_key, id, inserted)`` rows of `INSERT_EVENTS`.
-
-    A key inserted now: its first item is new, the others duplicates. A key that
-    existed: every item duplicates it.
-    """
-    landed = {key: (event_id, inserted) for key, event_id, inserted in rows}
-    seen: set[str] = set()
-    results = []
-    for item in items:
-        event_id, inserted = landed[item.dedup_key]
-        results.append(IngestResult(event_id, not inserted or item.dedup_key in seen))
-        seen.add(item.dedup_key)
-    return results
-
-
 def message_rows(items: list[Incoming], results: list[IngestResult]) -> list[list[Any]]:
     """The 8 column arrays of `UPSERT_MESSAGES`: one row per message id (sorted).
 

@@ -38,6 +38,7 @@ from .records import (
     Incoming,
     IngestResult,
     MessageState,
+    ingest_results,
 )
 
 log = logging.getLogger("receiver.store")
@@ -143,7 +144,7 @@ class PostgresStore:
         events = pg_batch.event_rows(items)
         async with self.connection() as conn, conn.transaction():
             rows = await conn.fetch(pg_batch.INSERT_EVENTS, *events)
-            results = pg_batch.results_for(items, rows)
+            results = ingest_results(items, rows)
             messages = pg_batch.message_rows(items, results)
             if messages[0]:
                 await conn.execute(pg_batch.UPSERT_MESSAGES, *messages)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -67,6 +68,26 @@ class IngestResult:
 
     event_id: int
     duplicate: bool
+
+
+def ingest_results(
+    items: Sequence[Incoming], landed: Iterable[tuple[str, int, bool]]
+) -> list[IngestResult]:
+    """Each item's result, from ``(dedup_key, id, inserted)`` rows of a batch insert.
+
+    A key inserted now: its first item is new, the others duplicates. A key that
+    existed: every item duplicates it.
+    """
+    rows: dict[str, tuple[int, bool]] = {}
+    for key, event_id, inserted in landed:
+        rows[key] = (event_id, inserted or rows.get(key, (0, False))[1])
+    seen: set[str] = set()
+    results = []
+    for item in items:
+        event_id, inserted = rows[item.dedup_key]
+        results.append(IngestResult(event_id, not inserted or item.dedup_key in seen))
+        seen.add(item.dedup_key)
+    return results
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from .records import (
     Incoming,
     IngestResult,
     MessageState,
+    ingest_results,
 )
 from .writer import Writer, connect
 
@@ -154,22 +155,14 @@ def _ingest_many(conn: sqlite3.Connection, items: list[Incoming]) -> list[Ingest
     # loop's thread, so stepping RETURNING rows costs no GIL hand-over). RETURNING gives
     # each input row as it was written: `duplicates` 0 only where this batch inserted the
     # row; a key repeated within the batch is new once.
-    ids: dict[str, int] = {}
-    inserted: set[str] = set()
+    landed: list[tuple[str, int, bool]] = []
     for chunk in _chunks(items):
         params: list[Any] = []
         for item in chunk:
             params += item.event_row()
         for key, event_id, duplicates in conn.execute(sql.insert_events(len(chunk)), params):
-            ids[key] = event_id
-            if not duplicates:
-                inserted.add(key)
-    results = []
-    seen: set[str] = set()
-    for item in items:
-        key = item.dedup_key
-        results.append(IngestResult(ids[key], key not in inserted or key in seen))
-        seen.add(key)
+            landed.append((key, event_id, not duplicates))
+    results = ingest_results(items, landed)
     states: list[Any] = [
         (
             item.message_id,
