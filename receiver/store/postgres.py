@@ -34,10 +34,10 @@ from .records import (
     PENDING,
     Claimed,
     Completion,
-    HandlerRun,
     Incoming,
     IngestResult,
     MessageState,
+    claimed_events,
     ingest_results,
 )
 
@@ -184,16 +184,8 @@ class PostgresStore:
             rows = await conn.fetch(pg_sql.LEASE, owner, until, now, now, limit)
             if not rows:
                 return []
-            runs: dict[int, dict[str, HandlerRun]] = {}
-            for event_id, handler, state, attempts, error in await conn.fetch(
-                pg_sql.SELECT_RUNS, [row[0] for row in rows]
-            ):
-                runs.setdefault(event_id, {})[handler] = HandlerRun(handler, state, attempts, error)
-        claimed = [
-            Claimed(id, kind, name, message_id, received_at, body, attempts, runs.get(id, {}))
-            for id, kind, name, message_id, received_at, body, attempts in rows
-        ]
-        return sorted(claimed, key=lambda c: c.id)
+            runs = await conn.fetch(pg_sql.SELECT_RUNS, [row[0] for row in rows])
+        return claimed_events(rows, runs)
 
     async def _analyze_if_slow(self, took: float) -> None:
         last = self._analyzed_at

@@ -114,6 +114,19 @@ class Claimed:
     runs: dict[str, HandlerRun] = field(default_factory=dict)
 
 
+def claimed_events(leased: Iterable[Any], runs: Iterable[Any]) -> list[Claimed]:
+    """`Claimed` events, oldest first, from the claim's RETURNING rows (sql.LEASE) and
+    the `sql.SELECT_RUNS` rows of their handler runs."""
+    by_event: dict[int, dict[str, HandlerRun]] = {}
+    for event_id, handler, state, attempts, error in runs:
+        by_event.setdefault(event_id, {})[handler] = HandlerRun(handler, state, attempts, error)
+    claimed = [
+        Claimed(id, kind, name, message_id, received_at, body, attempts, by_event.get(id, {}))
+        for id, kind, name, message_id, received_at, body, attempts in leased
+    ]
+    return sorted(claimed, key=lambda c: c.id)
+
+
 @dataclass(frozen=True, slots=True)
 class Completion:
     """What a worker decided about one claimed event."""

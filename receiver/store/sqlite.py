@@ -18,10 +18,10 @@ from .records import (
     PENDING,
     Claimed,
     Completion,
-    HandlerRun,
     Incoming,
     IngestResult,
     MessageState,
+    claimed_events,
     ingest_results,
 )
 from .writer import Writer, connect
@@ -193,17 +193,9 @@ def _claim(
     if not rows:
         return []
     ids = [row[0] for row in rows]
-    runs: dict[int, dict[str, HandlerRun]] = {}
     marks = ",".join("?" * len(ids))
-    for event_id, handler, state, attempts, error in conn.execute(
-        f"{sql.SELECT_RUNS} WHERE event_id IN ({marks})", ids
-    ):
-        runs.setdefault(event_id, {})[handler] = HandlerRun(handler, state, attempts, error)
-    claimed = [
-        Claimed(id, kind, name, message_id, received_at, body, attempts, runs.get(id, {}))
-        for id, kind, name, message_id, received_at, body, attempts in rows
-    ]
-    return sorted(claimed, key=lambda c: c.id)
+    runs = conn.execute(f"{sql.SELECT_RUNS} WHERE event_id IN ({marks})", ids)
+    return claimed_events(rows, runs)
 
 
 def _complete_many(
