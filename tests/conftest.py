@@ -22,6 +22,8 @@ import pytest
 import uvicorn
 
 from receiver import Registry, Settings, create_app, sign
+from receiver.cli import main
+from receiver.fake_mta import FakeMTA, running_fake_mta
 from receiver.protocol import deadline_protocol
 from receiver.settings import Secret
 from receiver.store import Store
@@ -268,3 +270,25 @@ async def store(store_url: str) -> AsyncIterator[Store]:
     """An open, migrated store of each backend (modules with their own `store` override it)."""
     async with opened_store(store_url) as opened:
         yield opened
+
+
+# --- the command line, in-process ---
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """Run ``mta-receiver argv`` in-process; its exit status and stdout."""
+    capsys.readouterr()
+    status = main(list(argv))
+    return status, capsys.readouterr().out
+
+
+@contextlib.contextmanager
+def fake_mta_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[FakeMTA]:
+    """A running fake MTA, and the CLI's environment pointing at it and at the database."""
+    fake = FakeMTA()
+    with running_fake_mta(fake) as base_url:
+        monkeypatch.setenv("RECEIVER_WEBHOOK_SECRETS", SECRET)
+        monkeypatch.setenv("RECEIVER_DATABASE_URL", database_url)
+        monkeypatch.setenv("RECEIVER_MTA_API_KEY", fake.api_key)
+        monkeypatch.setenv("RECEIVER_MTA_BASE_URL", base_url)
+        yield fake

@@ -17,7 +17,7 @@ from receiver.settings import Settings
 from receiver.store import Incoming, create_store
 from receiver.store.migrate import migrations
 
-from .conftest import SECRET, delivery, encode, make_settings, run_async, running, wait_for
+from .conftest import SECRET, cli, delivery, encode, make_settings, run_async, running, wait_for
 
 
 @pytest.fixture
@@ -27,13 +27,6 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("RECEIVER_WEBHOOK_SECRETS", SECRET)
     monkeypatch.setenv("RECEIVER_DATABASE_URL", settings.database_url)
     return settings
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    """Run ``mta-receiver argv`` in-process; its exit status and stdout."""
-    capsys.readouterr()
-    status = main(list(argv))
-    return status, capsys.readouterr().out
 
 
 def cli_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:

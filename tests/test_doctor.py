@@ -10,33 +10,24 @@ from typing import Any
 
 import pytest
 
-from receiver.cli import main
 from receiver.commands.doctor import autovacuum
-from receiver.fake_mta import FakeMTA, running_fake_mta
 from receiver.settings import Settings
 
-from .conftest import SECRET, free_port, make_settings, running
+from .conftest import cli, fake_mta_env, free_port, make_settings, running
 from .pg import fresh_database_sync, query
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """A fake MTA and the doctor's environment: same database as the returned settings."""
-    fake = FakeMTA()
     settings = make_settings(tmp_path)
-    with running_fake_mta(fake) as base_url:
-        monkeypatch.setenv("RECEIVER_WEBHOOK_SECRETS", SECRET)
-        monkeypatch.setenv("RECEIVER_DATABASE_URL", settings.database_url)
-        monkeypatch.setenv("RECEIVER_MTA_API_KEY", fake.api_key)
-        monkeypatch.setenv("RECEIVER_MTA_BASE_URL", base_url)
+    with fake_mta_env(monkeypatch, settings.database_url):
         yield settings
 
 
 def doctor(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     """Run ``mta-receiver doctor argv``; its exit status and stdout."""
-    capsys.readouterr()
-    status = main(["doctor", *argv])
-    return status, capsys.readouterr().out
+    return cli(capsys, "doctor", *argv)
 
 
 def test_all_ok(env: Settings, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from receiver.cli import main
-from receiver.fake_mta import FakeMTA, running_fake_mta
+from receiver.fake_mta import FakeMTA
 
-from .conftest import OLD_SECRET, SECRET, make_settings, running
+from .conftest import OLD_SECRET, SECRET, cli, fake_mta_env, make_settings, running
 
 NEW_SECRET = "c" * 128
 URL = "https://receiver.example.com/webhooks/mta"
@@ -20,20 +20,8 @@ URL = "https://receiver.example.com/webhooks/mta"
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeMTA]:
     """A fake MTA, and the CLI's environment pointing at it."""
-    state = FakeMTA()
-    with running_fake_mta(state) as base_url:
-        monkeypatch.setenv("RECEIVER_WEBHOOK_SECRETS", SECRET)
-        monkeypatch.setenv("RECEIVER_DATABASE_URL", f"sqlite:///{tmp_path / 'r.db'}")
-        monkeypatch.setenv("RECEIVER_MTA_API_KEY", state.api_key)
-        monkeypatch.setenv("RECEIVER_MTA_BASE_URL", base_url)
+    with fake_mta_env(monkeypatch, f"sqlite:///{tmp_path / 'r.db'}") as state:
         yield state
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    """Run ``mta-receiver argv`` in-process; its exit status and stdout."""
-    capsys.readouterr()
-    status = main(list(argv))
-    return status, capsys.readouterr().out
 
 
 def test_register_creates_each_event_once(
