@@ -86,6 +86,16 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
         await opened.close()
 
 
+@pytest.fixture
+async def writer(tmp_path: Path) -> AsyncIterator[Writer]:
+    """A started writer on ``tmp_path/writer.db``, stopped after the test."""
+    started = Writer(str(tmp_path / "writer.db"))
+    started.start()
+    yield started
+    with contextlib.suppress(asyncio.CancelledError):  # a test may cancel its flusher
+        await started.stop()
+
+
 async def test_concurrent_ingests_all_commit_in_fewer_transactions(store: SqliteStore) -> None:
     """200 concurrent ingests all commit with distinct ids, grouped into fewer commits."""
     commits_before = store.commits
@@ -116,48 +126,41 @@ async def test_failing_statement_fails_alone_among_concurrent_ingests(store: Sql
 
 
 async def test_writer_rolls_back_a_failing_job_inside_a_shared_transaction(
-    tmp_path: Path,
+    writer: Writer,
 ) -> None:
     """In one group commit, a job that wrote then raised is undone; its neighbours commit."""
-    writer = Writer(str(tmp_path / "writer.db"))
-    writer.start()
-    try:
-        await writer.run(lambda conn: conn.execute("CREATE TABLE t (x INTEGER UNIQUE)"))
+    await writer.run(lambda conn: conn.execute("CREATE TABLE t (x INTEGER UNIQUE)"))
 
-        def half_then_fail(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT INTO t VALUES (-1)")
-            raise RuntimeError("handler bug after a write")
+    def half_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES (-1)")
+        raise RuntimeError("handler bug after a write")
 
-        commits = writer.commits
-        # Submitted in one loop iteration: they share the next transaction.
-        outcomes = await asyncio.gather(
-            *(
-                writer.run(lambda conn, n=n: conn.execute("INSERT INTO t VALUES (?)", (n,)))
-                for n in range(5)
-            ),
-            writer.run(half_then_fail),
-            *(
-                writer.run(lambda conn, n=n: conn.execute("INSERT INTO t VALUES (?)", (n,)))
-                for n in range(5, 10)
-            ),
-            return_exceptions=True,
-        )
+    commits = writer.commits
+    # Submitted in one loop iteration: they share the next transaction.
+    outcomes = await asyncio.gather(
+        *(
+            writer.run(lambda conn, n=n: conn.execute("INSERT INTO t VALUES (?)", (n,)))
+            for n in range(5)
+        ),
+        writer.run(half_then_fail),
+        *(
+            writer.run(lambda conn, n=n: conn.execute("INSERT INTO t VALUES (?)", (n,)))
+            for n in range(5, 10)
+        ),
+        return_exceptions=True,
+    )
 
-        assert [type(o) for o in outcomes].count(RuntimeError) == 1
-        assert writer.commits - commits == 1, "one commit for all 11 jobs"
-        rows = await writer.run(lambda conn: conn.execute("SELECT x FROM t ORDER BY x").fetchall())
-        assert rows == [(n,) for n in range(10)]
-    finally:
-        await writer.stop()
+    assert [type(o) for o in outcomes].count(RuntimeError) == 1
+    assert writer.commits - commits == 1, "one commit for all 11 jobs"
+    rows = await writer.run(lambda conn: conn.execute("SELECT x FROM t ORDER BY x").fetchall())
+    assert rows == [(n,) for n in range(10)]
 
 
 async def test_writer_queues_jobs_behind_a_running_commit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, writer: Writer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """While one COMMIT is in its thread the loop runs on; the jobs submitted meanwhile
     wait for it, then share the next transaction."""
-    writer = Writer(str(tmp_path / "writer.db"))
-    writer.start()
     try:
         await writer.run(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)"))
         entered, release = threading.Event(), threading.Event()
@@ -188,108 +191,91 @@ async def test_writer_queues_jobs_behind_a_running_commit(
         assert writer.commits - commits == 2, "the held commit, then one for the 20 queued jobs"
         assert query(str(tmp_path / "writer.db"), "SELECT count(*) FROM t") == [(21,)]
     finally:
-        release.set()
-        await writer.stop()
+        release.set()  # before the fixture stops the writer: the held commit must end
 
 
 @pytest.mark.parametrize(("flood", "gathers"), [(1, False), (20, True)])
 async def test_writer_gathers_jobs_after_a_flood_commit_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flood: int, gathers: bool
+    writer: Writer, monkeypatch: pytest.MonkeyPatch, flood: int, gathers: bool
 ) -> None:
     """After a commit of GATHER_FROM or more jobs, the next transaction waits a few loop
     passes for jobs still arriving (one per pass here) and takes them together; after a
     small commit it starts at once (no delay at moderate rates)."""
-    writer = Writer(str(tmp_path / "writer.db"))
-    writer.start()
-    try:
-        await writer.run(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)"))
-        sizes: list[int] = []
-        real_run_items = writer_module.run_items
+    await writer.run(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)"))
+    sizes: list[int] = []
+    real_run_items = writer_module.run_items
 
-        def counting(conn: sqlite3.Connection, items: list[Any]) -> Any:
-            sizes.append(len(items))
-            return real_run_items(conn, items)
+    def counting(conn: sqlite3.Connection, items: list[Any]) -> Any:
+        sizes.append(len(items))
+        return real_run_items(conn, items)
 
-        monkeypatch.setattr(writer_module, "run_items", counting)
+    monkeypatch.setattr(writer_module, "run_items", counting)
 
-        def insert(conn: sqlite3.Connection) -> Any:
-            return conn.execute("INSERT INTO t VALUES (1)")
+    def insert(conn: sqlite3.Connection) -> Any:
+        return conn.execute("INSERT INTO t VALUES (1)")
 
-        await asyncio.gather(*(writer.run(insert) for _ in range(flood)))
-        assert sizes == [flood]
-        trickled = []
-        for _ in range(12):  # one job per pass of the loop
-            trickled.append(asyncio.ensure_future(writer.run(insert)))
-            await asyncio.sleep(0)
-        await asyncio.gather(*trickled)
+    await asyncio.gather(*(writer.run(insert) for _ in range(flood)))
+    assert sizes == [flood]
+    trickled = []
+    for _ in range(12):  # one job per pass of the loop
+        trickled.append(asyncio.ensure_future(writer.run(insert)))
+        await asyncio.sleep(0)
+    await asyncio.gather(*trickled)
 
-        assert sum(sizes[1:]) == 12
-        if gathers:  # GATHER_FROM <= 20: waited up to GATHER_PASSES passes, one job each
-            assert sizes[1] >= 4, sizes
-        else:
-            assert sizes[1] == 1, sizes
-    finally:
-        await writer.stop()
+    assert sum(sizes[1:]) == 12
+    if gathers:  # GATHER_FROM <= 20: waited up to GATHER_PASSES passes, one job each
+        assert sizes[1] >= 4, sizes
+    else:
+        assert sizes[1] == 1, sizes
 
 
-async def test_writer_cancelled_while_gathering_fails_the_waiting_jobs(tmp_path: Path) -> None:
+async def test_writer_cancelled_while_gathering_fails_the_waiting_jobs(writer: Writer) -> None:
     """A writer cancelled between transactions (the loop going away) fails the jobs that
     wait for the next one: none is left waiting forever."""
-    writer = Writer(str(tmp_path / "writer.db"))
-    writer.start()
-    try:
-        await writer.run(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)"))
+    await writer.run(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)"))
 
-        def insert(conn: sqlite3.Connection) -> Any:
-            return conn.execute("INSERT INTO t VALUES (1)")
+    def insert(conn: sqlite3.Connection) -> Any:
+        return conn.execute("INSERT INTO t VALUES (1)")
 
-        await asyncio.gather(*(writer.run(insert) for _ in range(20)))  # a flood commit
-        waiting = asyncio.ensure_future(writer.run(insert))
-        for _ in range(2):  # one pass to queue the job, one for the writer to start gathering
-            await asyncio.sleep(0)
-        assert len(writer._pending) == 1
-        assert writer._flusher is not None
-        writer._flusher.cancel()
-        with pytest.raises(StoreUnavailable):
-            await asyncio.wait_for(waiting, 5)
-    finally:
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer.stop()
+    await asyncio.gather(*(writer.run(insert) for _ in range(20)))  # a flood commit
+    waiting = asyncio.ensure_future(writer.run(insert))
+    for _ in range(2):  # one pass to queue the job, one for the writer to start gathering
+        await asyncio.sleep(0)
+    assert len(writer._pending) == 1
+    assert writer._flusher is not None
+    writer._flusher.cancel()
+    with pytest.raises(StoreUnavailable):
+        await asyncio.wait_for(waiting, 5)
 
 
 async def test_writer_survives_an_unexpected_error_in_a_transaction(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, writer: Writer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A non-database error while building a transaction fails that transaction's jobs
     (StoreUnavailable, rolled back); the writer goes on committing the next ones."""
-    writer = Writer(str(tmp_path / "writer.db"))
-    writer.start()
-    try:
-        await writer.run(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)"))
-        real_run_items = writer_module.run_items
+    await writer.run(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)"))
+    real_run_items = writer_module.run_items
 
-        def broken_once(conn: sqlite3.Connection, items: list[Any]) -> Any:
-            monkeypatch.setattr(writer_module, "run_items", real_run_items)
-            conn.execute("INSERT INTO t VALUES (-1)")
-            raise RuntimeError("bug")
+    def broken_once(conn: sqlite3.Connection, items: list[Any]) -> Any:
+        monkeypatch.setattr(writer_module, "run_items", real_run_items)
+        conn.execute("INSERT INTO t VALUES (-1)")
+        raise RuntimeError("bug")
 
-        monkeypatch.setattr(writer_module, "run_items", broken_once)
-        with pytest.raises(StoreUnavailable):
-            await writer.run(lambda conn: conn.execute("INSERT INTO t VALUES (1)"))
-        # Bounded: a writer that died with the error would leave this waiting forever.
-        await asyncio.wait_for(writer.run(lambda conn: conn.execute("INSERT INTO t VALUES (2)")), 5)
+    monkeypatch.setattr(writer_module, "run_items", broken_once)
+    with pytest.raises(StoreUnavailable):
+        await writer.run(lambda conn: conn.execute("INSERT INTO t VALUES (1)"))
+    # Bounded: a writer that died with the error would leave this waiting forever.
+    await asyncio.wait_for(writer.run(lambda conn: conn.execute("INSERT INTO t VALUES (2)")), 5)
 
-        assert query(str(tmp_path / "writer.db"), "SELECT x FROM t") == [(2,)]
-    finally:
-        await writer.stop()
+    assert query(str(tmp_path / "writer.db"), "SELECT x FROM t") == [(2,)]
 
 
-async def test_writer_waits_for_another_processes_write_lock_off_the_loop(tmp_path: Path) -> None:
+async def test_writer_waits_for_another_processes_write_lock_off_the_loop(
+    tmp_path: Path, writer: Writer
+) -> None:
     """While another connection holds the write lock, the loop keeps running; the job
     commits once the lock is free."""
     path = str(tmp_path / "writer.db")
-    writer = Writer(path)
-    writer.start()
     other = connect(path)
     try:
         await writer.run(lambda conn: conn.execute("CREATE TABLE t (x INTEGER)"))
@@ -309,7 +295,6 @@ async def test_writer_waits_for_another_processes_write_lock_off_the_loop(tmp_pa
         assert query(path, "SELECT x FROM t") == [(1,)]
     finally:
         other.close()
-        await writer.stop()
 
 
 async def test_migrations_are_applied_once(tmp_path: Path) -> None:
