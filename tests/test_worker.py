@@ -70,10 +70,19 @@ def make_worker(
     clock: Clock,
     owner: str = "w1",
     metrics: Metrics | None = None,
+    **extra: Any,
 ) -> Worker:
-    """A worker on the injected clock, without jitter (backoff waits its lower bound)."""
+    """A worker on the injected clock, without jitter (backoff waits its lower bound);
+    ``extra`` goes to `Worker` as is (``busy``, ``pause``)."""
     return Worker(
-        store, registry, settings, owner=owner, clock=clock, jitter=lambda: 0.0, metrics=metrics
+        store,
+        registry,
+        settings,
+        owner=owner,
+        clock=clock,
+        jitter=lambda: 0.0,
+        metrics=metrics,
+        **extra,
     )
 
 
@@ -405,13 +414,11 @@ async def test_worker_gives_way_while_webhooks_wait(
         await gate.wait()
 
     metrics = Metrics()
-    worker = Worker(
+    worker = make_worker(
         store,
         recorder.registry,
         dataclasses.replace(settings, worker_concurrency=4),
-        owner="w1",
-        clock=clock,
-        jitter=lambda: 0.0,
+        clock,
         metrics=metrics,
         busy=lambda: busy,
         pause=pause,
