@@ -195,6 +195,21 @@ class Process:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def healthy(self) -> bool:
+        """``/healthz`` answers 200; raises with the log when the process has exited."""
+        if self.proc.poll() is not None:
+            raise AssertionError(f"receiver exited {self.proc.returncode}:\n{self.output()}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL, if still running, and reap it."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
 
 def process_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """Environment for a child receiver: test secrets, a SQLite file in ``tmp_path``."""
@@ -226,16 +241,7 @@ def start_process(tmp_path: Path, env: dict[str, str], *args: str, wait: bool = 
         )
     process = Process(proc, f"http://127.0.0.1:{port}", log)
     if wait:
-
-        def up() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"receiver exited {proc.returncode}:\n{process.output()}")
-            try:
-                return httpx.get(f"{process.url}/healthz", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(up, timeout=20, interval=0.05)
+        wait_for(process.healthy, timeout=20, interval=0.05)
     return process
 
 
@@ -245,9 +251,7 @@ def processes() -> Iterator[list[Process]]:
     started: list[Process] = []
     yield started
     for process in started:
-        if process.proc.poll() is None:
-            process.proc.send_signal(signal.SIGKILL)
-            process.proc.wait(timeout=10)
+        process.kill()
 
 
 def run_async(coro: Any) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import sqlite3
 from pathlib import Path
 
@@ -37,11 +36,6 @@ def play_failure(process: Process, message_id: int) -> None:
     assert [r.status_code for r in results] == [200, 200, 200]
 
 
-def kill(process: Process) -> None:
-    process.proc.send_signal(signal.SIGKILL)
-    process.proc.wait(timeout=10)
-
-
 @pytest.mark.parametrize("moment", ["right_after_200", "during_grace"])
 def test_sigkill_before_the_send_gives_exactly_one_send(tmp_path, processes, moment) -> None:
     """Killed after the 200 or while the resend waits out its grace: one send after restart."""
@@ -61,7 +55,7 @@ def test_sigkill_before_the_send_gives_exactly_one_send(tmp_path, processes, mom
         play_failure(first, 4242)
         if moment == "during_grace":
             wait_for(lambda: resend_state(tmp_path) == [("scheduled", None)])
-        kill(first)
+        first.kill()
         assert fake.sends == []
 
         processes.append(start_process(tmp_path, env))

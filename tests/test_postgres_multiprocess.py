@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import signal
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -94,25 +93,14 @@ def cluster(tmp_path: Path, processes: list[Process]) -> Iterator[Cluster]:
             )
             processes.append(start_process(tmp_path, env, wait=False))
         for process in processes:
-            wait_for(lambda p=process: _up(p), timeout=20, interval=0.05)
+            wait_for(process.healthy, timeout=20, interval=0.05)
         made = Cluster(tmp_path, url, fake, processes)
         try:
             yield made
         finally:
             made.client.close()
             for process in processes:  # before the database is dropped under them
-                if process.proc.poll() is None:
-                    process.proc.send_signal(signal.SIGKILL)
-                    process.proc.wait(timeout=10)
-
-
-def _up(process: Process) -> bool:
-    if process.proc.poll() is not None:
-        raise AssertionError(f"receiver exited {process.proc.returncode}:\n{process.output()}")
-    try:
-        return httpx.get(f"{process.url}/healthz", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
+                process.kill()
 
 
 def test_fifty_copies_of_a_failure_across_replicas_send_once(cluster: Cluster) -> None:
@@ -174,8 +162,7 @@ def test_sigkilled_replica_loses_its_leases_to_the_others(cluster: Cluster) -> N
     [victim] = [owner for owner, n in cluster.rows(leased) if n == VICTIM_CONCURRENCY]
     orphans = {r[0] for r in cluster.rows("SELECT id FROM events WHERE lease_owner = $1", victim)}
 
-    cluster.procs[0].proc.send_signal(signal.SIGKILL)
-    cluster.procs[0].proc.wait(timeout=10)
+    cluster.procs[0].kill()
     cluster.hold(1).unlink()
     cluster.hold(2).unlink()
 

@@ -44,8 +44,7 @@ def test_sigkill_right_after_200_processes_event_after_restart(tmp_path, process
     first = start_process(tmp_path, env, "--no-worker")
     processes.append(first)
     assert post(first, delivery(message_id=7, status=6)).status_code == 200
-    first.proc.send_signal(signal.SIGKILL)
-    first.proc.wait(timeout=10)
+    first.kill()
     assert read_log(calls) == []
 
     processes.append(start_process(tmp_path, env))
@@ -80,8 +79,7 @@ def test_sigkill_while_leased_is_picked_up_after_lease_expiry(tmp_path, processe
     """Work leased by a killed worker is taken again once its lease expires, and runs once."""
     env, first = start_holding(tmp_path, processes, 8, RECEIVER_LEASE_SECONDS="1")
     calls, hold = tmp_path / "calls.jsonl", tmp_path / "hold"
-    first.proc.send_signal(signal.SIGKILL)
-    first.proc.wait(timeout=10)
+    first.kill()
     hold.unlink()
 
     processes.append(start_process(tmp_path, env))
