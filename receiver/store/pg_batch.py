@@ -38,13 +38,11 @@ ON CONFLICT (dedup_key) DO UPDATE SET
 RETURNING dedup_key, id, (xmax = 0) AS inserted
 """
 
-# One row per distinct message id, with the forward-only rules of sql.UPSERT_MESSAGE.
-UPSERT_MESSAGES = f"""
-INSERT INTO messages (message_id, status, status_rank, status_at, first_seen, phone,
-                      external_id, sender_name)
+# One row per distinct message id, with the forward-only rules of sql.MESSAGE_FORWARD_ONLY.
+UPSERT_MESSAGES = f"""{sql.INSERT_MESSAGES}
 SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::float8[], $5::float8[],
                      $6::text[], $7::text[], $8::text[])
-{sql.UPSERT_MESSAGE[sql.UPSERT_MESSAGE.index("ON CONFLICT") :]}
+{sql.MESSAGE_FORWARD_ONLY}
 """
 
 _Waiter = tuple[Incoming, "asyncio.Future[IngestResult]"]

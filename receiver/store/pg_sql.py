@@ -46,12 +46,9 @@ def rowcount(status: str) -> int:
 # $15 status_at, $16 sender_name.
 INGEST = f"""
 WITH e AS ({numbered(sql.insert_events(1))}),
-m AS (
-    INSERT INTO messages (message_id, status, status_rank, status_at, first_seen, phone,
-                          external_id, sender_name)
-    SELECT $4, $5, $14, $15, $8, $7, $6, $16 FROM e
+m AS ({sql.INSERT_MESSAGES}    SELECT $4, $5, $14, $15, $8, $7, $6, $16 FROM e
     WHERE e.duplicates = 0 AND $4::text IS NOT NULL AND $11::text = 'pending'
-    {sql.UPSERT_MESSAGE[sql.UPSERT_MESSAGE.index("ON CONFLICT") :]}
+    {sql.MESSAGE_FORWARD_ONLY}
 )
 SELECT id, duplicates FROM e
 """

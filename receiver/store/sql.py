@@ -25,12 +25,15 @@ def insert_events(rows: int) -> str:
     )
 
 
-# Forward-only: a status replaces the current one only when it ranks higher
-# (receiver/statuses.py); identity fields fill in where they were unknown.
-UPSERT_MESSAGE = """
+INSERT_MESSAGES = """
 INSERT INTO messages (message_id, status, status_rank, status_at, first_seen, phone,
                       external_id, sender_name)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+# Forward-only: a status replaces the current one only when it ranks higher
+# (receiver/statuses.py); identity fields fill in where they were unknown. Both dialects
+# end their message upserts with this.
+MESSAGE_FORWARD_ONLY = """
 ON CONFLICT (message_id) DO UPDATE SET
     status = CASE WHEN excluded.status_rank > messages.status_rank
                   THEN excluded.status ELSE messages.status END,
@@ -45,13 +48,13 @@ ON CONFLICT (message_id) DO UPDATE SET
 
 
 def upsert_messages(rows: int) -> str:
-    """`UPSERT_MESSAGE` for ``rows`` messages in one statement.
+    """Insert or move forward ``rows`` messages in one statement.
 
     SQLite applies the rows in order, so a message id repeated in one batch folds in as
     if the rows came one by one (PostgreSQL would refuse it; its adapter has its own).
     """
-    head, tail = UPSERT_MESSAGE.split("VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-    return head + "VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows) + tail
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+    return f"{INSERT_MESSAGES}VALUES {values}{MESSAGE_FORWARD_ONLY}"
 
 
 # Receipt order per message: an event is claimable only when no earlier event of the
