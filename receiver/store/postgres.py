@@ -27,7 +27,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
 from ..errors import StoreUnavailable
-from . import pg_batch, pg_sql, sql
+from . import pg_batch, pg_sql
 from .migrate import migrations
 from .pg_sql import numbered, rowcount, translated
 from .records import (
@@ -36,10 +36,10 @@ from .records import (
     Completion,
     Incoming,
     IngestResult,
-    MessageState,
     claimed_events,
     ingest_results,
 )
+from .shared import SharedStatements
 
 log = logging.getLogger("receiver.store")
 
@@ -55,7 +55,7 @@ ANALYZE_EVERY_SECONDS = 300.0
 """At most one such ANALYZE per process in this many seconds."""
 
 
-class PostgresStore:
+class PostgresStore(SharedStatements):
     """`Store` on a PostgreSQL database, shared by any number of receiver processes."""
 
     dialect = "postgres"
@@ -237,23 +237,6 @@ class PostgresStore:
                             for r in done.runs
                         ],
                     )
-
-    async def renew(self, owner: str, until: float) -> None:
-        """Extend every lease ``owner`` holds (the worker's heartbeat)."""
-        await self.execute(sql.RENEW, (until, owner))
-
-    async def release(self, owner: str) -> None:
-        """Give back every lease ``owner`` holds (graceful shutdown)."""
-        await self.execute(sql.RELEASE, (owner,))
-
-    async def heartbeat(self, owner: str, now: float | None = None) -> None:
-        """Write a heartbeat row: proves the store is writable."""
-        await self.execute(sql.HEARTBEAT, (owner, time.time() if now is None else now))
-
-    async def message_state(self, message_id: str) -> MessageState | None:
-        """The forward-only state of one message, or None when we never saw it."""
-        rows = await self.fetch(sql.SELECT_MESSAGE, (message_id,))
-        return MessageState(*rows[0]) if rows else None
 
     async def fetch(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a query written with ``?`` placeholders; return its rows."""

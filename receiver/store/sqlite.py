@@ -20,10 +20,10 @@ from .records import (
     Completion,
     Incoming,
     IngestResult,
-    MessageState,
     claimed_events,
     ingest_results,
 )
+from .shared import SharedStatements
 from .writer import Writer, connect
 
 log = logging.getLogger("receiver.store")
@@ -39,7 +39,7 @@ def sqlite_path(url: str) -> str:
     return path
 
 
-class SqliteStore:
+class SqliteStore(SharedStatements):
     """`Store` on one SQLite file."""
 
     dialect = "sqlite"
@@ -97,23 +97,6 @@ class SqliteStore:
         now = time.time() if now is None else now
         for done in completions:
             await self._writer.submit(COMPLETE, (owner, done, now))
-
-    async def renew(self, owner: str, until: float) -> None:
-        """Extend every lease ``owner`` holds (the worker's heartbeat)."""
-        await self.execute(sql.RENEW, (until, owner))
-
-    async def release(self, owner: str) -> None:
-        """Give back every lease ``owner`` holds (graceful shutdown)."""
-        await self.execute(sql.RELEASE, (owner,))
-
-    async def heartbeat(self, owner: str, now: float | None = None) -> None:
-        """Write a heartbeat row: proves the store is writable."""
-        await self.execute(sql.HEARTBEAT, (owner, time.time() if now is None else now))
-
-    async def message_state(self, message_id: str) -> MessageState | None:
-        """The forward-only state of one message, or None when we never saw it."""
-        rows = await self.fetch(sql.SELECT_MESSAGE, (message_id,))
-        return MessageState(*rows[0]) if rows else None
 
     async def fetch(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a read-only query on the reader connection."""

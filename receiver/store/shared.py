@@ -1,0 +1,38 @@
+"""Store operations that are one shared statement (receiver/store/sql.py), written once
+for both adapters on top of their own ``execute`` and ``fetch``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from . import sql
+from .records import MessageState
+
+
+class _Runs(Protocol):
+    async def execute(self, query: str, params: Sequence[Any] = ()) -> int: ...
+
+    async def fetch(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+
+class SharedStatements:
+    """Mixed into `SqliteStore` and `PostgresStore`."""
+
+    async def renew(self: _Runs, owner: str, until: float) -> None:
+        """Extend every lease ``owner`` holds (the worker's heartbeat)."""
+        await self.execute(sql.RENEW, (until, owner))
+
+    async def release(self: _Runs, owner: str) -> None:
+        """Give back every lease ``owner`` holds (graceful shutdown)."""
+        await self.execute(sql.RELEASE, (owner,))
+
+    async def heartbeat(self: _Runs, owner: str, now: float | None = None) -> None:
+        """Write a heartbeat row: proves the store is writable."""
+        await self.execute(sql.HEARTBEAT, (owner, time.time() if now is None else now))
+
+    async def message_state(self: _Runs, message_id: str) -> MessageState | None:
+        """The forward-only state of one message, or None when we never saw it."""
+        rows = await self.fetch(sql.SELECT_MESSAGE, (message_id,))
+        return MessageState(*rows[0]) if rows else None
