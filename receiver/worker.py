@@ -58,6 +58,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._working: set[int] = set()  # ids of the events whose handlers run now
         self._running = False
         self._loop_done = asyncio.Event()
         self.processed = 0
@@ -142,12 +143,17 @@ class Worker:
             return []
 
     async def _process(self, event: Claimed) -> None:
-        completion: Completion = await self.dispatcher.run(event)
+        self._working.add(event.id)
         try:
-            await self.store.complete(self.owner, [completion], now=self.clock())
-        except Exception:
-            # The lease will expire and another pass re-runs what was not recorded.
-            log.exception("worker: recording event %d failed; it will be retried", event.id)
+            completion: Completion = await self.dispatcher.run(event)
+            try:
+                await self.store.complete(self.owner, [completion], now=self.clock())
+            except Exception:
+                # The heartbeat no longer renews this lease: it expires, and a later
+                # claim re-runs what was not recorded.
+                log.exception("worker: recording event %d failed; it will be retried", event.id)
+        finally:
+            self._working.discard(event.id)
         self.processed += 1
 
     def _finished(self, task: asyncio.Task[None]) -> None:
@@ -159,8 +165,9 @@ class Worker:
         while True:
             await asyncio.sleep(interval)
             try:
-                if self._in_flight:
-                    await self.store.renew(self.owner, self.clock() + self.settings.lease_seconds)
+                if self._working:
+                    until = self.clock() + self.settings.lease_seconds
+                    await self.store.renew(self.owner, until, sorted(self._working))
                 await self.store.heartbeat(self.owner, self.clock())
             except Exception:
                 log.exception("worker: heartbeat failed")

@@ -180,17 +180,18 @@ async def test_lease_blocks_other_owners_until_it_expires(store: Store) -> None:
     assert await store.fetch("SELECT lease_owner FROM events") == [("B",)]
 
 
-async def test_renew_extends_only_the_owners_leases(store: Store) -> None:
-    """`renew(A)` moves A's lease_until; B's stays."""
-    await store.ingest(incoming(delivery(message_id=1)))
-    await store.ingest(incoming(delivery(message_id=2)))
-    await store.claim("A", 1, LEASE, now=NOW)
+async def test_renew_extends_only_the_listed_leases_of_the_owner(store: Store) -> None:
+    """`renew(A, ids)` moves the lease_until of A's listed events; A's unlisted event and
+    B's event (listed, but not A's) keep theirs."""
+    ids = [(await store.ingest(incoming(delivery(message_id=n)))).event_id for n in (1, 2, 3)]
+    await store.claim("A", 2, LEASE, now=NOW)
     await store.claim("B", 1, LEASE, now=NOW)
 
-    await store.renew("A", NOW + 500)
+    await store.renew("A", NOW + 500, [ids[0], ids[2]])
+    await store.renew("A", NOW + 900, [])
 
     rows = await store.fetch("SELECT lease_owner, lease_until FROM events ORDER BY id")
-    assert rows == [("A", NOW + 500), ("B", NOW + LEASE)]
+    assert rows == [("A", NOW + 500), ("A", NOW + LEASE), ("B", NOW + LEASE)]
 
 
 async def test_completion_by_a_former_owner_is_ignored(store: Store) -> None:

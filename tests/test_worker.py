@@ -352,6 +352,77 @@ async def test_event_of_a_crashed_worker_is_picked_up_after_its_lease(
     assert (await event_row(store, event_id))[0::4] == (DONE, None)
 
 
+async def test_lease_of_an_unrecorded_completion_is_not_renewed(
+    store: SqliteStore, settings: Settings, clock: Clock, recorder: Recorder
+) -> None:
+    """When recording an event's completion fails, the heartbeat stops renewing its lease
+    (while it renews the leases of work still running), so the lease expires and the
+    event is claimed again instead of blocking its message for good."""
+    lease = 0.3  # the heartbeat beats every 0.1 s of real time
+    release = asyncio.Event()
+
+    @recorder.registry.on("delivery-status.delivered")
+    async def quick(event: Event, ctx: Context) -> None:
+        recorder.record("quick", event.id)
+
+    @recorder.registry.on("delivery-status.sent")
+    async def slow(event: Event, ctx: Context) -> None:
+        recorder.record("slow", event.id)
+        await release.wait()
+
+    class FailingComplete:
+        """The store, whose first `complete` fails."""
+
+        failed = False
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        async def complete(self, *args: Any, **kwargs: Any) -> None:
+            if not self.failed:
+                self.failed = True
+                raise OSError("disk gone")
+            await store.complete(*args, **kwargs)
+
+    orphan = await add(store, message_id=1, status=DELIVERED)
+    busy = await add(store, message_id=2, status=SENT)
+    worker = make_worker(
+        FailingComplete(),
+        recorder.registry,
+        dataclasses.replace(settings, lease_seconds=lease),
+        clock,
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        await eventually(lambda: worker.processed == 1 and recorder.seen("slow"))
+        clock.advance(lease / 3)  # no lease has expired yet
+
+        async def renewed() -> bool:
+            rows = await store.fetch("SELECT id, lease_until FROM events ORDER BY id")
+            return bool(rows[1][1] > NOW + lease + 0.05)
+
+        await eventually(renewed)
+        assert await event_row(store, orphan) == (PENDING, 0, T0, None, "w1")
+        assert await store.fetch("SELECT lease_until FROM events WHERE id = ?", (orphan,)) == [
+            (NOW + lease,)
+        ], "the heartbeat renewed the lease of an event no handler runs"
+
+        release.set()
+        await eventually(lambda: worker.processed == 2)
+        clock.advance(lease)  # the orphan's lease expires: the worker claims it again
+        await eventually(lambda: len(recorder.seen("quick")) == 2)
+        await eventually(lambda: _state_is(store, orphan, DONE))
+        assert recorder.seen("slow") == [busy]
+    finally:
+        release.set()
+        await worker.stop(grace=1.0)
+        await task
+
+
+async def _state_is(store: SqliteStore, event_id: int, state: str) -> bool:
+    return bool((await event_row(store, event_id))[0] == state)
+
+
 async def test_stop_lets_quick_work_finish_and_releases_blocked_work(
     store: SqliteStore, settings: Settings, clock: Clock, recorder: Recorder
 ) -> None:

@@ -20,9 +20,12 @@ class _Runs(Protocol):
 class SharedStatements:
     """Mixed into `SqliteStore` and `PostgresStore`."""
 
-    async def renew(self: _Runs, owner: str, until: float) -> None:
-        """Extend every lease ``owner`` holds (the worker's heartbeat)."""
-        await self.execute(sql.RENEW, (until, owner))
+    async def renew(self: _Runs, owner: str, until: float, event_ids: Sequence[int]) -> None:
+        """Extend the leases ``owner`` holds on ``event_ids`` (the worker's heartbeat, for
+        the events its handlers are running: a lease it holds but no longer works on,
+        say after recording a completion failed, must expire)."""
+        if event_ids:
+            await self.execute(sql.renew(len(event_ids)), (until, owner, *event_ids))
 
     async def release(self: _Runs, owner: str) -> None:
         """Give back every lease ``owner`` holds (graceful shutdown)."""

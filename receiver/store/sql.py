@@ -94,7 +94,15 @@ UPDATE events SET state = ?, run_after = ?, last_error = ?, attempts = attempts 
 WHERE id = ? AND lease_owner = ?
 """
 
-RENEW = "UPDATE events SET lease_until = ? WHERE lease_owner = ? AND state = 'pending'"
+
+def renew(count: int) -> str:
+    """Extend the leases of ``count`` listed events while their owner still holds them."""
+    marks = ",".join("?" * count)
+    return (
+        "UPDATE events SET lease_until = ?"
+        f" WHERE lease_owner = ? AND state = 'pending' AND id IN ({marks})"
+    )
+
 
 RELEASE = """
 UPDATE events SET lease_owner = NULL, lease_until = NULL
