@@ -140,7 +140,9 @@ def _identify(fields: Mapping[str, Any], hinted_type: str | None) -> Identity:
         or event_type(fields.get("event"))
         or _infer_type(fields)
     )
-    status = _int(fields.get("status"))
+    # Only a delivery-status's `status` is one of MTA's status codes (what other events
+    # carry is unknown): it alone moves the message's state.
+    status = _int(fields.get("status")) if kind == DELIVERY_STATUS else None
     status_name = None
     name = kind
     if kind == DELIVERY_STATUS:
@@ -168,11 +170,13 @@ def event_type(value: object) -> str | None:
 
 
 def _infer_type(fields: Mapping[str, Any]) -> str:
-    # Used only when neither the URL nor the body names the type.
-    if "status" in fields and "messageId" in fields:
-        return DELIVERY_STATUS
+    # Used only when neither the URL nor the body names the type. Reply fields first: a
+    # reply may echo a messageId and carry a field named status; a delivery status never
+    # has a replyId or a fromNumber.
     if "replyId" in fields or "fromNumber" in fields:
         return MESSAGE_REPLY
+    if "status" in fields and "messageId" in fields:
+        return DELIVERY_STATUS
     if "optInType" in fields:
         return NUMBER_OPT_IN
     return UNKNOWN

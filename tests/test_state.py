@@ -211,6 +211,27 @@ def test_failure_is_sticky_and_delivered_upgrades_over_http(settings: Settings) 
         assert server.query("SELECT count(*) FROM events WHERE message_id = '8'") == [(5,)]
 
 
+def test_only_delivery_status_moves_the_state_over_http(settings: Settings) -> None:
+    """A reply or message-send that carries a `status` field (their fields are not MTA's
+    status codes, API.md) records its event but leaves the message's state alone."""
+    with running(settings) as server:
+        assert server.post(delivery(message_id=70, status=SENT)).status_code == 200
+        assert server.post({"messageId": 70, "status": DELIVERED, "replyId": 1}).status_code == 200
+        answer = server.post({"messageId": 70, "status": DELIVERED}, event="message-reply")
+        assert answer.status_code == 200
+        send = {"messageId": 71, "status": DELIVERY_FAILED}
+        assert server.post(send, event="message-send").status_code == 200
+
+        assert message_row(server, 70) == (SENT, "+15551234567", "order-70", "Acme")
+        assert server.query("SELECT status FROM messages WHERE message_id = '71'") == [(None,)]
+        assert server.query("SELECT type, status FROM events ORDER BY id") == [
+            ("delivery-status", SENT),
+            ("message-reply", None),
+            ("message-reply", None),
+            ("message-send", None),
+        ]
+
+
 def test_handler_reads_the_message_state_through_its_context(
     settings: Settings, recorder: Recorder
 ) -> None:
