@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import signal
+import socket
 import sqlite3
+import time
 from pathlib import Path
 
 import httpx
@@ -101,6 +103,27 @@ def test_sigterm_releases_unfinished_work(tmp_path, processes) -> None:
     processes.append(start_process(tmp_path, env))
     wait_for(lambda: rows(tmp_path, "SELECT state FROM events") == [("done",)])
     assert [c["message_id"] for c in read_log(calls)] == ["9"]
+
+
+def test_sigterm_with_a_subsecond_grace_does_not_wait_for_a_stalled_request(
+    tmp_path, processes
+) -> None:
+    """A grace of 0.5 s still bounds the wait for requests in flight: a client stalled
+    mid-body is cut off after about a second, not after the 60 s read deadline."""
+    env = process_env(tmp_path, RECEIVER_SHUTDOWN_GRACE_SECONDS="0.5", RECEIVER_READ_TIMEOUT="60")
+    process = start_process(tmp_path, env)
+    processes.append(process)
+    host, port = process.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as stalled:
+        stalled.sendall(b"POST /webhooks/mta HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        # Once another request is answered, the stalled one has been read up to the
+        # body: the server serves its connections in order of arrival.
+        assert process.healthy()
+        started = time.monotonic()
+        process.proc.send_signal(signal.SIGTERM)
+        assert process.proc.wait(timeout=15) in (0, -signal.SIGTERM)
+    assert time.monotonic() - started < 8
+    assert "graceful shutdown exceeded" in process.output()
 
 
 def test_custom_handler_module_loaded_from_environment(tmp_path, processes) -> None:

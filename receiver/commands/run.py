@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import signal
 from typing import Any
 
@@ -47,7 +48,8 @@ def serve(args: argparse.Namespace) -> int:
         lifespan="on",
         log_config=None,
         access_log=args.access_log,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
+        # Whole seconds (uvicorn types it int), rounded up: 0.5 must not become "no limit".
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
     )
     server = uvicorn.Server(config)
     server.run()
