@@ -5,7 +5,7 @@ Delivery statuses are too many to log one by one; the metrics count them.
 
 from __future__ import annotations
 
-from receiver import Context, Event, Registry, redact_phone
+from receiver import Context, Event, Registry, label, redact_phone
 
 registry = Registry()
 
@@ -22,9 +22,10 @@ async def reply_received(event: Event, ctx: Context) -> None:
 
 @registry.on("number-opt-in")
 async def opted_in(event: Event, ctx: Context) -> None:
-    """One line per opt-in, with its (undocumented) ``optInType``."""
+    """One line per opt-in, with its ``optInType`` when that is a plain word (its values
+    are undocumented: anything else could carry a number or a forged line)."""
     ctx.log.info(
         "number %s opted in (%s)",
         redact_phone(event.phone, ctx.settings.redact),
-        event.raw.get("optInType", "unknown type"),
+        label(event.raw.get("optInType"), "unknown type"),
     )

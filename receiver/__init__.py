@@ -9,7 +9,7 @@ from __future__ import annotations
 from .context import Context
 from .errors import ConfigError, ReceiverError, RetryLater
 from .events import Event
-from .logs import redact_phone
+from .logs import label, redact_phone
 from .registry import Registry
 from .settings import Secret, Settings
 from .store import MessageState
@@ -26,6 +26,7 @@ __all__ = [
     "Secret",
     "Settings",
     "create_app",
+    "label",
     "redact_phone",
     "sign",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
 
 QUIET_LOGGERS = ("aiosqlite", "asyncpg", "httpcore", "hpack")
 _FIELDS = ("event_id", "event", "message_id", "phone", "request_id", "outcome", "client")
+FIELD_LIMIT = 100
+"""Characters of an identity field a line keeps (a client address comes from a proxy's
+header, a message id from the payload)."""
+_LABEL = re.compile(r"[A-Za-z_-]{1,32}")
 
 
 def redact_phone(number: str | None, redact: bool = True) -> str | None:
@@ -25,6 +30,24 @@ def redact_phone(number: str | None, redact: bool = True) -> str | None:
     if number is None or not redact:
         return number
     return "***" + number[-2:] if len(number) > 4 else "***"
+
+
+def label(value: object, unknown: str = "unrecognized") -> str:
+    """``value`` when it is a short word (letters, ``_``, ``-``), else ``unknown``: for
+    undocumented payload fields a line names, which could otherwise carry a phone number,
+    a forged log line or a whole object into the log."""
+    return value if isinstance(value, str) and _LABEL.fullmatch(value) else unknown
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    fields = {}
+    for name in _FIELDS:
+        value = getattr(record, name, None)
+        if isinstance(value, str) and len(value) > FIELD_LIMIT:
+            value = value[:FIELD_LIMIT] + "..."
+        if value is not None:
+            fields[name] = value
+    return fields
 
 
 class EventLog(logging.LoggerAdapter[logging.Logger]):
@@ -58,26 +81,25 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for name in _FIELDS:
-            value = getattr(record, name, None)
-            if value is not None:
-                line[name] = value
+        line.update(_fields(record))
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)
 
 
 class TextFormatter(logging.Formatter):
-    """``time level logger message key=value ...`` for a terminal."""
+    """``time level logger message key=value ...`` for a terminal. Line breaks in the
+    message and fields are escaped, so no value can forge a line of its own (a traceback
+    still follows on its own lines)."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        base = super().format(record)
-        pairs = " ".join(
-            f"{name}={getattr(record, name)}"
-            for name in _FIELDS
-            if getattr(record, name, None) is not None
-        )
-        return f"{base} {pairs}" if pairs else base
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        message = _one_line(super().formatMessage(record))
+        pairs = " ".join(f"{name}={_one_line(str(v))}" for name, v in _fields(record).items())
+        return f"{message} {pairs}" if pairs else message
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def configure_logging(settings: Settings) -> None:

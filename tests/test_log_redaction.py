@@ -9,7 +9,14 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from receiver.logs import QUIET_LOGGERS, JsonFormatter, TextFormatter, configure_logging
+from receiver.logs import (
+    FIELD_LIMIT,
+    QUIET_LOGGERS,
+    JsonFormatter,
+    TextFormatter,
+    configure_logging,
+    label,
+)
 
 from .conftest import SECRET, delivery, encode, make_settings
 from .test_fallback import API_KEY, PHONE, fallback
@@ -54,6 +61,10 @@ def test_logs_hold_no_secrets_numbers_or_text(tmp_path: Path) -> None:
         s.play([], message_id=mid, include_send=False)
         reply = {"fromNumber": PHONE, "message": TEXT, "replyId": 5}
         assert s.server.post(reply, event="message-reply").status_code == 200
+        forged = {"number": PHONE, "optInType": f"kw\nFAKE ERROR {PHONE}"}
+        assert s.server.post(forged, event="number-opt-in").status_code == 200
+        plain = {"number": PHONE, "optInType": "keyword"}
+        assert s.server.post(plain, event="number-opt-in").status_code == 200
         assert s.server.post(delivery(), secret="wrong").status_code == 401
         body = encode(delivery())
         bad = s.server.client.post(
@@ -68,6 +79,37 @@ def test_logs_hold_no_secrets_numbers_or_text(tmp_path: Path) -> None:
     text = "\n".join(lines)
     for forbidden in (SECRET, API_KEY, PHONE, PHONE[2:], PHONE[-7:], TEXT):
         assert forbidden not in text, f"{forbidden!r} leaked"
+    assert "FAKE ERROR" not in text
+    opt_ins = sorted(r.getMessage() for r in records if "opted in" in r.getMessage())
+    assert opt_ins == [
+        f"number ***{PHONE[-2:]} opted in ({t})" for t in ("keyword", "unknown type")
+    ]
     rejected = [json.loads(line) for line in lines[: len(records)] if "webhook rejected" in line]
     assert [r["request_id"] for r in rejected][-1] == "r-1"
     assert all(r.get("request_id") for r in rejected)
+
+
+def test_text_lines_cannot_be_forged_and_fields_are_bounded() -> None:
+    """A line break in a message or field is escaped in text logs; a 5,000-character
+    client address (a trusted proxy's header) is cut to a bounded field."""
+    record = logging.LogRecord("receiver", logging.WARNING, __file__, 1, "got %s", ("a\nB",), None)
+    record.client = "9" * 5000
+    record.request_id = "r\r\nFAKE"
+    line = TextFormatter("%(message)s").format(record)
+    assert "\n" not in line
+    assert "\r" not in line
+    assert line.startswith("got a\\nB ")
+    data = json.loads(JsonFormatter().format(record))
+    assert data["client"] == "9" * FIELD_LIMIT + "..."
+    assert f"client={'9' * FIELD_LIMIT}... " in line + " "
+
+
+def test_label_keeps_plain_words_only() -> None:
+    """`label` passes short words and refuses numbers, objects, line breaks and long text."""
+    assert [label(v) for v in ("keyword", "web_form", "double-opt-in")] == [
+        "keyword",
+        "web_form",
+        "double-opt-in",
+    ]
+    refused = ["+15551234567", "kw\nFAKE", {"a": 1}, None, 5, "x" * 33, ""]
+    assert [label(v, "?") for v in refused] == ["?"] * len(refused)
