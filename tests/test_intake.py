@@ -17,6 +17,7 @@ from receiver import Registry, Settings, sign
 from receiver.errors import StoreUnavailable
 from receiver.intake import Intake
 from receiver.metrics import Metrics
+from receiver.protocol import MAX_HEADER_BYTES, MAX_PIPELINED
 from receiver.store import Incoming, IngestResult, create_store
 
 from .conftest import (
@@ -439,6 +440,73 @@ def test_deadline_rearms_for_the_next_request_on_a_connection(quick: Settings) -
     assert first.startswith(b"HTTP/1.1 200 "), first
     assert data.startswith(b"HTTP/1.1 408 "), data
     assert closed - started < 3
+
+
+def send_until_refused(sock: socket.socket, data: bytes, chunk: int = 8192) -> None:
+    """Send ``data`` in pieces; stop quietly once the server has closed the connection."""
+    for start in range(0, len(data), chunk):
+        try:
+            sock.sendall(data[start : start + chunk])
+        except (BrokenPipeError, ConnectionResetError):
+            return
+
+
+@pytest.mark.parametrize("shape", ["many-headers", "one-long-value", "long-url"])
+def test_headers_over_the_cap_get_431_and_a_close(settings: Settings, shape: str) -> None:
+    """Request lines and headers past MAX_HEADER_BYTES, however shaped, are refused with
+    431 before they are complete (httptools alone keeps every byte of them)."""
+    over = 3 * MAX_HEADER_BYTES  # the read that begins a request is not counted
+    head = {
+        "many-headers": b"POST /webhooks/mta HTTP/1.1\r\n" + b"X-A: " + b"a" * 1000 + b"\r\n",
+        "one-long-value": b"POST /webhooks/mta HTTP/1.1\r\nX-Big: ",
+        "long-url": b"POST /webhooks/mta?event=",
+    }[shape]
+    filler = head[len(head) - 1007 :] if shape == "many-headers" else b"a"
+    data = head + filler * (over // len(filler))
+    with running(settings) as server, socket.create_connection(address(server)) as sock:
+        send_until_refused(sock, data)
+        answer, _ = read_until_closed(sock, within=5)
+        assert server.client.get("/healthz").status_code == 200
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
+    assert answer.endswith(b'{"error": "headers_too_large"}')
+
+
+def test_large_headers_under_the_cap_are_served_request_after_request(
+    settings: Settings,
+) -> None:
+    """Each request of a keep-alive connection gets the whole allowance: two requests
+    with ~40 KiB of headers each are both answered."""
+    body = encode(delivery())
+    padding = b"".join(b"X-Pad-%d: %s\r\n" % (n, b"p" * 1000) for n in range(40))
+    with running(settings) as server, socket.create_connection(address(server)) as sock:
+        answers = []
+        for _ in range(2):
+            sock.sendall(request_bytes(body, headers=padding))
+            answers.append(read_response(sock))
+    assert [a.split(b"\r\n", 1)[0] for a in answers] == [b"HTTP/1.1 200 OK"] * 2
+
+
+def test_pipelined_requests_are_answered_in_order(settings: Settings) -> None:
+    """A few pipelined webhooks, sent at once, are each stored and answered in order."""
+    bodies = [encode(delivery(message_id=n)) for n in range(1, 6)]
+    with running(settings) as server, socket.create_connection(address(server)) as sock:
+        sock.sendall(b"".join(request_bytes(b) for b in bodies))
+        answers = [read_response(sock) for _ in bodies]
+        stored = count_events(server)
+    assert [a.split(b"\r\n", 1)[0] for a in answers] == [b"HTTP/1.1 200 OK"] * 5
+    assert stored == 5
+
+
+def test_pipelined_flood_is_cut_off(settings: Settings) -> None:
+    """A client pipelining hundreds of requests without reading answers is answered 400
+    and closed once MAX_PIPELINED wait, instead of growing a queue without bound."""
+    flood = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 2000
+    with running(settings) as server, socket.create_connection(address(server)) as sock:
+        send_until_refused(sock, flood, chunk=len(flood))
+        answers, _ = read_until_closed(sock, within=5)
+        assert server.client.get("/healthz").status_code == 200
+    assert answers.count(b"HTTP/1.1 200 OK") <= MAX_PIPELINED + 1
+    assert b"HTTP/1.1 400 Bad Request" in answers
 
 
 # --- health and readiness ----------------------------------------------------------------------
