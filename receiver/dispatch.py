@@ -5,6 +5,7 @@ Knows nothing of HTTP; the worker feeds it leased events and records its `Comple
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -16,9 +17,10 @@ from .events import Event, normalize
 from .logs import EventLog
 from .metrics import Metrics
 from .payload import parse
-from .registry import Registry
+from .registry import Handler, Registry
 from .settings import Settings
 from .store import DEAD, DONE, FAILED, PENDING, Claimed, Completion, HandlerRun, Store
+from .watchdog import Watchdog
 
 log = logging.getLogger("receiver.dispatch")
 
@@ -50,6 +52,7 @@ class Dispatcher:
         self._seconds = functools.cache(metrics.handler_seconds.labels)
         self.clock = clock
         self.jitter = jitter
+        self._watchdog = Watchdog(settings.handler_timeout)
 
     async def run(self, claimed: Claimed) -> Completion:
         """Run what ``claimed`` still owes; return its runs and next state."""
@@ -66,7 +69,7 @@ class Dispatcher:
             ctx = Context(self.store, self.settings, event_log, name, attempt)
             started = time.perf_counter()
             try:
-                await handler(event, ctx)
+                await self._call(handler, event, ctx)
             except Exception as exc:
                 self._seconds(name).observe(time.perf_counter() - started)
                 last_error = f"{name}: {type(exc).__name__}: {exc}"
@@ -109,12 +112,43 @@ class Dispatcher:
             event_log.error("event dead-lettered: %s", last_error, extra={"outcome": "dead"})
         return Completion(claimed.id, DEAD if dead else DONE, now, tuple(runs), last_error)
 
+    async def _call(self, handler: Handler, event: Event, ctx: Context) -> None:
+        """Run one handler within `Settings.handler_timeout`. Its overrun, or a
+        CancelledError of its own making (not the worker's shutdown), is its failure."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._watchdog.start(task)
+        try:
+            await handler(event, ctx)
+        except asyncio.CancelledError as exc:
+            late = self._watchdog.finish(task)
+            if task.cancelling():
+                raise  # the worker is stopping: the event is released, not failed
+            if late:
+                seconds = self.settings.handler_timeout
+                raise HandlerTimeout(f"still running after {seconds:g} s, cancelled") from exc
+            raise HandlerCancelled("cancelled itself (CancelledError)") from exc
+        except BaseException:
+            self._watchdog.finish(task)
+            raise
+        else:
+            # Late but done: it swallowed the cancellation and returned. Done it is.
+            self._watchdog.finish(task)
+
     async def _on_error(self, error: Exception, event: Event, ctx: Context) -> None:
         for handler in self.registry.error_handlers:
             try:
                 await handler(error, event, ctx)
             except Exception:
                 ctx.log.exception("error handler %r failed", handler)
+
+
+class HandlerTimeout(Exception):
+    """A handler ran past ``RECEIVER_HANDLER_TIMEOUT``."""
+
+
+class HandlerCancelled(Exception):
+    """A handler raised CancelledError while nobody cancelled the worker."""
 
 
 def _event(claimed: Claimed) -> Event:

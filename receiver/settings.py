@@ -59,6 +59,7 @@ class Settings:
     max_body_bytes: int = 262_144
     read_timeout: float = 10.0
     max_attempts: int = 8
+    handler_timeout: float = 60.0
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 600.0
     lease_seconds: float = 60.0
@@ -104,6 +105,7 @@ class Settings:
             "RECEIVER_MAX_BODY_BYTES": self.max_body_bytes,
             "RECEIVER_READ_TIMEOUT": self.read_timeout,
             "RECEIVER_MAX_ATTEMPTS": self.max_attempts,
+            "RECEIVER_HANDLER_TIMEOUT": self.handler_timeout,
             "RECEIVER_RETRY_BASE_SECONDS": self.retry_base_seconds,
             "RECEIVER_RETRY_MAX_SECONDS": self.retry_max_seconds,
             "RECEIVER_LEASE_SECONDS": self.lease_seconds,
@@ -150,6 +152,7 @@ class Settings:
             "max_body_bytes": int,
             "read_timeout": float,
             "max_attempts": int,
+            "handler_timeout": float,
             "retry_base_seconds": float,
             "retry_max_seconds": float,
             "lease_seconds": float,

@@ -71,11 +71,13 @@ def test_typed_values_are_read() -> None:
         WEBHOOK_SECRETS=SECRET,
         MAX_BODY_BYTES=" 1024 ",
         READ_TIMEOUT="2.5",
+        HANDLER_TIMEOUT="0.5",
         HANDLERS="a.b, c.d:reg ,",
         DATABASE_URL="sqlite:////tmp/x.db",
     )
     assert settings.max_body_bytes == 1024
     assert settings.read_timeout == 2.5
+    assert settings.handler_timeout == 0.5
     assert settings.handlers == ("a.b", "c.d:reg")
     assert settings.database_url == "sqlite:////tmp/x.db"
 
@@ -99,7 +101,12 @@ def test_bad_numbers_name_the_variable(name: str, value: str, kind: str) -> None
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("MAX_BODY_BYTES", "0"), ("MAX_BODY_BYTES", "-1"), ("READ_TIMEOUT", "-0.5")],
+    [
+        ("MAX_BODY_BYTES", "0"),
+        ("MAX_BODY_BYTES", "-1"),
+        ("READ_TIMEOUT", "-0.5"),
+        ("HANDLER_TIMEOUT", "0"),
+    ],
 )
 def test_non_positive_values_are_refused(name: str, value: str) -> None:
     """Zero or negative limits are a ConfigError naming the variable."""

@@ -17,7 +17,7 @@ from receiver.dispatch import backoff
 from receiver.metrics import Metrics
 from receiver.registry import handler_name
 from receiver.statuses import DELIVERED, QUEUED, SENT
-from receiver.store import DEAD, DONE, PENDING, Claimed
+from receiver.store import DEAD, DONE, FAILED, PENDING, Claimed
 from receiver.store.sqlite import SqliteStore
 from receiver.worker import Worker
 
@@ -160,6 +160,56 @@ async def test_failing_handler_is_retried_and_the_others_run_once(
         handler_name(status): (DONE, 1),
         handler_name(flaky): (DONE, 2),
     }
+
+
+async def test_hung_or_self_cancelling_handler_fails_its_attempt(
+    store: SqliteStore, settings: Settings, clock: Clock, recorder: Recorder
+) -> None:
+    """A handler past `handler_timeout` is cancelled, and one raising CancelledError on its
+    own fails: both attempts are recorded for retry (then the dead-letter), while the
+    handler beside them completes once."""
+    never = asyncio.Event()
+
+    @recorder.registry.on("delivery-status.delivered")
+    async def hung(event: Event, ctx: Context) -> None:
+        recorder.record("hung", ctx.attempt)
+        await never.wait()
+
+    @recorder.registry.on("delivery-status")
+    async def self_cancelling(event: Event, ctx: Context) -> None:
+        recorder.record("self_cancelling", ctx.attempt)
+        raise asyncio.CancelledError
+
+    @recorder.registry.on_any
+    async def fine(event: Event, ctx: Context) -> None:
+        recorder.record("fine", ctx.attempt)
+
+    quick = dataclasses.replace(settings, handler_timeout=0.05, max_attempts=2)
+    worker = make_worker(store, recorder.registry, quick, clock)
+    event_id = await add(store)
+
+    assert await asyncio.wait_for(worker.drain(), 10) == 1, "the hung handler held the drain"
+    state, attempts, _, last_error, _ = await event_row(store, event_id)
+    assert (state, attempts) == (PENDING, 1)
+    assert await runs(store, event_id) == {
+        handler_name(hung): (FAILED, 1),
+        handler_name(self_cancelling): (FAILED, 1),
+        handler_name(fine): (DONE, 1),
+    }
+    [timeout_error] = await store.fetch(
+        "SELECT last_error FROM handler_runs WHERE handler = ?", (handler_name(hung),)
+    )
+    assert timeout_error == (
+        f"{handler_name(hung)}: HandlerTimeout: still running after 0.05 s, cancelled",
+    )
+    assert "HandlerCancelled" in last_error
+
+    clock.advance(100)
+    assert await asyncio.wait_for(worker.drain(), 10) == 1
+    assert (await event_row(store, event_id))[0] == DEAD
+    assert recorder.seen("hung") == [1, 2]
+    assert recorder.seen("self_cancelling") == [1, 2]
+    assert recorder.seen("fine") == [1]
 
 
 async def test_handler_is_dead_lettered_after_max_attempts(
