@@ -53,7 +53,8 @@ def test_status_history_each_status_once(settings, recorder: Recorder) -> None:
 
 
 def test_reply_dedup_by_reply_id_and_others_by_body(settings, recorder: Recorder) -> None:
-    """Replies dedupe by replyId; opt-ins (no id) by their exact body."""
+    """Replies dedupe by replyId, message-sends by messageId; opt-ins (no id) by their
+    exact body."""
 
     @recorder.registry.on_any
     async def anything(event: Event, ctx: Context) -> None:
@@ -61,10 +62,14 @@ def test_reply_dedup_by_reply_id_and_others_by_body(settings, recorder: Recorder
 
     reply = {"fromNumber": "+15550001111", "replyId": 77, "message": "hi", "type": "message-reply"}
     opt_in = {"number": "+15550002222", "optInType": "keyword", "type": "number-opt-in"}
+    send = {"messageId": 5150, "externalId": "order-1", "type": "message-send"}
     with running(settings, recorder.registry) as server:
         for payload in (reply, {**reply, "timestamp": "later"}, opt_in, opt_in):
             assert server.post(payload).status_code == 200
         server.post({**opt_in, "optInType": "web"})
-        wait_for(lambda: len(server.query("SELECT 1 FROM events WHERE state = 'done'")) == 3)
+        for payload in (send, {**send, "timestamp": "retry"}, {**send, "messageId": 5151}):
+            assert server.post(payload).status_code == 200
+        wait_for(lambda: len(server.query("SELECT 1 FROM events WHERE state = 'done'")) == 5)
     assert len(recorder.seen("message-reply")) == 1
     assert len(recorder.seen("number-opt-in")) == 2
+    assert [e.message_id for e in recorder.seen("message-send")] == ["5150", "5151"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from typing import Any
@@ -68,6 +69,21 @@ def test_documented_delivery_status_example_fills_every_field() -> None:
     assert event.text is None
     assert event.id is None
     assert event.raw == json.loads(DOCUMENTED)
+
+
+def test_event_is_frozen() -> None:
+    """Handlers share one `Event`: none can change a field under another."""
+    event = read(DOCUMENTED)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.status = 4  # type: ignore[misc]
+
+
+def test_inferred_type_prefers_reply_fields() -> None:
+    """Without a type, a body with a replyId is a reply even if it carries messageId and
+    status: only a delivery-status's status is an MTA status code."""
+    event = read({"replyId": 3, "messageId": 70, "status": 4, "fromNumber": "+15550001111"})
+    assert (event.type, event.status, event.status_name) == ("message-reply", None, None)
+    assert read({"messageId": 70, "status": 4}).name == "delivery-status.delivered"
 
 
 def test_delivered_status_refines_the_name() -> None:
