@@ -20,14 +20,14 @@ class Watchdog:
         self.interval = min(1.0, seconds / 4)
         self._deadlines: dict[asyncio.Task[object], float] = {}
         self._expired: set[asyncio.Task[object]] = set()
-        self._armed = False
+        self._armed: asyncio.AbstractEventLoop | None = None  # the loop the sweep runs on
 
     def start(self, task: asyncio.Task[object]) -> None:
         """``task`` begins a run: it is cancelled if still running after `seconds`."""
         loop = task.get_loop()
         self._deadlines[task] = loop.time() + self.seconds
-        if not self._armed:
-            self._armed = True
+        if self._armed is not loop:
+            self._armed = loop
             loop.call_later(self.interval, self._sweep, loop)
 
     def finish(self, task: asyncio.Task[object]) -> bool:
@@ -49,4 +49,4 @@ class Watchdog:
         if self._deadlines:
             loop.call_later(self.interval, self._sweep, loop)
         else:
-            self._armed = False
+            self._armed = None
