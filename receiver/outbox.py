@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from .errors import PayloadError
 from .events import normalize
 from .metrics import Metrics
-from .mta import MTAClient, MTAOutcomeUnknown, MTARejected, MTAUnavailable
+from .mta import MTAClient, MTAOutcomeUnknown, MTARejected, MTAUnavailable, SendWithdrawn
 from .payload import parse
 from .resends import (
     CANCELLED,
@@ -40,6 +40,9 @@ from .statuses import DELIVERED
 from .store import Store
 
 log = logging.getLogger("receiver.outbox")
+
+SMS_CHARACTERS = 160
+"""Longer texts go as MMS (up to 1,550 characters, API.md "Sending")."""
 
 TextLookup = Callable[[str], Awaitable[str | None]]
 """A user's ``async def lookup(original_message_id) -> text | None``."""
@@ -109,14 +112,19 @@ class Outbox:
         finally:
             await self.resends.release(resend.original_message_id)
 
+    async def _called_off(self, resend: Resend) -> tuple[str, str] | None:
+        """(state, reason) when the resend must not go out (any more), else None."""
+        state = await self.store.message_state(resend.original_message_id)
+        if state is not None and state.status == DELIVERED:
+            return CANCELLED, "delivered"
+        if resend.phone is None or await self.resends.opted_out(resend.phone):
+            return SKIPPED, "opted_out"
+        return None
+
     async def _send(self, resend: Resend) -> None:
         original, now = resend.original_message_id, self.clock()
-        state = await self.store.message_state(original)
-        if state is not None and state.status == DELIVERED:
-            await self._finish(resend, CANCELLED, (SCHEDULED,), reason="delivered")
-            return
-        if resend.phone is None or await self.resends.opted_out(resend.phone):
-            await self._finish(resend, SKIPPED, (SCHEDULED,), reason="opted_out")
+        if called_off := await self._called_off(resend):
+            await self._finish(resend, called_off[0], (SCHEDULED,), reason=called_off[1])
             return
         text = resend.text or await self._text(original)
         if text is None:
@@ -131,14 +139,33 @@ class Outbox:
             attempts=resend.attempts + 1,
         ):
             return  # cancelled meanwhile: a DELIVERED won the race
-        payload = {
+        marks = set(self.settings.fallback_imessage_tags)  # an SMS is not on that route
+        payload: dict[str, object] = {
             "subscribers": [resend.phone],
             "message": text,
             "externalId": resend.external_id,
-            "tags": {**resend.tags, TAG: original},
+            "tags": {
+                **{k: v for k, v in resend.tags.items() if (k, v) not in marks},
+                TAG: original,
+            },
         }
+        if len(text) > SMS_CHARACTERS:
+            payload["isMMS"] = True  # MTA answers 400 to longer SMS text (API.md)
+        withdrawn: list[tuple[str, str]] = []
+
+        async def ready() -> bool:
+            # Asked right before each attempt: a DELIVERED or STOP that came in while the
+            # send waited for the rate limit or a Retry-After still calls it off.
+            if called_off := await self._called_off(resend):
+                withdrawn.append(called_off)
+            return not withdrawn
+
         try:
-            result = await self.client.send(payload, request_id=resend.request_id)
+            result = await self.client.send(payload, request_id=resend.request_id, ready=ready)
+        except SendWithdrawn:
+            # Nothing went out: undo the double-delivery mark a DELIVERED set meanwhile.
+            state, reason = withdrawn[0]
+            await self._finish(resend, state, (SENDING,), reason=reason, double_delivery=0)
         except MTARejected as exc:
             await self._finish(
                 resend, REJECTED, (SENDING,), reason=str(exc), mta_request_id=exc.request_id

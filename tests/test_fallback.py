@@ -50,7 +50,7 @@ class Setup:
             phone,
             text=text,
             external_id=f"order-{message_id}",
-            tags={"campaign": "spring"},
+            tags=fields.pop("tags", {"campaign": "spring"}),
             sender_name=sender,
             **fields,
         )
@@ -257,6 +257,36 @@ def test_500_is_retried_with_the_same_request_id(tmp_path) -> None:
     assert len(s.fake.sends) == 1
 
 
+def test_delivered_during_a_429_pause_calls_the_resend_off(tmp_path) -> None:
+    """A DELIVERED that arrives while the send waits out a 429's Retry-After cancels it:
+    nothing goes out, and no double delivery is recorded."""
+    fake = FakeMTA(API_KEY, rate_limit=1000, rate_window=1.0)
+    fake.fail_next(1, "429", retry_after=3)
+    with fallback(tmp_path, fake) as s:
+        mid = s.play([3, 6])
+        wait_for(lambda: [r for r in s.fake.requests if r.path.endswith("/send")])
+        assert s.resend(mid)["state"] == "sending"  # type: ignore[index]
+        s.play([4], message_id=mid, include_send=False)
+        row = s.wait_state(mid, "cancelled", "sent")
+        s.settled()
+    assert s.fake.sends == []
+    assert (row["state"], row["reason"], row["double_delivery"]) == ("cancelled", "delivered", 0)
+
+
+def test_long_text_goes_as_mms_without_the_imessage_marker(tmp_path) -> None:
+    """A text over 160 characters is resent as MMS (SMS would be a 400); the tag that
+    marked the original as an iMessage is not copied onto the SMS."""
+    marker = (("channel", "imessage"),)
+    with fallback(tmp_path, fallback_imessage_tags=marker) as s:
+        tags = {"campaign": "spring", "channel": "imessage"}
+        mid = s.play([3, 6], text="y" * 300, sender=None, tags=tags)
+        s.wait_state(mid, "sent")
+    [sent] = s.fake.sends
+    assert sent.body["isMMS"] is True
+    assert sent.body["message"] == "y" * 300
+    assert sent.body["tags"] == {"campaign": "spring", "fallbackOf": str(mid)}
+
+
 def test_hung_send_is_not_resent_blindly(tmp_path) -> None:
     """A send that timed out is never retried: it waits for a webhook, then is `unknown`."""
     fake = FakeMTA(API_KEY, rate_limit=1000, rate_window=1.0)
@@ -325,7 +355,7 @@ def test_burst_of_failures_never_exceeds_the_rate(tmp_path) -> None:
 def test_definite_rejection_is_final_with_mtas_message(tmp_path) -> None:
     """A 4xx other than 429 is final: the resend is `rejected` with MTA's message, not retried."""
     with fallback(tmp_path) as s:
-        mid = s.play([3, 6], text="x" * 200)  # the fake refuses SMS text over 160 characters
+        mid = s.play([3, 6], text="x" * 1600)  # the fake refuses MMS text over 1,550
         row = s.wait_state(mid, "rejected")
         s.settled()
     attempts = [r for r in s.fake.requests if r.path.endswith("/send")]

@@ -8,7 +8,15 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from receiver.mta import MTAClient, MTAOutcomeUnknown, MTARejected, Rate, SlidingWindowLimiter
+from receiver.mta import (
+    MTAClient,
+    MTAOutcomeUnknown,
+    MTARejected,
+    MTAUnavailable,
+    Rate,
+    SendWithdrawn,
+    SlidingWindowLimiter,
+)
 from receiver.settings import Secret
 
 
@@ -103,3 +111,80 @@ def test_read_timeout_is_an_unknown_outcome_never_retried() -> None:
     with pytest.raises(MTAOutcomeUnknown):
         asyncio.run(mta.send({"subscribers": ["+1"], "message": "x"}, request_id="r"))
     assert len(calls) == 1
+
+
+def scripted(
+    *answers: httpx.Response,
+) -> tuple[Callable[[httpx.Request], httpx.Response], list[str]]:
+    """A handler giving ``answers`` in order (the last one repeats); the request ids it saw."""
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("x-request-id", ""))
+        return answers[min(len(seen), len(answers)) - 1]
+
+    return answer, seen
+
+
+def send_once(mta: MTAClient, **kwargs: object) -> None:
+    async def run() -> None:
+        try:
+            await mta.send({"subscribers": ["+1"], "message": "x"}, request_id="r1", **kwargs)  # type: ignore[arg-type]
+        finally:
+            await mta.aclose()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(httpx.Response(502, text="<html>Bad Gateway</html>"), id="502-gateway"),
+        pytest.param(httpx.Response(504, text=""), id="504-gateway"),
+        pytest.param(httpx.Response(409, json={"message": "duplicate request"}), id="409"),
+    ],
+)
+def test_answers_that_may_follow_a_processed_send_are_unknown_not_retried(
+    answer: httpx.Response,
+) -> None:
+    """A gateway's 5xx (not MTA's error body) or a 409 may come after MTA processed the
+    send: one attempt, `MTAOutcomeUnknown`, never a blind second POST."""
+    handler, seen = scripted(answer, httpx.Response(200, json={"messageId": 1}))
+    with pytest.raises(MTAOutcomeUnknown):
+        send_once(client(handler, Clock()))
+    assert seen == ["r1"]
+
+
+def test_mtas_own_500_is_retried() -> None:
+    """MTA's own 500 error body means it did not process the send: retried, same id."""
+    mta_500 = httpx.Response(500, json={"httpCode": 500, "message": "oops", "requestId": "q"})
+    handler, seen = scripted(mta_500, httpx.Response(200, json={"messageId": 1}))
+    send_once(client(handler, Clock()))
+    assert seen == ["r1", "r1"]
+
+
+def test_refused_key_on_a_send_is_unavailable_not_final() -> None:
+    """A 401 on a send (a key being fixed or rotated) is `MTAUnavailable`: try later."""
+    refused = httpx.Response(401, json={"httpCode": 401, "message": "bad key"})
+    handler, seen = scripted(refused)
+    with pytest.raises(MTAUnavailable, match="RECEIVER_MTA_API_KEY"):
+        send_once(client(handler, Clock()))
+    assert seen == ["r1"]
+
+
+def test_ready_is_asked_before_every_attempt_and_can_call_the_send_off() -> None:
+    """After a 429 pause, ``ready`` saying no raises `SendWithdrawn`: nothing more is sent."""
+    limited = httpx.Response(429, headers={"Retry-After": "3"}, json={"httpCode": 429})
+    handler, seen = scripted(limited, httpx.Response(200, json={"messageId": 1}))
+    asked: list[int] = []
+
+    async def ready() -> bool:
+        asked.append(len(seen))
+        return len(asked) == 1  # the DELIVERED came in during the pause
+
+    clock = Clock()
+    with pytest.raises(SendWithdrawn):
+        send_once(client(handler, clock), ready=ready)
+    assert seen == ["r1"]
+    assert asked == [0, 1]
+    assert sum(clock.slept) == pytest.approx(3.0), "the Retry-After pause was waited out"

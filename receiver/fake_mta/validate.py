@@ -8,6 +8,8 @@ from .records import WEBHOOK_EVENTS
 
 __all__ = ["send_problem", "webhook_problem"]
 
+MMS_LENGTH = 1550  # API.md "Sending": MMS up to 1550 characters
+
 
 def send_problem(body: Any, max_sms_length: int | None) -> str | None:
     """Why a /send body is a 400, or None. The fake needs ``subscribers`` and ``message``."""
@@ -22,6 +24,8 @@ def send_problem(body: Any, max_sms_length: int | None) -> str | None:
     if max_sms_length is not None and not is_mms and len(message) > max_sms_length:
         # API.md "Sending": SMS is 160 characters, longer gets 400.
         return f"SMS message is longer than {max_sms_length} characters"
+    if is_mms and len(message) > MMS_LENGTH:
+        return f"MMS message is longer than {MMS_LENGTH} characters"
     return None
 
 

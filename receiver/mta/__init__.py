@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .client import DEFAULT_BASE_URL, MTAClient, SendResult
-from .errors import MTAError, MTAOutcomeUnknown, MTARejected, MTAUnavailable
+from .errors import MTAError, MTAOutcomeUnknown, MTARejected, MTAUnavailable, SendWithdrawn
 from .ratelimit import Limiter, Rate, SlidingWindowLimiter
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "MTAUnavailable",
     "Rate",
     "SendResult",
+    "SendWithdrawn",
     "SlidingWindowLimiter",
 ]

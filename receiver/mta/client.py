@@ -1,10 +1,15 @@
 """The MTA API client: one ``httpx.AsyncClient`` per process, made in the lifespan.
 
 ``send`` is the only call that costs money and reaches people, so it is careful: every
-attempt waits for the rate limiter; 429 honours ``Retry-After``; 5xx and failures to
-connect are retried with backoff and jitter (nothing was sent); a timeout or dropped
-connection *after* the request went out raises `MTAOutcomeUnknown` and is never retried
-here. One ``X-Request-Id`` per logical send, the same on each retry.
+attempt waits for the rate limiter, then asks the caller's ``ready`` check (a DELIVERED
+may have come in while it waited: `SendWithdrawn`, nothing sent); 429 honours
+``Retry-After``; MTA's own 5xx answers and failures to connect are retried with backoff
+and jitter (nothing was sent). What may have reached MTA is never retried here and raises
+`MTAOutcomeUnknown`: a timeout or dropped connection after the request went out, a 5xx
+that is not MTA's own error body (a gateway's 502/504), and a 409 (a repeat of this
+request id, reported by some integrations, API.md). A 401/403 on a send is
+`MTAUnavailable` (a key being fixed or rotated: try later), not final. One
+``X-Request-Id`` per logical send, the same on each retry.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import httpx
 
 if TYPE_CHECKING:  # settings imports this package for Rate
     from ..settings import Secret
-from .errors import MTAError, MTAOutcomeUnknown, MTARejected, MTAUnavailable
+from .errors import MTAError, MTAOutcomeUnknown, MTARejected, MTAUnavailable, SendWithdrawn
 from .ratelimit import Limiter
 
 log = logging.getLogger("receiver.mta")
@@ -76,10 +81,16 @@ class MTAClient:
         """Close the connection pool."""
         await self.http.aclose()
 
-    async def send(self, payload: dict[str, Any], request_id: str) -> SendResult:
-        """``POST /send``; see the module docstring for what is retried."""
+    async def send(
+        self,
+        payload: dict[str, Any],
+        request_id: str,
+        ready: Callable[[], Awaitable[bool]] | None = None,
+    ) -> SendResult:
+        """``POST /send``; see the module docstring for what is retried. ``ready`` is
+        asked before every attempt, right before the request leaves."""
         response = await self._call(
-            "POST", "send", json=payload, request_id=request_id, limited=True
+            "POST", "send", json=payload, request_id=request_id, send=True, ready=ready
         )
         body = _json(response)
         data = _data(body)
@@ -113,15 +124,18 @@ class MTAClient:
         path: str,
         *,
         request_id: str | None = None,
-        limited: bool = False,
+        send: bool = False,
+        ready: Callable[[], Awaitable[bool]] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         headers = {"X-Request-Id": request_id} if request_id else {}
         # Ids in the path (PATCH /webhooks/11) would make one label value per id.
         endpoint = f"{method} " + _ID.sub("/{id}", f"/{path}")
         for attempt in range(1, self.max_retries + 2):
-            if limited:
+            if send:
                 self.on_wait(await self.limiter.acquire())
+            if ready is not None and not await ready():
+                raise SendWithdrawn("called off before it was sent", request_id=request_id)
             try:
                 response = await self.http.request(method, path, headers=headers, **kwargs)
             except _NOT_SENT as exc:
@@ -141,9 +155,19 @@ class MTAClient:
                 if response.status_code < 300:
                     self._respect_remaining(response)
                     return response
-                error = MTAError.from_response(
-                    response.status_code, _json(response), response.headers.get("x-request-id")
-                )
+                code, body = response.status_code, _json(response)
+                error = MTAError.from_response(code, body, response.headers.get("x-request-id"))
+                if send and (code == 409 or (code >= 500 and not _is_mta_error(body))):
+                    raise MTAOutcomeUnknown(
+                        f"{error}; the send may have been processed", request_id=request_id
+                    )
+                if send and code in (401, 403):
+                    raise MTAUnavailable(
+                        f"{error}: MTA refused the API key (check RECEIVER_MTA_API_KEY)",
+                        http_code=code,
+                        request_id=error.request_id,
+                        body=error.body,
+                    )
                 if response.status_code == 429:
                     self.limiter.pause(_retry_after(response))
                 elif response.status_code < 500:
@@ -184,6 +208,11 @@ def _retry_after(response: httpx.Response) -> float:
         return max(0.0, min(float(value), 300.0))
     except ValueError:
         return 15.0  # MTA's send window
+
+
+def _is_mta_error(body: dict[str, Any]) -> bool:
+    """MTA's own error body (API.md): ``{httpCode, message, ..., requestId}``."""
+    return "httpCode" in body or "requestId" in body
 
 
 def _data(body: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 MTAError                 MTA refused or could not be reached; keeps ``request_id``
 ├── MTARejected          a definite 4xx (not 429): final, sending again won't help
 ├── MTAUnavailable       5xx or no connection after our retries: nothing was sent
-└── MTAOutcomeUnknown    the request may have reached MTA: never resend blindly
+├── MTAOutcomeUnknown    the request may have reached MTA: never resend blindly
+└── SendWithdrawn        the caller called the send off before it went out: nothing sent
 """
 
 from __future__ import annotations
@@ -53,3 +54,7 @@ class MTAUnavailable(MTAError):
 
 class MTAOutcomeUnknown(MTAError):
     """The request may or may not have reached MTA."""
+
+
+class SendWithdrawn(MTAError):
+    """The caller's ``ready`` check said no before an attempt: nothing was sent."""
