@@ -10,6 +10,8 @@ opted out, nor our own resends (their webhooks only update the resend's state).
 
 from __future__ import annotations
 
+import re
+
 from receiver import Context, Event, Registry
 from receiver.resends import (
     CANCELLED,
@@ -26,12 +28,29 @@ from receiver.resends import (
 )
 from receiver.settings import NEVER_RESEND
 from receiver.statuses import DELIVERED as STATUS_DELIVERED
-from receiver.statuses import FAILURES, STATUS_NAMES, STOPPED_NUMBER
+from receiver.statuses import FAILURES, STATUS_NAMES
 
 registry = Registry()
 
-# Carrier opt-out keywords (CTIA); MTA passes STOP through as a message-reply (API.md).
-STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit"})
+# Carrier opt-out keywords (CTIA, and the FCC's "revoke" and "opt out"); MTA passes STOP
+# through as a message-reply (API.md). In any case, punctuation ignored: a reply that is
+# one of them ("Stop.", "END", "opt-out"), or that begins with an unambiguous one ("STOP
+# ALL", "Stop please"; "Cancel my appointment" is not an opt-out).
+STOP_WORDS = frozenset(
+    {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "opt out"}
+)
+LEADING_STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "revoke", "optout"})
+_WORD = re.compile(r"[a-z]+")
+
+
+def is_stop(text: str) -> bool:
+    """Whether a reply opts the number out."""
+    words = _WORD.findall(text.lower())
+    return bool(words) and (
+        " ".join(words) in STOP_WORDS
+        or words[0] in LEADING_STOP_WORDS
+        or words[:2] == ["opt", "out"]
+    )
 
 
 def is_resend(event: Event) -> bool:
@@ -42,7 +61,7 @@ def is_resend(event: Event) -> bool:
 @registry.on("message-reply")
 async def remember_stop(event: Event, ctx: Context) -> None:
     """A STOP reply opts the number out of every future resend."""
-    if event.phone and event.text and event.text.strip().lower() in STOP_WORDS:
+    if event.phone and event.text and is_stop(event.text):
         await Resends(ctx.store).opt_out(event.phone, "stop_reply", event.received_at)
         ctx.log.info("number opted out by reply")
 
@@ -61,6 +80,8 @@ async def follow_resend(event: Event, ctx: Context) -> None:
         return
     resends = Resends(ctx.store)
     resend = await resends.find_by_resend(event.external_id, event.message_id)
+    if resend is None and event.tags.get(TAG):  # MTA echoed our tags, not the externalId
+        resend = await resends.get(event.tags[TAG])
     if resend is None:
         ctx.log.warning("webhook tagged as a resend matches no resend we made")
         return
@@ -83,6 +104,14 @@ async def follow_resend(event: Event, ctx: Context) -> None:
         )
 
 
+@registry.on("delivery-status.stopped-number")
+async def remember_stopped_number(event: Event, ctx: Context) -> None:
+    """Status 11 (the recipient opted out) opts the number out, on any message, our own
+    resends included."""
+    if event.phone:
+        await Resends(ctx.store).opt_out(event.phone, "status_11", event.received_at)
+
+
 @registry.on("delivery-status")
 async def fallback(event: Event, ctx: Context) -> None:
     """Schedule, skip or cancel the resend of an original message."""
@@ -90,8 +119,12 @@ async def fallback(event: Event, ctx: Context) -> None:
         return
     resends, settings = Resends(ctx.store), ctx.settings
     original, now = event.message_id, event.received_at
-    if event.status == STOPPED_NUMBER and event.phone:
-        await resends.opt_out(event.phone, "status_11", now)
+    if event.status in NEVER_RESEND:
+        # Invalid, opted out or a landline, learnt after a failure scheduled a resend.
+        never = STATUS_NAMES.get(event.status, "never_resend")
+        if await resends.transition(original, SKIPPED, from_=(SCHEDULED,), now=now, reason=never):
+            ctx.log.info("scheduled resend skipped: %s", never)
+            return
     if event.status == STATUS_DELIVERED:
         outcome = await resends.original_delivered(original, now)
         if outcome == CANCELLED:
@@ -104,6 +137,8 @@ async def fallback(event: Event, ctx: Context) -> None:
     eligible = event.status in settings.fallback_statuses and event.status not in NEVER_RESEND
     if not (eligible or event.status in NEVER_RESEND) or not await _went_as_imessage(event, ctx):
         return
+    if await resends.find_by_resend(None, original) is not None:
+        return  # a webhook of our own resend that came without our tags and externalId
     reason = await _skip_reason(event, ctx, resends)
     claimed = await resends.schedule(
         original_message_id=original,

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from handlers.fallback import is_stop
 from receiver.fake_mta import FakeMTA, TimelineMessage, play_timeline, running_fake_mta
 from receiver.loader import build_registry
 from receiver.mta import Rate
@@ -151,6 +152,63 @@ def test_never_resent_for_invalid_opted_out_or_landline(tmp_path, status, reason
         row = s.wait_state(mid, "skipped")
     assert row["reason"] == reason
     assert s.fake.sends == []
+
+
+@pytest.mark.parametrize(("status", "reason"), [(10, "invalid-number"), (12, "landline")])
+def test_never_resend_status_after_the_failure_skips_the_scheduled_resend(
+    tmp_path, status, reason
+) -> None:
+    """A 10 or 12 that comes after a failure already scheduled the resend skips it."""
+    with fallback(tmp_path, fallback_grace_seconds=2.0) as s:
+        mid = s.play([3, 6])
+        s.wait_state(mid, "scheduled")
+        s.play([status], message_id=mid, include_send=False)
+        row = s.wait_state(mid, "skipped", "sent", timeout=5)
+        s.settled()
+    assert (row["state"], row["reason"]) == ("skipped", reason)
+    assert s.fake.sends == []
+
+
+def test_stopped_number_on_a_resend_opts_the_number_out(tmp_path) -> None:
+    """Status 11 on one of our own resends records the opt-out: the next failed iMessage
+    to that number is not resent."""
+    with fallback(tmp_path) as s:
+        mid = s.play([3, 6])
+        row = s.wait_state(mid, "sent")
+        stopped = {
+            "destinationNumber": PHONE,
+            "messageId": int(row["resend_message_id"]),
+            "externalId": row["external_id"],
+            "status": 11,
+            "tags": {"fallbackOf": str(mid)},
+            "type": "delivery-status",
+        }
+        assert s.server.post(stopped).status_code == 200
+        s.wait_state(mid, "failed")
+        s.settled()
+        later = s.play([3, 6])
+        row = s.wait_state(later, "skipped")
+    assert row["reason"] == "opted_out"
+    assert len(s.fake.sends) == 1
+
+
+def test_resend_webhook_without_our_tags_does_not_loop(tmp_path) -> None:
+    """A failure of our resend that carries neither our tag nor our externalId, but a
+    senderName, is still known by its messageId: no second resend."""
+    with fallback(tmp_path) as s:
+        mid = s.play([3, 6])
+        row = s.wait_state(mid, "sent")
+        bare = {
+            "destinationNumber": PHONE,
+            "messageId": int(row["resend_message_id"]),
+            "status": 6,
+            "senderName": "Acme",
+            "type": "delivery-status",
+        }
+        assert s.server.post(bare).status_code == 200
+        s.settled()
+        assert s.resend(int(row["resend_message_id"])) is None
+    assert len(s.fake.sends) == 1
 
 
 def test_plain_sms_failure_is_not_resent(tmp_path) -> None:
@@ -300,8 +358,10 @@ def test_hung_send_is_not_resent_blindly(tmp_path) -> None:
     assert row["resend_message_id"] is None
 
 
-def test_unknown_outcome_reconciled_by_webhook(tmp_path) -> None:
-    """A dropped answer after MTA took the send is reconciled by the resend's webhook."""
+@pytest.mark.parametrize("echoed", ["externalId and tags", "tags only"])
+def test_unknown_outcome_reconciled_by_webhook(tmp_path, echoed) -> None:
+    """A dropped answer after MTA took the send is reconciled by the resend's webhook,
+    found by its externalId, or by our fallbackOf tag when MTA echoed only the tags."""
     fake = FakeMTA(API_KEY, rate_limit=1000, rate_window=1.0)
     fake.fail_next(1, "drop-after-send")
     with fallback(tmp_path, fake, fallback_reconcile_seconds=30) as s:
@@ -311,7 +371,7 @@ def test_unknown_outcome_reconciled_by_webhook(tmp_path) -> None:
         webhook = {
             "destinationNumber": PHONE,
             "messageId": sent.message_id,
-            "externalId": row["external_id"],
+            "externalId": row["external_id"] if echoed == "externalId and tags" else None,
             "status": 4,
             "tags": sent.body["tags"],
             "type": "delivery-status",
@@ -362,3 +422,28 @@ def test_definite_rejection_is_final_with_mtas_message(tmp_path) -> None:
     assert len(attempts) == 1
     assert s.fake.sends == []
     assert "MTA answered 400" in row["reason"]
+
+
+@pytest.mark.parametrize(
+    ("text", "stop"),
+    [
+        (" Stop ", True),
+        ("STOP.", True),
+        ("Stop please", True),
+        ("STOP ALL", True),
+        ("stopall", True),
+        ("opt-out", True),
+        ("Opt out!", True),
+        ("REVOKE", True),
+        ("end", True),
+        ("Cancel", True),
+        ("Cancel my appointment", False),
+        ("End of the day works", False),
+        ("Don't stop", False),
+        ("", False),
+        ("!!!", False),
+    ],
+)
+def test_stop_replies(text: str, stop: bool) -> None:
+    """Opt-out keywords in any case and punctuation; ambiguous words only on their own."""
+    assert is_stop(text) is stop
