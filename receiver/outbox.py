@@ -73,19 +73,38 @@ class Outbox:
         self.clock = clock
         self.concurrency = concurrency
         self.poll = min(settings.worker_poll_seconds, 0.25)
+        # Long enough for a send with its retries; renewed while a send takes longer (a
+        # 429's Retry-After may ask for up to 300 s).
+        self.lease = settings.mta_timeout * (client.max_retries + 2) + 30
         self._stopping = asyncio.Event()
+        self._working: set[str] = set()  # original message ids of the resends in hand
 
     async def run(self) -> None:
         """Process due resends until `stop`."""
-        while not self._stopping.is_set():
+        beat = asyncio.create_task(self._heartbeat())
+        try:
+            while not self._stopping.is_set():
+                try:
+                    count = await self.run_once()
+                except Exception:
+                    log.exception("outbox: pass failed; trying again after the poll interval")
+                    count = 0
+                if count < self.concurrency:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), self.poll)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
             try:
-                count = await self.run_once()
+                until = self.clock() + self.lease
+                await self.resends.renew(self.owner, until, sorted(self._working))
             except Exception:
-                log.exception("outbox: pass failed; trying again after the poll interval")
-                count = 0
-            if count < self.concurrency:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.poll)
+                log.exception("outbox: renewing the leases of resends in hand failed")
 
     def stop(self) -> None:
         """Stop after the current pass."""
@@ -94,12 +113,12 @@ class Outbox:
     async def run_once(self) -> int:
         """Lease one batch of due resends and process it; return its size."""
         now = self.clock()
-        lease = self.settings.mta_timeout * (self.client.max_retries + 2) + 30
-        due = await self.resends.claim_due(self.owner, now, lease, self.concurrency)
+        due = await self.resends.claim_due(self.owner, now, self.lease, self.concurrency)
         await asyncio.gather(*(self._step(resend) for resend in due))
         return len(due)
 
     async def _step(self, resend: Resend) -> None:
+        self._working.add(resend.original_message_id)
         try:
             if resend.state == SENDING:
                 await self._lost_mid_send(resend)
@@ -110,7 +129,8 @@ class Outbox:
         except Exception:
             log.exception("outbox: resend of %s failed; it stays due", resend.original_message_id)
         finally:
-            await self.resends.release(resend.original_message_id)
+            self._working.discard(resend.original_message_id)
+            await self.resends.release(resend.original_message_id, self.owner)
 
     async def _called_off(self, resend: Resend) -> tuple[str, str] | None:
         """(state, reason) when the resend must not go out (any more), else None."""

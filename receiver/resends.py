@@ -194,24 +194,42 @@ class Resends:
 
     async def claim_due(self, owner: str, now: float, lease: float, limit: int) -> list[Resend]:
         """Lease due resends: scheduled ones, reconciling ones past their window, and
-        ``sending`` ones whose worker died mid-call (their outcome is unknown)."""
+        ``sending`` ones whose worker died mid-call (their outcome is unknown).
+
+        The lease condition is repeated outside the subquery: on PostgreSQL, an UPDATE
+        that waited for another claim's row lock re-checks only its own WHERE against
+        the row that claim committed, so without it both claims would win the row.
+        """
+        due = (
+            "state IN ('scheduled', 'sending', 'reconciling') AND due_at <= ?"
+            " AND (lease_until IS NULL OR lease_until < ?)"
+        )
         rows = await self.store.fetch_write(
             "UPDATE resends SET lease_owner = ?, lease_until = ? WHERE original_message_id IN ("
-            " SELECT original_message_id FROM resends"
-            " WHERE state IN ('scheduled', 'sending', 'reconciling') AND due_at <= ?"
-            " AND (lease_until IS NULL OR lease_until < ?) ORDER BY due_at LIMIT ?)"
-            f" RETURNING {_COLUMNS}",
-            (owner, now + lease, now, now, limit),
+            f" SELECT original_message_id FROM resends WHERE {due} ORDER BY due_at LIMIT ?)"
+            f" AND {due} RETURNING {_COLUMNS}",
+            (owner, now + lease, now, now, limit, now, now),
         )
         return sorted((Resend.from_row(r) for r in rows), key=lambda r: r.due_at)
 
-    async def release(self, original_message_id: str) -> None:
-        """Drop the lease on one resend."""
+    async def release(self, original_message_id: str, owner: str) -> None:
+        """Drop ``owner``'s lease on one resend (a lease another owner took stays)."""
         await self.store.execute(
             "UPDATE resends SET lease_owner = NULL, lease_until = NULL"
-            " WHERE original_message_id = ?",
-            (original_message_id,),
+            " WHERE original_message_id = ? AND lease_owner = ?",
+            (original_message_id, owner),
         )
+
+    async def renew(self, owner: str, until: float, original_message_ids: list[str]) -> None:
+        """Extend ``owner``'s leases on resends it is working on (a send waiting out a
+        Retry-After may take longer than one lease)."""
+        if original_message_ids:
+            marks = ", ".join("?" * len(original_message_ids))
+            await self.store.execute(
+                "UPDATE resends SET lease_until = ?"
+                f" WHERE lease_owner = ? AND original_message_id IN ({marks})",
+                (until, owner, *original_message_ids),
+            )
 
     async def opt_out(self, phone: str, source: str, now: float) -> None:
         """Remember that a number opted out."""

@@ -25,6 +25,7 @@ from receiver import Registry, Settings, create_app, sign
 from receiver.cli import main
 from receiver.fake_mta import FakeMTA, running_fake_mta
 from receiver.protocol import deadline_protocol
+from receiver.resends import Resends
 from receiver.settings import Secret
 from receiver.store import Store
 
@@ -296,3 +297,30 @@ def fake_mta_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator
         monkeypatch.setenv("RECEIVER_MTA_API_KEY", fake.api_key)
         monkeypatch.setenv("RECEIVER_MTA_BASE_URL", base_url)
         yield fake
+
+
+# --- resends ---
+
+
+async def schedule_resend(
+    store: Store,
+    original: str,
+    *,
+    phone: str = "+15550001111",
+    at: float = 0.0,
+    state: str = "scheduled",
+    reason: str | None = None,
+) -> None:
+    """One resend of ``original``, failed and due at ``at``, in ``state``."""
+    await Resends(store).schedule(
+        original_message_id=original,
+        phone=phone,
+        tags={},
+        original_external_id=None,
+        failure_status=6,
+        failed_at=at,
+        due_at=at,
+        now=at,
+        state=state,
+        reason=reason,
+    )

@@ -17,7 +17,17 @@ from receiver.settings import Settings
 from receiver.store import Incoming, create_store
 from receiver.store.migrate import migrations
 
-from .conftest import SECRET, cli, delivery, encode, make_settings, run_async, running, wait_for
+from .conftest import (
+    SECRET,
+    cli,
+    delivery,
+    encode,
+    make_settings,
+    run_async,
+    running,
+    schedule_resend,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -144,19 +154,9 @@ def test_resends_send_and_drop(env: Settings, capsys: pytest.CaptureFixture[str]
     async def work() -> None:
         store = create_store(env.database_url)
         await store.open()
-        resends, now = Resends(store), time.time()
+        now = time.time()
         for original, state in (("m1", "unknown"), ("m2", "unknown"), ("m3", "sent")):
-            await resends.schedule(
-                original_message_id=original,
-                phone="+15551234567",
-                tags={},
-                original_external_id=None,
-                failure_status=6,
-                failed_at=now,
-                due_at=now,
-                now=now,
-                state=state,
-            )
+            await schedule_resend(store, original, phone="+15551234567", at=now, state=state)
         await store.close()
 
     run_async(work())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,10 +17,15 @@ import pytest
 from handlers.fallback import is_stop
 from receiver.fake_mta import FakeMTA, TimelineMessage, play_timeline, running_fake_mta
 from receiver.loader import build_registry
+from receiver.metrics import Metrics
 from receiver.mta import Rate
+from receiver.outbox import Outbox
+from receiver.services import mta_client
 from receiver.settings import Secret
+from receiver.store.sqlite import SqliteStore
 
-from .conftest import SECRET, Server, make_settings, running, wait_for
+from .conftest import SECRET, Server, make_settings, running, schedule_resend, wait_for
+from .test_store import eventually
 
 API_KEY = "fake-key"
 PHONE = "+15551230000"
@@ -447,3 +453,45 @@ def test_definite_rejection_is_final_with_mtas_message(tmp_path) -> None:
 def test_stop_replies(text: str, stop: bool) -> None:
     """Opt-out keywords in any case and punctuation; ambiguous words only on their own."""
     assert is_stop(text) is stop
+
+
+async def test_a_send_longer_than_its_lease_keeps_it(tmp_path, caplog) -> None:
+    """The outbox renews the leases of resends in hand: another replica's outbox does not
+    take a send slower than one lease for the send of a dead worker (and move it to
+    reconciling)."""
+    fake = FakeMTA(API_KEY, rate_limit=1000, rate_window=1.0)
+    fake.fail_next(1, "slow", delay=1.0)
+    settings = make_settings(
+        tmp_path, mta_api_key=Secret(API_KEY), mta_send_rate=Rate(1000, 1.0), mta_timeout=5.0
+    )
+    store = SqliteStore(settings.database_url)
+    await store.open()
+
+    async def text(original: str) -> str:
+        return "Your code: 42"
+
+    try:
+        with running_fake_mta(fake) as base_url:
+            settings = dataclasses.replace(settings, mta_base_url=base_url)
+            metrics = Metrics()
+            client = mta_client(settings, metrics, store)
+            box, rival = (Outbox(store, client, settings, metrics, text_lookup=text) for _ in "AB")
+            box.lease = rival.lease = 0.3  # the slow send takes a second
+            await schedule_resend(store, "77", phone=PHONE)
+            running_box = asyncio.create_task(box.run())
+            await eventually(lambda: fake.requests)  # A's send is under way
+            running_rival = asyncio.create_task(rival.run())  # another replica
+            try:
+                sent = await eventually(
+                    lambda: store.fetch("SELECT 1 FROM resends WHERE state = 'sent'")
+                )
+            finally:
+                box.stop()
+                rival.stop()
+                await asyncio.gather(running_box, running_rival)
+                await client.aclose()
+    finally:
+        await store.close()
+    assert sent
+    assert "in flight when its worker died" not in caplog.text
+    assert len(fake.sends) == 1

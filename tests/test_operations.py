@@ -7,10 +7,9 @@ from typing import Any
 import pytest
 
 from receiver import operations as ops
-from receiver.resends import Resends
 from receiver.store import DEAD, DONE, Completion, HandlerRun, Store
 
-from .conftest import delivery
+from .conftest import delivery, schedule_resend
 from .test_store import LEASE, NOW, T0, incoming, reply
 
 
@@ -25,19 +24,7 @@ async def dead_letter(store: Store, message_id: int = 77) -> int:
 
 async def unknown(store: Store, original: str) -> None:
     """A resend whose outcome nobody knows."""
-    resends = Resends(store)
-    await resends.schedule(
-        original_message_id=original,
-        phone="+15550001111",
-        tags={},
-        original_external_id=None,
-        failure_status=6,
-        failed_at=T0,
-        due_at=T0,
-        now=T0,
-        state="unknown",
-        reason="no webhook",
-    )
+    await schedule_resend(store, original, at=T0, state="unknown", reason="no webhook")
 
 
 async def test_retry_dead_letter_resets_only_dead_runs(store: Store) -> None:

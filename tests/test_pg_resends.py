@@ -1,0 +1,78 @@
+"""Resend leases on PostgreSQL, where two replicas' outboxes claim at the same moment."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+import pytest
+
+from receiver.resends import Resends
+from receiver.store.postgres import PostgresStore
+
+from .conftest import schedule_resend
+from .pg import fresh_database, opened_store
+
+pytestmark = pytest.mark.postgres
+
+LEASE = 90.0
+
+
+@pytest.fixture
+async def url() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database."""
+    async with fresh_database() as fresh:
+        yield fresh
+
+
+@pytest.fixture
+async def store(url: str) -> AsyncIterator[PostgresStore]:
+    """The migrated store on `url`."""
+    async with opened_store(url) as opened:
+        assert isinstance(opened, PostgresStore)
+        yield opened
+
+
+async def waiting_for_locks(store: PostgresStore, count: int, within: float = 5.0) -> None:
+    """Poll until ``count`` sessions wait for a row lock; fail at the deadline."""
+    deadline = time.monotonic() + within
+    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+    while (await store.fetch(query))[0][0] < count:
+        assert time.monotonic() < deadline, f"{count} claims never waited for the row lock"
+        await asyncio.sleep(0.01)
+
+
+async def test_claims_racing_for_a_locked_row_lease_it_once(url: str, store: PostgresStore) -> None:
+    """Two replicas' claims that both waited for the row lock: one leases the resend, the
+    other gets nothing (it used to lease it too, and then send it a second time)."""
+    resends = Resends(store)
+    await schedule_resend(store, "1")
+    blocker = await asyncpg.connect(url)
+    try:
+        async with blocker.transaction():
+            await blocker.execute(
+                "UPDATE resends SET updated_at = 1 WHERE original_message_id = '1'"
+            )
+            claims = [
+                asyncio.create_task(resends.claim_due(owner, 10.0, LEASE, 8)) for owner in "AB"
+            ]
+            await waiting_for_locks(store, 2)
+    finally:
+        await blocker.close()
+    won = [[r.original_message_id for r in await claim] for claim in claims]
+
+    assert sorted(won) == [[], ["1"]]
+
+
+async def test_release_drops_only_the_callers_lease(store: PostgresStore) -> None:
+    """A release by a former owner leaves the lease another owner holds now."""
+    resends = Resends(store)
+    await schedule_resend(store, "1")
+    [claimed] = await resends.claim_due("A", 10.0, LEASE, 8)
+
+    await resends.release(claimed.original_message_id, "B")
+    assert await store.fetch("SELECT lease_owner FROM resends") == [("A",)]
+    await resends.release(claimed.original_message_id, "A")
+    assert await store.fetch("SELECT lease_owner FROM resends") == [(None,)]
