@@ -85,7 +85,8 @@ class Worker:
                 claimed = await self._claim(free) if free > 0 else []
                 if self._stopping:
                     if claimed:  # stop() ran during the claim: hand these straight back
-                        await self.store.release(self.owner)
+                        # (these only: the handlers in flight still hold theirs)
+                        await self.store.release(self.owner, [event.id for event in claimed])
                     break
                 for event in claimed:
                     task = asyncio.create_task(self._process(event))

@@ -227,6 +227,20 @@ async def test_release_makes_an_owners_work_claimable_at_once(store: Store) -> N
     assert owners == [(mine.event_id, "C"), (theirs.event_id, "B")]
 
 
+async def test_release_of_listed_events_keeps_the_owners_others(store: Store) -> None:
+    """`release(A, ids)` drops A's leases on ``ids`` only (an id A does not hold is
+    ignored); `release(A, [])` drops none."""
+    ids = [(await store.ingest(incoming(delivery(message_id=n)))).event_id for n in (1, 2, 3)]
+    await store.claim("A", 2, LEASE, now=NOW)
+    await store.claim("B", 1, LEASE, now=NOW)
+
+    await store.release("A", [ids[1], ids[2]])
+    await store.release("A", [])
+
+    owners = await store.fetch("SELECT lease_owner FROM events ORDER BY id")
+    assert owners == [("A",), (None,), ("B",)]
+
+
 async def test_complete_records_handler_runs_and_the_next_state(store: Store) -> None:
     """`complete` stores each run, the event's state, attempts, error and frees the lease."""
     event = await store.ingest(incoming())

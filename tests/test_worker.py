@@ -565,10 +565,13 @@ async def test_worker_gives_way_while_webhooks_wait(
 
 
 class GatedStore:
-    """A store whose first `claim` waits for the test to open the gate."""
+    """A store whose ``gated``-th `claim` (the first by default) waits for the test to
+    open the gate."""
 
-    def __init__(self, inner: SqliteStore) -> None:
+    def __init__(self, inner: SqliteStore, gated: int = 1) -> None:
         self.inner = inner
+        self.gated = gated
+        self.claims = 0
         self.entered = asyncio.Event()
         self.gate = asyncio.Event()
 
@@ -576,9 +579,20 @@ class GatedStore:
         return getattr(self.inner, name)
 
     async def claim(self, *args: Any, **kwargs: Any) -> list[Claimed]:
-        self.entered.set()
-        await self.gate.wait()
+        self.claims += 1
+        if self.claims == self.gated:
+            self.entered.set()
+            await self.gate.wait()
         return await self.inner.claim(*args, **kwargs)
+
+
+async def open_all(gated: GatedStore, unblock: asyncio.Event) -> None:
+    """Open every gate and let what the test started run out (bounded)."""
+    gated.gate.set()
+    unblock.set()
+    leftovers = asyncio.all_tasks() - {asyncio.current_task()}
+    if leftovers:
+        await asyncio.wait(leftovers, timeout=2)
 
 
 async def test_stop_during_a_claim_leaves_no_event_leased(
@@ -607,11 +621,41 @@ async def test_stop_during_a_claim_leaves_no_event_leased(
         assert (await event_row(store, event_id))[4] is None, "still leased to a stopped worker"
         assert len(await store.claim("other", 10, settings.lease_seconds, now=clock())) == 1
     finally:
-        gated.gate.set()
+        await open_all(gated, unblock)
+
+
+async def test_stop_during_a_claim_keeps_the_leases_of_work_in_flight(
+    store: SqliteStore, settings: Settings, clock: Clock, recorder: Recorder
+) -> None:
+    """Handing back what a claim returned after `stop()` leaves the leases of handlers
+    still running alone: no other worker can take their events meanwhile."""
+    unblock = asyncio.Event()
+
+    @recorder.registry.on("delivery-status")
+    async def slow(event: Event, ctx: Context) -> None:
+        recorder.record("slow", event.id)
+        await unblock.wait()
+
+    running_id = await add(store, message_id=1)
+    gated = GatedStore(store, gated=2)
+    worker = make_worker(gated, recorder.registry, settings, clock)
+    running_worker = asyncio.create_task(worker.run())
+    try:
+        await eventually(lambda: recorder.seen("slow") == [running_id])
+        claimed_id = await add(store, message_id=2)
+        worker.notify()
+        await gated.entered.wait()
+        stopping = asyncio.create_task(worker.stop(grace=5))
+        gated.gate.set()  # the second claim returns while stop() is under way
+        await running_worker  # its loop handed the claim back and ended
+
+        assert (await event_row(store, running_id))[4] == "w1", "in-flight lease released"
+        assert (await event_row(store, claimed_id))[4] is None
         unblock.set()
-        leftovers = asyncio.all_tasks() - {asyncio.current_task()}
-        if leftovers:
-            await asyncio.wait(leftovers, timeout=2)
+        await stopping
+        assert (await event_row(store, running_id))[0] == DONE
+    finally:
+        await open_all(gated, unblock)
 
 
 async def test_dead_event_keeps_its_error_when_the_last_run_succeeds(

@@ -27,9 +27,14 @@ class SharedStatements:
         if event_ids:
             await self.execute(sql.renew(len(event_ids)), (until, owner, *event_ids))
 
-    async def release(self: _Runs, owner: str) -> None:
-        """Give back every lease ``owner`` holds (graceful shutdown)."""
-        await self.execute(sql.RELEASE, (owner,))
+    async def release(self: _Runs, owner: str, event_ids: Sequence[int] | None = None) -> None:
+        """Give back the leases ``owner`` holds: all of them (graceful shutdown), or those
+        of ``event_ids`` only."""
+        if event_ids is None:
+            await self.execute(sql.RELEASE, (owner,))
+        elif event_ids:
+            marks = ",".join("?" * len(event_ids))
+            await self.execute(f"{sql.RELEASE} AND id IN ({marks})", (owner, *event_ids))
 
     async def heartbeat(self: _Runs, owner: str, now: float | None = None) -> None:
         """Write a heartbeat row: proves the store is writable."""
