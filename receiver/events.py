@@ -143,6 +143,8 @@ def _identify(fields: Mapping[str, Any], hinted_type: str | None) -> Identity:
     # Only a delivery-status's `status` is one of MTA's status codes (what other events
     # carry is unknown): it alone moves the message's state.
     status = _int(fields.get("status")) if kind == DELIVERY_STATUS else None
+    if status is not None and not -_STATUS_LIMIT <= status < _STATUS_LIMIT:
+        status = None  # not a code; and PostgreSQL's status column is a 4-byte integer
     status_name = None
     name = kind
     if kind == DELIVERY_STATUS:
@@ -183,6 +185,7 @@ def _infer_type(fields: Mapping[str, Any]) -> str:
 
 
 _INT_LIMIT = 2**63  # what a database integer holds; larger "codes" are not codes
+_STATUS_LIMIT = 2**31
 
 
 def _int(value: object) -> int | None:
@@ -216,7 +219,10 @@ def _text(value: object) -> str | None:
 
 
 def _clean(value: str) -> str:
-    # JSON may carry lone surrogates ("\\ud800") that no database or log encoder accepts.
+    # JSON may carry lone surrogates ("\\ud800") that no database or log encoder accepts,
+    # and NUL ("\\u0000"), which PostgreSQL's text refuses: both spelled out instead.
+    if "\x00" in value:
+        value = value.replace("\x00", "\\u0000")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

@@ -8,11 +8,13 @@ WAL, group commit) are in tests/test_store.py.
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
 
 from receiver.errors import StoreError
+from receiver.intake import incoming_from
 from receiver.statuses import rank
 from receiver.store import (
     DEAD,
@@ -398,3 +400,23 @@ async def test_postgres_claim_stays_a_per_row_probe_without_statistics(tmp_path:
             await conn.close()
     assert "SubPlan" in plan, plan
     assert "Anti Join" not in plan, plan
+
+
+async def test_odd_but_authentic_identity_fields_are_stored(store: Store) -> None:
+    """What SQLite would take and PostgreSQL refuse (a status past a 4-byte integer, NUL
+    in text) is stored on both: such a webhook is answered 200, never 503 forever."""
+    body = json.dumps(
+        {
+            "type": "delivery-status",
+            "messageId": "a\u0000b",
+            "status": 2**40,
+            "destinationNumber": "+1555\u00001234",
+            "senderName": "x\u0000",
+        }
+    ).encode()
+
+    result = await store.ingest(incoming_from(body, NOW, 0))
+
+    assert not result.duplicate
+    rows = await store.fetch("SELECT message_id, status, phone FROM events")
+    assert rows == [("a\\u0000b", None, "+1555\\u00001234")]
