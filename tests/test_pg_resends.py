@@ -1,4 +1,4 @@
-"""Resend leases on PostgreSQL, where two replicas' outboxes claim at the same moment."""
+"""PostgreSQL sessions and resend leases, where two replicas claim at the same moment."""
 
 from __future__ import annotations
 
@@ -76,3 +76,22 @@ async def test_release_drops_only_the_callers_lease(store: PostgresStore) -> Non
     assert await store.fetch("SELECT lease_owner FROM resends") == [("A",)]
     await resends.release(claimed.original_message_id, "A")
     assert await store.fetch("SELECT lease_owner FROM resends") == [(None,)]
+
+
+async def test_sessions_read_committed_with_a_lock_timeout(url: str) -> None:
+    """On a database whose default is REPEATABLE READ (under which the claims and the
+    shared send limit would admit too much), the store's sessions still read committed,
+    and give up waiting for a lock after 10 s."""
+    admin = await asyncpg.connect(url)
+    try:
+        database = await admin.fetchval("SELECT current_database()")
+        await admin.execute(
+            f"ALTER DATABASE \"{database}\" SET default_transaction_isolation = 'repeatable read'"
+        )
+    finally:
+        await admin.close()
+    async with opened_store(url) as store:
+        rows = await store.fetch("SELECT current_setting('transaction_isolation')")
+        timeout = await store.fetch("SELECT current_setting('lock_timeout')")
+    assert rows == [("read committed",)]
+    assert timeout == [("10s",)]

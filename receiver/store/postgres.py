@@ -53,6 +53,16 @@ SLOW_CLAIM_SECONDS = 0.05
 from missing or stale statistics: the store runs ANALYZE on `events` (see `claim`)."""
 ANALYZE_EVERY_SECONDS = 300.0
 """At most one such ANALYZE per process in this many seconds."""
+SESSION_SETTINGS = {
+    # The claims, the resend leases and the shared send limit rely on READ COMMITTED
+    # (each statement sees what committed before it; a row found locked is re-checked
+    # once the lock is gone), whatever the database's default says.
+    "default_transaction_isolation": "read committed",
+    # A statement waiting longer for a lock (DDL on events, a stuck session) fails: a
+    # webhook is answered 503 for MTA to retry instead of hanging, and a migration gives
+    # up instead of queueing every request behind its lock.
+    "lock_timeout": "10s",
+}
 
 
 class PostgresStore(SharedStatements):
@@ -84,7 +94,10 @@ class PostgresStore(SharedStatements):
         """Open the pool; bring the schema up to date under the migration lock."""
         with translated("cannot connect to PostgreSQL"):
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=self._min_size, max_size=self._max_size
+                self.url,
+                min_size=self._min_size,
+                max_size=self._max_size,
+                server_settings=SESSION_SETTINGS,
             )
         if migrate:
             applied = await self.migrate()
