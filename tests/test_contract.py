@@ -420,3 +420,23 @@ async def test_odd_but_authentic_identity_fields_are_stored(store: Store) -> Non
     assert not result.duplicate
     rows = await store.fetch("SELECT message_id, status, phone FROM events")
     assert rows == [("a\\u0000b", None, "+1555\\u00001234")]
+
+
+async def test_one_batch_keeps_receipt_order_per_message(store: Store) -> None:
+    """Webhooks of one message committed in one batch get ids in arrival order (the
+    worker's receipt order), though PostgreSQL inserts them sorted by dedup key."""
+    arrivals = [
+        {"messageId": 88, "externalId": "order-88", "type": "message-send"},
+        delivery(message_id=88, status=10),
+        delivery(message_id=88, status=2),
+    ]
+    results = await asyncio.gather(*(store.ingest(incoming(p)) for p in arrivals))
+
+    ids = [r.event_id for r in results]
+    assert ids == sorted(ids)
+    claimed = []
+    for _ in arrivals:
+        [event] = await store.claim("w", 10, LEASE, now=NOW)
+        claimed.append(event.id)
+        await store.complete("w", [Completion(event.id, DONE, NOW, ())], now=NOW)
+    assert claimed == ids

@@ -10,8 +10,10 @@ each on its own pool connection.
 PostgreSQL refuses an ``ON CONFLICT DO UPDATE`` that touches one row twice in a
 statement, so items are grouped by dedup key (and by message id) in Python first, and
 rows go in sorted order: concurrent batches lock rows in the same order and cannot
-deadlock on each other. If a batch fails, each of its items runs alone on the one-row
-path, so one bad item fails only itself.
+deadlock on each other. Their ids are still taken in arrival order (the worker's
+receipt order per message is id order): from the sequence, row by row as they arrive,
+before the rows are sorted for the insert. If a batch fails, each of its items runs
+alone on the one-row path, so one bad item fails only itself.
 """
 
 from __future__ import annotations
@@ -29,10 +31,15 @@ log = logging.getLogger("receiver.store")
 # One row per distinct dedup key; ``duplicates`` preset to its extra copies in the batch.
 # ``xmax = 0`` tells a row inserted now from one that existed (and was only bumped).
 INSERT_EVENTS = f"""
-INSERT INTO events ({sql.EVENT_COLUMNS}, duplicates)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
-                     $6::text[], $7::text[], $8::float8[], $9::int[], $10::bytea[],
-                     $11::text[], $12::float8[], $13::text[], $14::int[])
+WITH arrived AS MATERIALIZED (
+    SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id, rows.*
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
+                $6::text[], $7::text[], $8::float8[], $9::int[], $10::bytea[],
+                $11::text[], $12::float8[], $13::text[], $14::int[])
+         AS rows({sql.EVENT_COLUMNS}, duplicates)
+)
+INSERT INTO events (id, {sql.EVENT_COLUMNS}, duplicates) OVERRIDING SYSTEM VALUE
+SELECT * FROM arrived ORDER BY dedup_key
 ON CONFLICT (dedup_key) DO UPDATE SET
     duplicates = events.duplicates + excluded.duplicates + 1
 RETURNING dedup_key, id, (xmax = 0) AS inserted
@@ -49,15 +56,15 @@ _Waiter = tuple[Incoming, "asyncio.Future[IngestResult]"]
 
 
 def event_rows(items: list[Incoming]) -> list[list[Any]]:
-    """The 14 column arrays of `INSERT_EVENTS`: one row per distinct dedup key, sorted."""
+    """The 14 column arrays of `INSERT_EVENTS`: one row per distinct dedup key, in the
+    order of their first arrival (the statement sorts them for its locks)."""
     first: dict[str, Incoming] = {}
     copies: dict[str, int] = {}
     for item in items:
         first.setdefault(item.dedup_key, item)
         copies[item.dedup_key] = copies.get(item.dedup_key, 0) + 1
-    keys = sorted(first)
     columns: list[list[Any]] = [[] for _ in range(14)]
-    for key in keys:
+    for key in first:
         item = first[key]
         row = (*item.event_row(), copies[key] - 1)
         for column, value in zip(columns, row, strict=True):
