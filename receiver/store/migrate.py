@@ -32,7 +32,8 @@ class Migration:
     sql: str
 
     def statements(self) -> list[str]:
-        """The file's statements, comments dropped (our files hold no inner ``;``)."""
+        """The file's statements, comments dropped (for SQLite, whose files hold no inner
+        ``;``; PostgreSQL runs a file whole)."""
         code = _COMMENT.sub("", self.sql)
         return [s.strip() for s in code.split(";") if s.strip()]
 

@@ -1,4 +1,4 @@
-"""PostgreSQL sessions and resend leases, where two replicas claim at the same moment."""
+"""PostgreSQL as replicas share it: resend leases, session settings, migration 0004."""
 
 from __future__ import annotations
 
@@ -95,3 +95,34 @@ async def test_sessions_read_committed_with_a_lock_timeout(url: str) -> None:
         timeout = await store.fetch("SELECT current_setting('lock_timeout')")
     assert rows == [("read committed",)]
     assert timeout == [("10s",)]
+
+
+async def test_an_invalid_prebuilt_pending_index_is_rebuilt(url: str) -> None:
+    """Migration 0004 tells operators to pre-build its index CONCURRENTLY; a build that
+    failed leaves an invalid index of that name, which 0004 must replace, not accept."""
+    async with opened_store(url):
+        pass
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "DELETE FROM schema_migrations WHERE version = 4; DROP INDEX events_pending_message;"
+            " INSERT INTO events (dedup_key, type, name, message_id, received_at,"
+            " secret_index, body, state, run_after) VALUES ('k1', 't', 'n', 'M', 0, 0, '',"
+            " 'pending', 0), ('k2', 't', 'n', 'M', 0, 0, '', 'pending', 0)"
+        )
+        with pytest.raises(asyncpg.UniqueViolationError):  # fails, leaving it invalid
+            await conn.execute(
+                "CREATE UNIQUE INDEX CONCURRENTLY events_pending_message"
+                " ON events (message_id) WHERE state = 'pending'"
+            )
+        valid = (
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 'events_pending_message'::regclass"
+        )
+        assert await conn.fetchval(valid) is False
+        async with opened_store(url):  # applies 0004 again
+            pass
+        assert await conn.fetchval(valid) is True
+        columns = await conn.fetchval("SELECT pg_get_indexdef('events_pending_message'::regclass)")
+    finally:
+        await conn.close()
+    assert "(message_id, id)" in columns
