@@ -47,12 +47,21 @@ def client(handler: Callable[[httpx.Request], httpx.Response], clock: Clock) -> 
     )
 
 
-def test_exhausted_ratelimit_remaining_pauses_the_next_send() -> None:
-    """RateLimit-Remaining: 0 with RateLimit-Reset (ms) makes the next send wait it out."""
+@pytest.mark.parametrize(
+    ("reset", "pause"),
+    [
+        pytest.param("4000", 4.0, id="duration-ms"),
+        # An epoch in ms (API.md is not clear) is capped, not decades long.
+        pytest.param("1717000000000", 300.0, id="epoch-looking"),
+    ],
+)
+def test_exhausted_ratelimit_remaining_pauses_the_next_send(reset: str, pause: float) -> None:
+    """RateLimit-Remaining: 0 with RateLimit-Reset (ms) makes the next send wait it out,
+    five minutes at most."""
     clock = Clock()
 
     def answer(request: httpx.Request) -> httpx.Response:
-        headers = {"RateLimit-Remaining": "0", "RateLimit-Reset": "4000"}
+        headers = {"RateLimit-Remaining": "0", "RateLimit-Reset": reset}
         return httpx.Response(200, json={"data": {"messageId": 7}}, headers=headers)
 
     mta = client(answer, clock)
@@ -63,7 +72,7 @@ def test_exhausted_ratelimit_remaining_pauses_the_next_send() -> None:
         await mta.aclose()
 
     asyncio.run(two_sends())
-    assert clock.slept == [4.0]
+    assert clock.slept == [pause]
 
 
 def test_rejection_keeps_mtas_message_and_request_id() -> None:

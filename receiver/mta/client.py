@@ -35,6 +35,8 @@ DEFAULT_BASE_URL = "https://api.mobile-text-alerts.com/v3"
 # Failures before any byte of the request left: safe to try again.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _ID = re.compile(r"/\d+(?=/|$)")
+MAX_PAUSE_SECONDS = 300.0
+"""The longest pause an MTA header (Retry-After, RateLimit-Reset) can impose on sends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,13 +201,15 @@ class MTAClient:
         remaining = response.headers.get("ratelimit-remaining")
         reset = response.headers.get("ratelimit-reset")
         if remaining == "0" and reset and reset.isdigit():
-            self.limiter.pause(int(reset) / 1000)
+            # Capped like Retry-After: an epoch in ms instead of a duration (API.md is
+            # not clear) would otherwise stop every send for decades.
+            self.limiter.pause(min(int(reset) / 1000, MAX_PAUSE_SECONDS))
 
 
 def _retry_after(response: httpx.Response) -> float:
     value = response.headers.get("retry-after", "")
     try:
-        return max(0.0, min(float(value), 300.0))
+        return max(0.0, min(float(value), MAX_PAUSE_SECONDS))
     except ValueError:
         return 15.0  # MTA's send window
 
