@@ -41,6 +41,9 @@ from .store import Store
 
 log = logging.getLogger("receiver.outbox")
 
+ERROR_DELAY_SECONDS = 30.0
+"""A scheduled resend whose step failed outside MTA (the store, a text lookup) waits
+this long before the next try."""
 SMS_CHARACTERS = 160
 """Longer texts go as MMS (up to 1,550 characters, API.md "Sending")."""
 
@@ -126,8 +129,25 @@ class Outbox:
                 await self._window_passed(resend)
             else:
                 await self._send(resend)
-        except Exception:
-            log.exception("outbox: resend of %s failed; it stays due", resend.original_message_id)
+        except Exception as exc:
+            # Not from MTA (those are handled in _send): the store, or the user's text
+            # lookup. A scheduled resend waits a while instead of failing every pass.
+            log.exception(
+                "outbox: resend of %s failed; trying again in %.0f s",
+                resend.original_message_id,
+                ERROR_DELAY_SECONDS,
+            )
+            if resend.state == SCHEDULED:
+                with contextlib.suppress(Exception):  # the store may be what failed
+                    now = self.clock()
+                    await self.resends.transition(
+                        resend.original_message_id,
+                        SCHEDULED,
+                        from_=(SCHEDULED,),
+                        now=now,
+                        due_at=now + ERROR_DELAY_SECONDS,
+                        reason=f"error: {type(exc).__name__}: {exc}"[:200],
+                    )
         finally:
             self._working.discard(resend.original_message_id)
             await self.resends.release(resend.original_message_id, self.owner)

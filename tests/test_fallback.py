@@ -495,3 +495,30 @@ async def test_a_send_longer_than_its_lease_keeps_it(tmp_path, caplog) -> None:
     assert sent
     assert "in flight when its worker died" not in caplog.text
     assert len(fake.sends) == 1
+
+
+async def test_a_failing_text_lookup_waits_before_the_next_try(tmp_path) -> None:
+    """A text lookup that raises leaves the resend scheduled, due again in 30 s with the
+    error as its reason, instead of failing on every pass of the outbox."""
+    settings = make_settings(tmp_path, mta_api_key=Secret(API_KEY))
+    store = SqliteStore(settings.database_url)
+    await store.open()
+    calls: list[str] = []
+
+    async def broken(original: str) -> str:
+        calls.append(original)
+        raise RuntimeError("CRM down")
+
+    try:
+        metrics = Metrics()
+        client = mta_client(settings, metrics, store)
+        box = Outbox(store, client, settings, metrics, text_lookup=broken, clock=lambda: 1_000.0)
+        await schedule_resend(store, "77", at=1_000.0)
+        await box.run_once()
+        await box.run_once()
+        await client.aclose()
+        rows = await store.fetch("SELECT state, due_at, reason FROM resends")
+    finally:
+        await store.close()
+    assert calls == ["77"]
+    assert rows == [("scheduled", 1_030.0, "error: RuntimeError: CRM down")]

@@ -197,3 +197,19 @@ def test_ready_is_asked_before_every_attempt_and_can_call_the_send_off() -> None
     assert seen == ["r1"]
     assert asked == [0, 1]
     assert sum(clock.slept) == pytest.approx(3.0), "the Retry-After pause was waited out"
+
+
+def test_a_failing_send_limit_is_unavailable_and_sends_nothing() -> None:
+    """When the send limit cannot be asked (its database is down), nothing has left:
+    `MTAUnavailable` (try later), not an unknown outcome."""
+    handler, seen = scripted(httpx.Response(200, json={"messageId": 1}))
+    mta = client(handler, Clock())
+
+    class Broken:
+        async def acquire(self) -> float:
+            raise OSError("database gone")
+
+    mta.limiter = Broken()  # type: ignore[assignment]
+    with pytest.raises(MTAUnavailable, match="not sent: OSError: database gone"):
+        send_once(mta)
+    assert seen == []

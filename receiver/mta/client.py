@@ -134,9 +134,15 @@ class MTAClient:
         # Ids in the path (PATCH /webhooks/11) would make one label value per id.
         endpoint = f"{method} " + _ID.sub("/{id}", f"/{path}")
         for attempt in range(1, self.max_retries + 2):
-            if send:
-                self.on_wait(await self.limiter.acquire())
-            if ready is not None and not await ready():
+            try:
+                if send:
+                    self.on_wait(await self.limiter.acquire())
+                go = ready is None or await ready()
+            except Exception as exc:  # the shared limit's database, say: nothing left yet
+                raise MTAUnavailable(
+                    f"not sent: {type(exc).__name__}: {exc}", request_id=request_id
+                ) from exc
+            if not go:
                 raise SendWithdrawn("called off before it was sent", request_id=request_id)
             try:
                 response = await self.http.request(method, path, headers=headers, **kwargs)
