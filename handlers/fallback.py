@@ -25,6 +25,7 @@ from receiver.resends import (
     TAG,
     UNKNOWN,
     Resends,
+    phone_key,
 )
 from receiver.settings import NEVER_RESEND
 from receiver.statuses import DELIVERED as STATUS_DELIVERED
@@ -180,6 +181,8 @@ async def _skip_reason(event: Event, ctx: Context, resends: Resends) -> str | No
         return STATUS_NAMES.get(event.status, "never_resend")
     if event.phone is None:
         return "number_unknown"
+    if not phone_key(event.phone).isdigit():  # an Apple ID email gets no SMS
+        return "not_a_phone_number"
     if await resends.opted_out(event.phone):
         return "opted_out"
     state = await ctx.message_state(event.message_id)

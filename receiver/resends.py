@@ -74,11 +74,14 @@ def resend_external_id(original_message_id: str, original_external_id: str | Non
 
 
 def phone_key(number: str) -> str:
-    """Digits only, NANP country code dropped: ``+1 (555) 123-4567`` → ``5551234567``.
+    """Digits only, NANP country code dropped: ``+1 (555) 123-4567`` → ``5551234567``;
+    an email address (an Apple ID) lowercased.
 
     MTA spells numbers differently across payloads (``destinationNumber`` vs
     ``fromNumber``); opt-outs must match whatever spelling arrives.
     """
+    if "@" in number:  # iMessage also reaches Apple ID emails: one key per address
+        return number.strip().lower()
     digits = re.sub(r"\D", "", number)
     return digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
 

@@ -20,6 +20,7 @@ from receiver.loader import build_registry
 from receiver.metrics import Metrics
 from receiver.mta import Rate
 from receiver.outbox import Outbox
+from receiver.resends import phone_key
 from receiver.services import mta_client
 from receiver.settings import Secret
 from receiver.store.sqlite import SqliteStore
@@ -215,6 +216,29 @@ def test_resend_webhook_without_our_tags_does_not_loop(tmp_path) -> None:
         s.settled()
         assert s.resend(int(row["resend_message_id"])) is None
     assert len(s.fake.sends) == 1
+
+
+def test_failed_imessage_to_an_apple_id_email_is_not_resent(tmp_path) -> None:
+    """iMessage reaches Apple ID emails too; an SMS cannot: skipped, nothing sent."""
+    with fallback(tmp_path) as s:
+        mid = s.play([3, 6], phone="Someone@Example.com")
+        row = s.wait_state(mid, "skipped")
+    assert row["reason"] == "not_a_phone_number"
+    assert s.fake.sends == []
+
+
+@pytest.mark.parametrize(
+    ("number", "key"),
+    [
+        ("+1 (555) 123-4567", "5551234567"),
+        ("15551234567", "5551234567"),
+        ("+44 20 7946 0958", "442079460958"),
+        (" Someone@Example.com ", "someone@example.com"),
+    ],
+)
+def test_phone_key(number: str, key: str) -> None:
+    """Opt-outs match across spellings of a number; each email address is its own key."""
+    assert phone_key(number) == key
 
 
 def test_plain_sms_failure_is_not_resent(tmp_path) -> None:
