@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import socket
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import httpx
 import pytest
 
 from receiver import Context, Event, Registry, Settings
-from receiver.admin import SESSION_COOKIE, create_admin
+from receiver.admin import SESSION_COOKIE, auth, create_admin
 from receiver.admin.auth import LoginThrottle
 from receiver.settings import Secret
 from receiver.store import create_store
@@ -203,6 +204,47 @@ def test_login_throttled(tmp_path: Path) -> None:
         other_address = httpx.HTTPTransport(local_address="127.0.0.2")
         with httpx.Client(base_url=server.url, transport=other_address) as other:
             assert log_in(other)
+
+
+def test_parallel_login_attempts_are_throttled_too(tmp_path: Path) -> None:
+    """Twelve wrong passwords whose bodies arrive together, after all their headers: five
+    are checked (401), the rest are throttled (429). Checking the limit before reading
+    the body let every one of them be checked."""
+    with running(admin_settings(tmp_path)) as server:
+        client = server.client
+        csrf = token(client.get("/admin/login").text)
+        cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+        host, port = server.url.removeprefix("http://").rsplit(":", 1)
+        body = f"csrf={csrf}&password=nope".encode()
+        head = (
+            "POST /admin/login HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\nCookie: {cookie}\r\n\r\n"
+        ).encode()
+        sockets = [socket.create_connection((host, int(port))) for _ in range(12)]
+        try:
+            for sock in sockets:
+                sock.sendall(head)
+            wait_for(lambda: client.get("/healthz").status_code == 200)  # headers read
+            for sock in sockets:
+                sock.sendall(body)
+            statuses = sorted(sock.recv(4096).split(b" ", 2)[1].decode() for sock in sockets)
+        finally:
+            for sock in sockets:
+                sock.close()
+    assert statuses == ["401"] * 5 + ["429"] * 7
+
+
+def test_session_ends_eight_hours_after_login_however_busy() -> None:
+    """A session is good for SESSION_MAX_AGE from its login, even if its cookie was
+    re-signed a minute ago; a session without a login time is no session."""
+    password = auth.Password(Secret(PASSWORD), "s" * 48)
+    session: dict[str, Any] = {}
+    auth.log_in(session, password, now=1_000.0)
+
+    assert auth.logged_in(session, password, now=1_000.0 + auth.SESSION_MAX_AGE - 1)
+    assert not auth.logged_in(session, password, now=1_000.0 + auth.SESSION_MAX_AGE)
+    assert not auth.logged_in({"operator": password.fingerprint}, password, now=1_000.0)
 
 
 def test_random_session_secret_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

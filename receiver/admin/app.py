@@ -32,7 +32,6 @@ from .routes import CsrfRejected, Dashboard, LoginRequired, Throttled
 log = logging.getLogger("receiver.admin")
 
 SESSION_COOKIE = "mta_admin"
-SESSION_MAX_AGE = 8 * 3600  # one working day; then log in again
 
 
 def create_admin(
@@ -80,7 +79,7 @@ def create_admin(
                 SessionMiddleware,
                 secret_key=session_secret,
                 session_cookie=SESSION_COOKIE,
-                max_age=SESSION_MAX_AGE,
+                max_age=auth.SESSION_MAX_AGE,
                 same_site="lax",
                 https_only=settings.admin_secure_cookies,
             ),

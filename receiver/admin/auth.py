@@ -15,6 +15,9 @@ from typing import Any
 
 from ..settings import Secret
 
+SESSION_MAX_AGE = 8 * 3600
+"""One working day from login; then log in again, however busy the session was."""
+
 
 class LoginThrottle:
     """At most ``limit`` failed logins per client address within ``window`` seconds.
@@ -88,7 +91,15 @@ def log_in(session: MutableMapping[str, Any], password: Password, now: float) ->
     session["since"] = now
 
 
-def logged_in(session: MutableMapping[str, Any], password: Password) -> bool:
-    """Whether the session was opened with the current password."""
+def logged_in(session: MutableMapping[str, Any], password: Password, now: float) -> bool:
+    """Whether the session was opened with the current password, less than
+    `SESSION_MAX_AGE` ago (the cookie's own age restarts whenever the session changes:
+    only ``since`` bounds a session kept alive by use)."""
     fingerprint = session.get("operator")
-    return isinstance(fingerprint, str) and hmac.compare_digest(fingerprint, password.fingerprint)
+    since = session.get("since")
+    return (
+        isinstance(fingerprint, str)
+        and hmac.compare_digest(fingerprint, password.fingerprint)
+        and isinstance(since, int | float)
+        and 0 <= now - since < SESSION_MAX_AGE
+    )
