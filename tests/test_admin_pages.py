@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from receiver import Settings
 from receiver.admin.forms import filters
 
@@ -80,6 +82,23 @@ def test_resend_and_drop_unknown(tmp_path: Path) -> None:
         ]
 
 
+def test_message_ids_with_slashes_are_one_path_segment(tmp_path: Path) -> None:
+    """An id like "evil/../4242" (a signed webhook may carry one) links to its own timeline
+    and its buttons act on it, not on message 4242."""
+    settings = admin_settings(tmp_path, run_worker=False)
+    with dashboard(settings) as client:
+        unknown_resend(settings, "4242")
+        unknown_resend(settings, "evil/../4242")
+        csrf = log_in(client)
+        overview = client.get("/admin/").text
+        drop = "/admin/resends/evil%2F..%2F4242/drop"
+        assert f'action="{drop}"' in overview
+        assert client.get("/admin/messages/evil%2F..%2F4242").status_code == 200
+        assert client.post(drop, data={"csrf": csrf}).status_code == 303
+        rows = query(settings, "SELECT original_message_id, state FROM resends ORDER BY 1")
+    assert rows == [("4242", "unknown"), ("evil/../4242", "cancelled")]
+
+
 def test_event_filters(tmp_path: Path) -> None:
     """Filters by type, state, status, number and time pick the right events."""
     settings = admin_settings(tmp_path, run_worker=False)
@@ -150,3 +169,13 @@ def test_filter_parsing() -> None:
     assert parsed.query.since == 86_400
     assert parsed.query.before_id == 9
     assert parsed.errors == ()
+
+
+@pytest.mark.parametrize("value", ["9" * 30, "²", "٣", "-1"])
+def test_out_of_range_filters_are_refused_not_a_server_error(value: str) -> None:
+    """A status or id past a database integer, or a Unicode digit that int() refuses, is
+    an unknown status or no bound, never an exception (a 500 on the events page)."""
+    parsed = filters({"status": value, "before": value})
+    assert parsed.query.status is None
+    assert parsed.query.before_id is None
+    assert parsed.errors == (f"unknown status {value!r}",)

@@ -68,10 +68,11 @@ def create_admin(
             Route("/login", dash.login, methods=["POST"]),
             Route("/logout", dash.logout, methods=["POST"]),
             Route("/events", dash.events),
-            Route("/messages/{message_id}", dash.timeline),
+            # :path, as message ids may hold "/" (templates encode it, the server decodes).
+            Route("/messages/{message_id:path}", dash.timeline),
             Route("/events/{event_id:int}/retry", dash.retry, methods=["POST"]),
-            Route("/resends/{message_id}/resend", dash.resend, methods=["POST"]),
-            Route("/resends/{message_id}/drop", dash.drop, methods=["POST"]),
+            Route("/resends/{message_id:path}/resend", dash.resend, methods=["POST"]),
+            Route("/resends/{message_id:path}/drop", dash.drop, methods=["POST"]),
         ],
         middleware=[
             Middleware(SecurityHeaders),

@@ -62,7 +62,7 @@ def filters(params: Mapping[str, str], limit: int = 50) -> Filters:
     since, until = _time(values["since"], errors), _time(values["until"], errors)
     before = None
     if raw := values["before"]:
-        before = int(raw) if raw.isdigit() else None
+        before = _number(raw)
     query = EventFilter(
         type=values["type"] or None,
         state=values["state"] or None,
@@ -81,9 +81,16 @@ _FIELDS = ("type", "state", "status", "number", "message_id", "since", "until", 
 _CODES = {name: code for code, name in STATUS_NAMES.items() if code is not None}
 
 
-def _status(raw: str) -> int | None:
-    if raw.isdigit():
+def _number(raw: str, limit: int = 2**63) -> int | None:
+    """A decimal count a database integer holds, or None ("²" is a digit, not decimal)."""
+    if raw.isdecimal() and raw.isascii() and len(raw) <= 19 and int(raw) < limit:
         return int(raw)
+    return None
+
+
+def _status(raw: str) -> int | None:
+    if (code := _number(raw, 2**31)) is not None:
+        return code
     return _CODES.get(raw.lower())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from starlette.requests import Request
@@ -26,6 +27,9 @@ def templates(settings: Settings) -> Jinja2Templates:
     env.filters["ts"] = timestamp
     env.filters["age"] = age
     env.filters["phone"] = lambda number: redact_phone(number, settings.redact)
+    # A message id from the internet as one path segment: `urlencode` keeps "/", so an id
+    # like "evil/../4242" made a button act on message 4242.
+    env.filters["segment"] = lambda value: quote(str(value), safe="")
     return Jinja2Templates(env=env)
 
 
