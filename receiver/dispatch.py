@@ -14,7 +14,7 @@ from collections.abc import Callable
 from .context import Context
 from .errors import PayloadError, RetryLater
 from .events import Event, normalize
-from .logs import EventLog
+from .logs import EventLog, masks, scrub
 from .metrics import Metrics
 from .payload import parse
 from .registry import Handler, Registry
@@ -58,6 +58,7 @@ class Dispatcher:
         """Run what ``claimed`` still owes; return its runs and next state."""
         event = _event(claimed)
         event_log = EventLog(log, event, self.settings.redact)
+        hidden = masks(event, self.settings.redact)
         runs: list[HandlerRun] = []
         delays: list[float] = []
         last_error: str | None = None
@@ -72,7 +73,8 @@ class Dispatcher:
                 await self._call(handler, event, ctx)
             except Exception as exc:
                 self._seconds(name).observe(time.perf_counter() - started)
-                last_error = f"{name}: {type(exc).__name__}: {exc}"
+                # Kept for the dashboard and CLI: no number or text a handler quoted.
+                last_error = scrub(f"{name}: {type(exc).__name__}: {exc}", hidden)
                 dead = attempt >= self.settings.max_attempts
                 self._runs(name, "dead" if dead else "failed").inc()
                 runs.append(HandlerRun(name, DEAD if dead else FAILED, attempt, last_error))

@@ -50,8 +50,36 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
+Masks = tuple[tuple[str, str], ...]
+"""(value, what shows instead) pairs: the event's number and text wherever they appear."""
+
+
+def masks(event: Event, redact: bool = True) -> Masks:
+    """What to hide of ``event`` in free text: its number and its message text, which a
+    handler's exception or log line may quote (short values are left: they would mask
+    innocent text)."""
+    if not redact:
+        return ()
+    found = []
+    if event.phone and len(event.phone) >= 5:
+        found.append((event.phone, redact_phone(event.phone) or "***"))
+    if event.text and len(event.text) >= 5:
+        found.append((event.text, f"<text, {len(event.text)} characters>"))
+    return tuple(found)
+
+
+def scrub(text: str, hidden: Masks) -> str:
+    """``text`` with every masked value replaced."""
+    for value, mask in hidden:
+        if value in text:
+            text = text.replace(value, mask)
+    return text
+
+
 class EventLog(logging.LoggerAdapter[logging.Logger]):
-    """A logger that stamps every line with one event's identity."""
+    """A logger that stamps every line with one event's identity, and has the formatters
+    mask the event's number and text wherever a line quotes them (a handler's message or
+    exception)."""
 
     def __init__(self, logger: logging.Logger, event: Event, redact: bool = True) -> None:
         super().__init__(
@@ -61,6 +89,7 @@ class EventLog(logging.LoggerAdapter[logging.Logger]):
                 "event": event.name,
                 "message_id": event.message_id,
                 "phone": redact_phone(event.phone, redact),
+                "masks": masks(event, redact),
             },
         )
 
@@ -79,11 +108,11 @@ class JsonFormatter(logging.Formatter):
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _scrubbed(record.getMessage(), record),
         }
         line.update(_fields(record))
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            line["exception"] = _scrubbed(self.formatException(record.exc_info), record)
         return json.dumps(line, default=str)
 
 
@@ -92,10 +121,18 @@ class TextFormatter(logging.Formatter):
     message and fields are escaped, so no value can forge a line of its own (a traceback
     still follows on its own lines)."""
 
+    def format(self, record: logging.LogRecord) -> str:
+        return _scrubbed(super().format(record), record)
+
     def formatMessage(self, record: logging.LogRecord) -> str:
         message = _one_line(super().formatMessage(record))
         pairs = " ".join(f"{name}={_one_line(str(v))}" for name, v in _fields(record).items())
         return f"{message} {pairs}" if pairs else message
+
+
+def _scrubbed(text: str, record: logging.LogRecord) -> str:
+    hidden = getattr(record, "masks", None)
+    return scrub(text, hidden) if hidden else text
 
 
 def _one_line(text: str) -> str:

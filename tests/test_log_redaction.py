@@ -9,6 +9,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+from receiver import Context, Event, Registry
 from receiver.logs import (
     FIELD_LIMIT,
     QUIET_LOGGERS,
@@ -17,8 +18,9 @@ from receiver.logs import (
     configure_logging,
     label,
 )
+from receiver.registry import handler_name
 
-from .conftest import SECRET, delivery, encode, make_settings
+from .conftest import SECRET, delivery, encode, make_settings, running, wait_for
 from .test_fallback import API_KEY, PHONE, fallback
 
 TEXT = "Your code: 42"
@@ -113,3 +115,34 @@ def test_label_keeps_plain_words_only() -> None:
     ]
     refused = ["+15551234567", "kw\nFAKE", {"a": 1}, None, 5, "x" * 33, ""]
     assert [label(v, "?") for v in refused] == ["?"] * len(refused)
+
+
+def test_numbers_and_text_a_handler_quotes_are_masked(tmp_path: Path) -> None:
+    """A handler that puts the event's number and text in its exception and its own log
+    line: the lines (message and traceback, JSON and text) and the stored last_error
+    show neither."""
+    registry = Registry()
+
+    @registry.on("message-reply")
+    async def careless(event: Event, ctx: Context) -> None:
+        ctx.log.warning("looking up %s who said %r", event.phone, event.text)
+        raise ValueError(f"cannot handle reply from {event.phone}: {event.text}")
+
+    settings = make_settings(tmp_path, max_attempts=1, log_level="DEBUG", log_format="json")
+    with service_logging(tmp_path) as kept, running(settings, registry) as server:
+        reply = {"fromNumber": PHONE, "message": TEXT, "replyId": 6}
+        assert server.post(reply, event="message-reply").status_code == 200
+        wait_for(lambda: server.query("SELECT 1 FROM events WHERE state = 'dead'"))
+        [(last_error,)] = server.query("SELECT last_error FROM events")
+    lines = [JsonFormatter().format(r) for r in kept.records]
+    lines += [TextFormatter("%(message)s").format(r) for r in kept.records]
+    text = "\n".join(lines)
+    assert "cannot handle reply from ***" in text, "the failure is still logged"
+    assert "ValueError" in text
+    for forbidden in (PHONE, TEXT):
+        assert forbidden not in text
+        assert forbidden not in last_error
+    assert last_error == (
+        f"{handler_name(careless)}: ValueError: cannot handle reply from"
+        f" ***{PHONE[-2:]}: <text, {len(TEXT)} characters>"
+    )
