@@ -10,8 +10,10 @@ httptools keeps every header byte it is sent (measured: one connection streaming
 grew the process by ~57 MB in 3 s): a request line and headers longer than
 `MAX_HEADER_BYTES` get a 431 and the connection closes. And it parses every request a
 read brings, queueing pipelined ones without bound while the client reads no answer
-(measured: ~600 MB for 15 MB of pipelined ``GET /healthz``): a connection with more than
-`MAX_PIPELINED` requests waiting gets a 400 and closes.
+(measured: ~600 MB for 15 MB of pipelined ``GET /healthz``): a connection with
+`MAX_PIPELINED` requests waiting loses its queue. Either refusal, while an earlier request
+of the connection is still being answered, waits for that answer and then closes the
+connection (written at once, it would have gone out as that request's answer).
 
 A timer per request would cost more than the rest of the protocol's work on the webhook
 path, so requests only note their deadline and one sweep per server checks them
@@ -37,8 +39,9 @@ _TOO_LARGE_RESPONSE = (
     b'{"error": "headers_too_large"}'
 )
 MAX_HEADER_BYTES = 65_536
-"""The request line and headers of one request, counted from the read after the one that
-begins it (so one read, at most 250 KB with uvloop, may come on top)."""
+"""The request line and headers of one request, counted over the reads that neither begin
+it nor complete its headers (so two reads, at most 250 KB each with uvloop, may come on
+top)."""
 
 MAX_PIPELINED = 32
 """Requests of one connection queued behind the one being answered (MTA and reverse
@@ -59,6 +62,8 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
         _deadline: float | None = None
         _headers_done = False
         _header_bytes: int | None = None  # read while a request's headers are incomplete
+        _completed = 0  # requests whose headers were complete
+        _closing_when_idle = False  # refused while an answer was owed: close after it
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -69,15 +74,16 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
                 self.loop.call_later(interval, _sweep, self.loop, state.connections)
 
         def data_received(self, data: bytes) -> None:
-            # Counted per read that arrives while headers are incomplete: the read that
-            # begins a request is parsed uncounted (one read: bounded), and the reads of
-            # bodies and of whole requests cost nothing here.
-            if self._header_bytes is not None:
+            # Counted: a read that began and ended within one request's headers (all of
+            # it is header bytes). The read that begins a request, and the one that
+            # completes its headers (it may carry the body), are not: one read each,
+            # bounded. Reads of bodies and of whole requests cost nothing here.
+            counting, completed = self._header_bytes is not None, self._completed
+            super().data_received(data)
+            if counting and self._header_bytes is not None and self._completed == completed:
                 self._header_bytes += len(data)
                 if self._header_bytes > MAX_HEADER_BYTES:
                     self._refuse_headers()
-                    return
-            super().data_received(data)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
@@ -88,14 +94,27 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
         def on_headers_complete(self) -> None:
             self._headers_done = True
             self._header_bytes = None
+            self._completed += 1
             if len(self.pipeline) >= MAX_PIPELINED:
                 log.warning(
-                    "over %d pipelined requests waiting: answered 400, connection closed",
+                    "over %d pipelined requests waiting: the queue is dropped and the"
+                    " connection closed once the request in hand is answered",
                     MAX_PIPELINED,
                     extra={"client": self._client(), "outcome": "too_many_pipelined"},
                 )
-                raise _TooManyPipelined
+                raise _TooManyPipelined  # stops the parser; uvicorn calls send_400_response
             super().on_headers_complete()
+
+        def send_400_response(self, msg: str) -> None:
+            if self._answer_owed():
+                self._close_when_idle()
+            else:
+                super().send_400_response(msg)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self._closing_when_idle and not self.transport.is_closing():
+                self.transport.close()
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
@@ -110,8 +129,22 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
                 extra={"client": self._client(), "outcome": "headers_too_large"},
             )
             self._deadline = self._header_bytes = None
+            if self._answer_owed():
+                self._close_when_idle()
+                return
             self.transport.write(_TOO_LARGE_RESPONSE)
             self.transport.close()
+
+        def _answer_owed(self) -> bool:
+            """Whether a request read earlier is still being answered: a refusal written
+            now would come first, as that request's answer."""
+            return self.cycle is not None and not self.cycle.response_complete
+
+        def _close_when_idle(self) -> None:
+            # Read nothing more, drop the queue; the answer owed goes out, then we close.
+            self.pipeline.clear()
+            self._closing_when_idle = True
+            self.flow.pause_reading()
 
         def _client(self) -> str | None:
             return self.client[0] if self.client else None
