@@ -10,6 +10,7 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 import pytest
 
 from receiver.resends import Resends
+from receiver.store import pg_sql, postgres
 from receiver.store.postgres import PostgresStore
 
 from .conftest import schedule_resend
@@ -126,3 +127,34 @@ async def test_an_invalid_prebuilt_pending_index_is_rebuilt(url: str) -> None:
     finally:
         await conn.close()
     assert "(message_id, id)" in columns
+
+
+async def test_a_replica_waits_for_another_one_migrating_past_the_lock_timeout(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While another replica holds the migration lock longer than lock_timeout (a long
+    index build), a starting replica waits for it instead of failing at start-up; its
+    sessions keep the lock_timeout afterwards."""
+    monkeypatch.setitem(postgres.SESSION_SETTINGS, "lock_timeout", "200ms")
+    async with opened_store(url):
+        pass
+    migrating = await asyncpg.connect(url)
+    try:
+        await migrating.execute("SELECT pg_advisory_lock($1)", pg_sql.MIGRATION_LOCK)
+
+        async def start_replica() -> list[tuple[object, ...]]:
+            async with opened_store(url) as store:
+                return await store.fetch("SELECT current_setting('lock_timeout')")
+
+        starting = asyncio.create_task(start_replica())
+        deadline = time.monotonic() + 5
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        while not await migrating.fetchval(waiting):
+            assert time.monotonic() < deadline, "the replica never waited for the lock"
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)  # past the 200 ms lock_timeout: it must still wait
+        assert not starting.done()
+        await migrating.execute("SELECT pg_advisory_unlock($1)", pg_sql.MIGRATION_LOCK)
+        assert await starting == [("200ms",)]
+    finally:
+        await migrating.close()

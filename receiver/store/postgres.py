@@ -130,7 +130,11 @@ class PostgresStore(SharedStatements):
         """
         done: list[int] = []
         async with self.connection() as conn:
+            # Waits as long as another replica migrates (lock_timeout would end its start-up
+            # after 10 s of a long index build); the migrations themselves keep the limit.
+            await conn.execute("SET lock_timeout = 0")
             await conn.execute("SELECT pg_advisory_lock($1)", pg_sql.MIGRATION_LOCK)
+            await conn.execute("RESET lock_timeout")
             try:
                 await conn.execute(pg_sql.CREATE_MIGRATIONS)
                 rows = await conn.fetch("SELECT version FROM schema_migrations")
