@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from .context import Context
 from .errors import PayloadError, RetryLater
-from .events import Event, normalize
+from .events import Event, clean_text, normalize
 from .logs import EventLog, masks, scrub
 from .metrics import Metrics
 from .payload import parse
@@ -74,7 +74,7 @@ class Dispatcher:
             except Exception as exc:
                 self._seconds(name).observe(time.perf_counter() - started)
                 # Kept for the dashboard and CLI: no number or text a handler quoted.
-                last_error = scrub(f"{name}: {type(exc).__name__}: {exc}", hidden)
+                last_error = clean_text(scrub(f"{name}: {type(exc).__name__}: {exc}", hidden))
                 dead = attempt >= self.settings.max_attempts
                 self._runs(name, "dead" if dead else "failed").inc()
                 runs.append(HandlerRun(name, DEAD if dead else FAILED, attempt, last_error))

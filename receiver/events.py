@@ -214,11 +214,12 @@ def _ident(value: object) -> str | None:
 
 def _text(value: object) -> str | None:
     if isinstance(value, str) and value:
-        return _clean(value)
+        return clean_text(value)
     return None
 
 
-def _clean(value: str) -> str:
+def clean_text(value: str) -> str:
+    """``value`` as every database and log encoder takes it."""
     # JSON may carry lone surrogates ("\\ud800") that no database or log encoder accepts,
     # and NUL ("\\u0000"), which PostgreSQL's text refuses: both spelled out instead.
     if "\x00" in value:
@@ -234,7 +235,7 @@ def _first_text(fields: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
     for key in keys:
         value = fields.get(key)
         if isinstance(value, str) and value:
-            return _clean(value)
+            return clean_text(value)
     return None
 
 
@@ -242,7 +243,7 @@ def _tags(value: object) -> dict[str, str]:
     if not isinstance(value, Mapping):
         return {}
     return {
-        _clean(str(k)): _clean(v if isinstance(v, str) else str(v))
+        clean_text(str(k)): clean_text(v if isinstance(v, str) else str(v))
         for k, v in value.items()
         if v is not None
     }

@@ -60,12 +60,17 @@ def masks(event: Event, redact: bool = True) -> Masks:
     innocent text)."""
     if not redact:
         return ()
-    found = []
-    if event.phone and len(event.phone) >= 5:
-        found.append((event.phone, redact_phone(event.phone) or "***"))
-    if event.text and len(event.text) >= 5:
-        found.append((event.text, f"<text, {len(event.text)} characters>"))
-    return tuple(found)
+    found: dict[str, str] = {}
+    for value, mask in (
+        (event.text, f"<text, {len(event.text or '')} characters>"),
+        (event.phone, redact_phone(event.phone) or "***"),
+    ):
+        if value and len(value) >= 5:
+            # As written, as repr() and %r spell it, and with line breaks escaped.
+            for spelling in (value, repr(value)[1:-1], _one_line(value)):
+                found.setdefault(spelling, mask)
+    # Longest first: a text that quotes the number is masked whole.
+    return tuple(sorted(found.items(), key=lambda pair: -len(pair[0])))
 
 
 def scrub(text: str, hidden: Masks) -> str:
@@ -125,7 +130,7 @@ class TextFormatter(logging.Formatter):
         return _scrubbed(super().format(record), record)
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        message = _one_line(super().formatMessage(record))
+        message = _one_line(_scrubbed(super().formatMessage(record), record))
         pairs = " ".join(f"{name}={_one_line(str(v))}" for name, v in _fields(record).items())
         return f"{message} {pairs}" if pairs else message
 

@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from receiver import Context, Event, Registry
+from receiver.dispatch import Dispatcher
 from receiver.errors import StoreError
 from receiver.intake import incoming_from
+from receiver.metrics import Metrics
 from receiver.statuses import rank
 from receiver.store import (
     DEAD,
@@ -28,7 +31,7 @@ from receiver.store import (
     Store,
 )
 
-from .conftest import delivery
+from .conftest import delivery, make_settings
 from .pg import empty_database, opened_store
 from .test_store import LEASE, NOW, T0, incoming, reply
 
@@ -440,3 +443,24 @@ async def test_one_batch_keeps_receipt_order_per_message(store: Store) -> None:
         claimed.append(event.id)
         await store.complete("w", [Completion(event.id, DONE, NOW, ())], now=NOW)
     assert claimed == ids
+
+
+async def test_a_handler_error_with_nul_is_recorded(store: Store) -> None:
+    """A handler's error text holding NUL (PostgreSQL's text refuses it) is recorded and
+    the event dead-lettered, not left pending for ever because `complete` failed."""
+    registry = Registry()
+
+    @registry.on("delivery-status")
+    async def quoting(event: Event, ctx: Context) -> None:
+        raise ValueError("bad url a\x00b")
+
+    await store.ingest(incoming())
+    [claimed] = await store.claim("w", 10, LEASE, now=NOW)
+    settings = make_settings(Path("/nonexistent"), max_attempts=1)
+    dispatcher = Dispatcher(registry, store, settings, Metrics(), jitter=lambda: 0.0)
+    completion = await dispatcher.run(claimed)
+    await store.complete("w", [completion], now=NOW)
+
+    [(state, last_error)] = await store.fetch("SELECT state, last_error FROM events")
+    assert state == DEAD
+    assert last_error.endswith("ValueError: bad url a\\u0000b")

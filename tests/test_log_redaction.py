@@ -24,6 +24,8 @@ from .conftest import SECRET, delivery, encode, make_settings, running, wait_for
 from .test_fallback import API_KEY, PHONE, fallback
 
 TEXT = "Your code: 42"
+# A text that quotes the number and spans two lines (masked whole, in every spelling).
+QUOTING = "call me at +15551230000 about my diagnosis\nsecond line"
 
 
 class ListHandler(logging.Handler):
@@ -126,11 +128,12 @@ def test_numbers_and_text_a_handler_quotes_are_masked(tmp_path: Path) -> None:
     @registry.on("message-reply")
     async def careless(event: Event, ctx: Context) -> None:
         ctx.log.warning("looking up %s who said %r", event.phone, event.text)
+        ctx.log.warning("quoted as is: %s", event.text)
         raise ValueError(f"cannot handle reply from {event.phone}: {event.text}")
 
     settings = make_settings(tmp_path, max_attempts=1, log_level="DEBUG", log_format="json")
     with service_logging(tmp_path) as kept, running(settings, registry) as server:
-        reply = {"fromNumber": PHONE, "message": TEXT, "replyId": 6}
+        reply = {"fromNumber": PHONE, "message": QUOTING, "replyId": 6}
         assert server.post(reply, event="message-reply").status_code == 200
         wait_for(lambda: server.query("SELECT 1 FROM events WHERE state = 'dead'"))
         [(last_error,)] = server.query("SELECT last_error FROM events")
@@ -139,10 +142,10 @@ def test_numbers_and_text_a_handler_quotes_are_masked(tmp_path: Path) -> None:
     text = "\n".join(lines)
     assert "cannot handle reply from ***" in text, "the failure is still logged"
     assert "ValueError" in text
-    for forbidden in (PHONE, TEXT):
+    for forbidden in (PHONE, PHONE[2:], "diagnosis", "second line"):
         assert forbidden not in text
         assert forbidden not in last_error
     assert last_error == (
         f"{handler_name(careless)}: ValueError: cannot handle reply from"
-        f" ***{PHONE[-2:]}: <text, {len(TEXT)} characters>"
+        f" ***{PHONE[-2:]}: <text, {len(QUOTING)} characters>"
     )
