@@ -36,7 +36,7 @@ from .resends import (
     Resends,
 )
 from .settings import Settings
-from .statuses import DELIVERED
+from .statuses import DELIVERED, STATUS_NAMES
 from .store import Store
 
 log = logging.getLogger("receiver.outbox")
@@ -159,6 +159,10 @@ class Outbox:
             return CANCELLED, "delivered"
         if resend.phone is None or await self.resends.opted_out(resend.phone):
             return SKIPPED, "opted_out"
+        if (
+            never := await self.resends.never_resend_status(resend.original_message_id)
+        ) is not None:
+            return SKIPPED, STATUS_NAMES.get(never, "never_resend")  # 10 or 12, late
         return None
 
     async def _send(self, resend: Resend) -> None:

@@ -246,6 +246,15 @@ class Resends:
         """Forget an opt-out: the number opted in again."""
         await self.store.execute("DELETE FROM opt_outs WHERE phone = ?", (phone_key(phone),))
 
+    async def never_resend_status(self, message_id: str) -> int | None:
+        """An invalid-number or landline status (10, 12) the message got, if any: its
+        state keeps its first failure, so a later 10 or 12 shows only among its events."""
+        rows = await self.store.fetch(
+            "SELECT status FROM events WHERE message_id = ? AND status IN (10, 12) LIMIT 1",
+            (message_id,),
+        )
+        return int(rows[0][0]) if rows else None
+
     async def opted_out(self, phone: str) -> bool:
         """Whether a number opted out."""
         rows = await self.store.fetch("SELECT 1 FROM opt_outs WHERE phone = ?", (phone_key(phone),))

@@ -361,6 +361,21 @@ def test_delivered_during_a_429_pause_calls_the_resend_off(tmp_path) -> None:
     assert (row["state"], row["reason"], row["double_delivery"]) == ("cancelled", "delivered", 0)
 
 
+def test_landline_status_during_a_429_pause_calls_the_resend_off(tmp_path) -> None:
+    """A 12 (landline) that arrives while the send waits out a Retry-After skips it:
+    the message's state keeps its first failure, so the outbox looks at its events."""
+    fake = FakeMTA(API_KEY, rate_limit=1000, rate_window=1.0)
+    fake.fail_next(1, "429", retry_after=3)
+    with fallback(tmp_path, fake) as s:
+        mid = s.play([3, 6])
+        wait_for(lambda: [r for r in s.fake.requests if r.path.endswith("/send")])
+        s.play([12], message_id=mid, include_send=False)
+        row = s.wait_state(mid, "skipped", "sent")
+        s.settled()
+    assert s.fake.sends == []
+    assert (row["state"], row["reason"]) == ("skipped", "landline")
+
+
 def test_long_text_goes_as_mms_without_the_imessage_marker(tmp_path) -> None:
     """A text over 160 characters is resent as MMS (SMS would be a 400); the tag that
     marked the original as an iMessage is not copied onto the SMS."""
