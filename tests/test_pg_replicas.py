@@ -100,13 +100,14 @@ async def test_sessions_read_committed_with_a_lock_timeout(url: str) -> None:
 
 async def test_an_invalid_prebuilt_pending_index_is_rebuilt(url: str) -> None:
     """Migration 0004 tells operators to pre-build its index CONCURRENTLY; a build that
-    failed leaves an invalid index of that name, which 0004 must replace, not accept."""
+    failed leaves an invalid index of that name, which 0005 replaces (0004 accepts it)."""
     async with opened_store(url):
         pass
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(
-            "DELETE FROM schema_migrations WHERE version = 4; DROP INDEX events_pending_message;"
+            "DELETE FROM schema_migrations WHERE version IN (4, 5);"
+            " DROP INDEX events_pending_message;"
             " INSERT INTO events (dedup_key, type, name, message_id, received_at,"
             " secret_index, body, state, run_after) VALUES ('k1', 't', 'n', 'M', 0, 0, '',"
             " 'pending', 0), ('k2', 't', 'n', 'M', 0, 0, '', 'pending', 0)"
@@ -120,7 +121,7 @@ async def test_an_invalid_prebuilt_pending_index_is_rebuilt(url: str) -> None:
             "SELECT indisvalid FROM pg_index WHERE indexrelid = 'events_pending_message'::regclass"
         )
         assert await conn.fetchval(valid) is False
-        async with opened_store(url):  # applies 0004 again
+        async with opened_store(url):  # applies 0004 and 0005 again
             pass
         assert await conn.fetchval(valid) is True
         columns = await conn.fetchval("SELECT pg_get_indexdef('events_pending_message'::regclass)")

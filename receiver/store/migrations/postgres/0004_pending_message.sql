@@ -12,15 +12,5 @@
 -- the migration then finds it:
 --   CREATE INDEX CONCURRENTLY IF NOT EXISTS events_pending_message
 --       ON events (message_id, id) WHERE state = 'pending';
--- A CONCURRENTLY build that failed or was cancelled leaves an invalid index of that
--- name, which IF NOT EXISTS would accept and the planner never use: dropped first.
-DO $$
-BEGIN
-    IF EXISTS (SELECT 1 FROM pg_index
-               WHERE indexrelid = to_regclass('events_pending_message') AND NOT indisvalid)
-    THEN
-        DROP INDEX events_pending_message;
-    END IF;
-END $$;
 CREATE INDEX IF NOT EXISTS events_pending_message ON events (message_id, id)
     WHERE state = 'pending';
