@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .resends import CANCELLED, SCHEDULED, UNKNOWN, Resend, Resends, phone_key
 from .statuses import STATUS_NAMES
-from .store import DEAD, FAILED, PENDING, HandlerRun, MessageState, Store
+from .store import DEAD, FAILED, PENDING, HandlerRun, MessageState, Store, sql
 
 DAY = 86_400.0
 DROPPED = "dropped by operator"
@@ -152,10 +152,9 @@ async def message_timeline(store: Store, message_id: str) -> Timeline:
     events = [EventRow(*row) for row in rows]
     runs: dict[int, list[HandlerRun]] = {}
     if events:
-        marks = ", ".join("?" * len(events))
         for event_id, handler, state, attempts, error in await store.fetch(
             "SELECT event_id, handler, state, attempts, last_error FROM handler_runs"
-            f" WHERE event_id IN ({marks}) ORDER BY event_id, handler",
+            f" WHERE event_id IN ({sql.marks(events)}) ORDER BY event_id, handler",
             [e.id for e in events],
         ):
             runs.setdefault(event_id, []).append(HandlerRun(handler, state, attempts, error))
@@ -225,9 +224,8 @@ async def retry_dead_letters(store: Store, event_ids: Sequence[int], now: float)
     pending, and must not find a ``dead`` run then (it would dead-letter it again at once).
     """
     retried: list[int] = []
-    for start in range(0, len(event_ids), 500):  # bounded IN lists
-        chunk = event_ids[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
+    for chunk in sql.chunked(event_ids):
+        marks = sql.marks(chunk)
         await store.execute(
             "UPDATE handler_runs SET state = ?, attempts = 0, updated_at = ? WHERE state = ?"
             f" AND event_id IN (SELECT id FROM events WHERE id IN ({marks}) AND state = ?)",

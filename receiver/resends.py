@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .store import Store
+from .store import Store, sql
 
 SCHEDULED = "scheduled"
 SENDING = "sending"
@@ -168,7 +168,7 @@ class Resends:
     ) -> bool:
         """Move a resend to ``to`` only from one of ``from_``; set ``fields`` too."""
         sets = ", ".join(f"{name} = ?" for name in fields)
-        marks = ", ".join("?" * len(from_))
+        marks = sql.marks(from_)
         changed = await self.store.execute(
             f"UPDATE resends SET state = ?, updated_at = ?{', ' + sets if sets else ''}"
             f" WHERE original_message_id = ? AND state IN ({marks})",
@@ -180,7 +180,7 @@ class Resends:
         """The original was delivered: cancel its scheduled resend, or, when the resend
         already went out, record a double delivery. One statement (this runs for every
         DELIVERED webhook); returns ``cancelled``, ``double_delivery`` or None."""
-        out = ", ".join("?" * len(OUT))
+        out = sql.marks(OUT)
         rows = await self.store.fetch_write(
             "UPDATE resends SET"
             " state = CASE WHEN state = ? THEN ? ELSE state END,"
@@ -227,10 +227,10 @@ class Resends:
         """Extend ``owner``'s leases on resends it is working on (a send waiting out a
         Retry-After may take longer than one lease)."""
         if original_message_ids:
-            marks = ", ".join("?" * len(original_message_ids))
+            ids = sql.marks(original_message_ids)
             await self.store.execute(
                 "UPDATE resends SET lease_until = ?"
-                f" WHERE lease_owner = ? AND original_message_id IN ({marks})",
+                f" WHERE lease_owner = ? AND original_message_id IN ({ids})",
                 (until, owner, *original_message_ids),
             )
 

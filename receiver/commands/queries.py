@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import operations
 from ..resends import RECONCILING, SCHEDULED, SENDING
-from ..store import DEAD, DONE, PENDING, QUARANTINED, Store
+from ..store import DEAD, DONE, PENDING, QUARANTINED, Store, sql
 
 EVENT_COLUMNS = (
     "id",
@@ -119,10 +119,9 @@ async def replay(store: Store, ids: list[int]) -> list[int]:
     """Set finished (done or dead) events back to pending with their handler runs
     cleared, so every handler runs again; return the ids changed."""
     changed: list[int] = []
-    marks_states = ", ".join("?" * len(REPLAYABLE))
-    for start in range(0, len(ids), 500):  # bounded IN lists
-        chunk = ids[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
+    marks_states = sql.marks(REPLAYABLE)
+    for chunk in sql.chunked(ids):
+        marks = sql.marks(chunk)
         # Runs first: while the event is still finished no worker can claim it and find
         # stale runs; the update below then hands it over with a clean slate.
         await store.execute(
@@ -157,8 +156,7 @@ async def purge(store: Store, cutoff: float, *, dry_run: bool) -> dict[str, int]
 
     Opt-outs keep their numbers: they are what stops us texting a number that said STOP.
     """
-    finished = ", ".join("?" * len(FINISHED))
-    active = ", ".join("?" * len(ACTIVE_RESENDS))
+    finished, active = sql.marks(FINISHED), sql.marks(ACTIVE_RESENDS)
     # Per table: the change and the rows it applies to. The dry run counts those very
     # rows, so its figures cannot drift from what the real run does.
     plan: dict[str, tuple[str, str, tuple[Any, ...]]] = {

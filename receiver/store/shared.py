@@ -25,7 +25,8 @@ class SharedStatements:
         the events its handlers are running: a lease it holds but no longer works on,
         say after recording a completion failed, must expire)."""
         if event_ids:
-            await self.execute(sql.renew(len(event_ids)), (until, owner, *event_ids))
+            query = f"{sql.RENEW} AND id IN ({sql.marks(event_ids)})"
+            await self.execute(query, (until, owner, *event_ids))
 
     async def release(self: _Runs, owner: str, event_ids: Sequence[int] | None = None) -> None:
         """Give back the leases ``owner`` holds: all of them (graceful shutdown), or those
@@ -33,8 +34,8 @@ class SharedStatements:
         if event_ids is None:
             await self.execute(sql.RELEASE, (owner,))
         elif event_ids:
-            marks = ",".join("?" * len(event_ids))
-            await self.execute(f"{sql.RELEASE} AND id IN ({marks})", (owner, *event_ids))
+            query = f"{sql.RELEASE} AND id IN ({sql.marks(event_ids)})"
+            await self.execute(query, (owner, *event_ids))
 
     async def heartbeat(self: _Runs, owner: str, now: float | None = None) -> None:
         """Write a heartbeat row: proves the store is writable."""

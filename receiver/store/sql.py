@@ -6,11 +6,30 @@ differ the adapter keeps its own constant.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence, Sized
+from typing import TypeVar
+
+T = TypeVar("T")
+IN_LIST_MAX = 500
+"""Values of one ``IN (...)`` list at most (see `chunked`)."""
+
+
+def marks(values: Sized) -> str:
+    """``?, ?, ?``: one placeholder per value, for an ``IN (...)`` list."""
+    return ", ".join("?" * len(values))
+
+
+def chunked(values: Sequence[T], size: int = IN_LIST_MAX) -> Iterator[Sequence[T]]:
+    """``values`` in slices of at most ``size``: bounded ``IN`` lists."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
 EVENT_COLUMNS = (
     "dedup_key, type, name, message_id, status, external_id, phone, received_at,"
     " secret_index, body, state, run_after, last_error"
 )
-_EVENT_ROW = "(" + ", ".join("?" * len(EVENT_COLUMNS.split(","))) + ")"
+_EVENT_ROW = f"({marks(EVENT_COLUMNS.split(','))})"
 
 
 def insert_events(rows: int) -> str:
@@ -95,14 +114,8 @@ WHERE id = ? AND lease_owner = ?
 """
 
 
-def renew(count: int) -> str:
-    """Extend the leases of ``count`` listed events while their owner still holds them."""
-    marks = ",".join("?" * count)
-    return (
-        "UPDATE events SET lease_until = ?"
-        f" WHERE lease_owner = ? AND state = 'pending' AND id IN ({marks})"
-    )
-
+RENEW = "UPDATE events SET lease_until = ? WHERE lease_owner = ? AND state = 'pending'"
+"""Followed by ``AND id IN (...)``: the leases of the events listed."""
 
 RELEASE = """
 UPDATE events SET lease_owner = NULL, lease_until = NULL

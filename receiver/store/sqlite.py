@@ -176,8 +176,7 @@ def _claim(
     if not rows:
         return []
     ids = [row[0] for row in rows]
-    marks = ",".join("?" * len(ids))
-    runs = conn.execute(f"{sql.SELECT_RUNS} WHERE event_id IN ({marks})", ids)
+    runs = conn.execute(f"{sql.SELECT_RUNS} WHERE event_id IN ({sql.marks(ids)})", ids)
     return claimed_events(rows, runs)
 
 
