@@ -14,15 +14,12 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from .errors import PayloadError
-from .events import normalize
 from .metrics import Metrics
 from .mta import MTAClient, MTAOutcomeUnknown, MTARejected, MTAUnavailable, SendWithdrawn
-from .payload import parse
+from .resend_content import TextLookup, called_off, original_text, send_payload
 from .resends import (
-    CANCELLED,
     FAILED,
     RECONCILING,
     REJECTED,
@@ -30,13 +27,11 @@ from .resends import (
     SENDING,
     SENT,
     SKIPPED,
-    TAG,
     UNKNOWN,
     Resend,
     Resends,
 )
 from .settings import Settings
-from .statuses import DELIVERED, STATUS_NAMES
 from .store import Store
 
 log = logging.getLogger("receiver.outbox")
@@ -44,11 +39,6 @@ log = logging.getLogger("receiver.outbox")
 ERROR_DELAY_SECONDS = 30.0
 """A scheduled resend whose step failed outside MTA (the store, a text lookup) waits
 this long before the next try."""
-SMS_CHARACTERS = 160
-"""Longer texts go as MMS (up to 1,550 characters, API.md "Sending")."""
-
-TextLookup = Callable[[str], Awaitable[str | None]]
-"""A user's ``async def lookup(original_message_id) -> text | None``."""
 
 
 class Outbox:
@@ -152,25 +142,12 @@ class Outbox:
             self._working.discard(resend.original_message_id)
             await self.resends.release(resend.original_message_id, self.owner)
 
-    async def _called_off(self, resend: Resend) -> tuple[str, str] | None:
-        """(state, reason) when the resend must not go out (any more), else None."""
-        state = await self.store.message_state(resend.original_message_id)
-        if state is not None and state.status == DELIVERED:
-            return CANCELLED, "delivered"
-        if resend.phone is None or await self.resends.opted_out(resend.phone):
-            return SKIPPED, "opted_out"
-        if (
-            never := await self.resends.never_resend_status(resend.original_message_id)
-        ) is not None:
-            return SKIPPED, STATUS_NAMES.get(never, "never_resend")  # 10 or 12, late
-        return None
-
     async def _send(self, resend: Resend) -> None:
         original, now = resend.original_message_id, self.clock()
-        if called_off := await self._called_off(resend):
-            await self._finish(resend, called_off[0], (SCHEDULED,), reason=called_off[1])
+        if stop := await called_off(self.store, resend):
+            await self._finish(resend, stop[0], (SCHEDULED,), reason=stop[1])
             return
-        text = resend.text or await self._text(original)
+        text = resend.text or await original_text(self.store, original, self.text_lookup)
         if text is None:
             await self._finish(resend, SKIPPED, (SCHEDULED,), reason="content_unknown")
             return
@@ -183,25 +160,14 @@ class Outbox:
             attempts=resend.attempts + 1,
         ):
             return  # cancelled meanwhile: a DELIVERED won the race
-        marks = set(self.settings.fallback_imessage_tags)  # an SMS is not on that route
-        payload: dict[str, object] = {
-            "subscribers": [resend.phone],
-            "message": text,
-            "externalId": resend.external_id,
-            "tags": {
-                **{k: v for k, v in resend.tags.items() if (k, v) not in marks},
-                TAG: original,
-            },
-        }
-        if len(text) > SMS_CHARACTERS:
-            payload["isMMS"] = True  # MTA answers 400 to longer SMS text (API.md)
+        payload = send_payload(resend, text, self.settings.fallback_imessage_tags)
         withdrawn: list[tuple[str, str]] = []
 
         async def ready() -> bool:
             # Asked right before each attempt: a DELIVERED or STOP that came in while the
             # send waited for the rate limit or a Retry-After still calls it off.
-            if called_off := await self._called_off(resend):
-                withdrawn.append(called_off)
+            if stop := await called_off(self.store, resend):
+                withdrawn.append(stop)
             return not withdrawn
 
         try:
@@ -232,20 +198,6 @@ class Outbox:
                 mta_request_id=result.request_id,
             )
             self.metrics.resend_delay.observe(max(0.0, sent_at - resend.failed_at))
-
-    async def _text(self, original: str) -> str | None:
-        sent = await self.resends.sent_message(original)
-        if sent is not None:
-            return sent[0]
-        body = await self.resends.send_event_body(original)
-        if body is not None:
-            with contextlib.suppress(PayloadError):
-                text = normalize(parse(body), 0.0).text
-                if text:
-                    return text
-        if self.text_lookup is not None:
-            return await self.text_lookup(original)
-        return None
 
     async def _unavailable(self, resend: Resend, exc: Exception) -> None:
         # Nothing was sent: safe to try again later, a bounded number of times.

@@ -6,7 +6,8 @@ from .errors import ConfigError
 from .loader import load_object
 from .metrics import Metrics
 from .mta import Limiter, MTAClient, SlidingWindowLimiter
-from .outbox import Outbox, TextLookup
+from .outbox import Outbox
+from .resend_content import TextLookup
 from .settings import Settings
 from .store import Store
 
