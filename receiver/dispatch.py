@@ -14,7 +14,7 @@ from collections.abc import Callable
 from .context import Context
 from .errors import PayloadError, RetryLater
 from .events import Event, clean_text, normalize
-from .logs import EventLog, masks, scrub
+from .logs import EventLog, scrub
 from .metrics import Metrics
 from .payload import parse
 from .registry import Handler, Registry
@@ -58,7 +58,6 @@ class Dispatcher:
         """Run what ``claimed`` still owes; return its runs and next state."""
         event = _event(claimed)
         event_log = EventLog(log, event, self.settings.redact)
-        hidden = masks(event, self.settings.redact)
         runs: list[HandlerRun] = []
         delays: list[float] = []
         last_error: str | None = None
@@ -74,7 +73,8 @@ class Dispatcher:
             except Exception as exc:
                 self._seconds(name).observe(time.perf_counter() - started)
                 # Kept for the dashboard and CLI: no number or text a handler quoted.
-                last_error = clean_text(scrub(f"{name}: {type(exc).__name__}: {exc}", hidden))
+                error = f"{name}: {type(exc).__name__}: {exc}"
+                last_error = clean_text(scrub(error, event_log.masks))
                 dead = attempt >= self.settings.max_attempts
                 self._runs(name, "dead" if dead else "failed").inc()
                 runs.append(HandlerRun(name, DEAD if dead else FAILED, attempt, last_error))

@@ -87,6 +87,8 @@ class EventLog(logging.LoggerAdapter[logging.Logger]):
     exception)."""
 
     def __init__(self, logger: logging.Logger, event: Event, redact: bool = True) -> None:
+        self.masks = masks(event, redact)
+        """What `scrub` hides of this event (its number and text), for other free text."""
         super().__init__(
             logger,
             {
@@ -94,7 +96,7 @@ class EventLog(logging.LoggerAdapter[logging.Logger]):
                 "event": event.name,
                 "message_id": event.message_id,
                 "phone": redact_phone(event.phone, redact),
-                "masks": masks(event, redact),
+                "masks": self.masks,
             },
         )
 
