@@ -129,10 +129,12 @@ class TextFormatter(logging.Formatter):
     still follows on its own lines)."""
 
     def format(self, record: logging.LogRecord) -> str:
+        # Once over the whole line, traceback included (the masks hold the escaped
+        # spellings of what formatMessage escapes).
         return _scrubbed(super().format(record), record)
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        message = _one_line(_scrubbed(super().formatMessage(record), record))
+        message = _one_line(super().formatMessage(record))
         pairs = " ".join(f"{name}={_one_line(str(v))}" for name, v in _fields(record).items())
         return f"{message} {pairs}" if pairs else message
 
