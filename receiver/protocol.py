@@ -51,7 +51,8 @@ log = logging.getLogger("receiver.intake")
 
 
 class _TooManyPipelined(Exception):
-    """Raised in the parser's callback: httptools stops parsing, uvicorn answers 400."""
+    """Raised in the parser's callback: httptools stops parsing and uvicorn calls
+    `send_400_response`, which drops the queue when an answer is still owed."""
 
 
 def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
