@@ -85,7 +85,9 @@ class Intake:
         declared = None
         for name, value in scope["headers"]:
             if name == b"x-signature":
-                signature = value
+                # Several: which one counts is ambiguous (a proxy may add or keep one), so
+                # none does; the empty value is refused as malformed_signature.
+                signature = value if signature is None else b""
             elif name == b"content-length":
                 declared = value
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
