@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import netpolicy
+from . import netpolicy, webhook_secrets
 from .errors import ConfigError
 from .mta.ratelimit import Rate
 
@@ -96,6 +96,9 @@ class Settings:
                 "RECEIVER_WEBHOOK_SECRETS is empty: set it to the secret(s) of your MTA webhook"
                 " registrations (comma-separated during a rotation)"
             )
+        webhook_secrets.too_short(
+            tuple(s.reveal() for s in self.webhook_secrets), webhook_secrets.VARIABLE
+        )
         if not self.database_url.startswith(("sqlite:", "postgresql:", "postgres:")):
             raise ConfigError(
                 f"RECEIVER_DATABASE_URL must start with sqlite:/// or postgresql://,"
@@ -141,9 +144,7 @@ class Settings:
             return value.strip() if value is not None and value.strip() else None
 
         values: dict[str, Any] = {
-            "webhook_secrets": tuple(
-                Secret(s.strip()) for s in (get("WEBHOOK_SECRETS") or "").split(",") if s.strip()
-            ),
+            "webhook_secrets": tuple(Secret(s) for s in webhook_secrets.from_env(env)),
             "handlers": tuple(h.strip() for h in (get("HANDLERS") or "").split(",") if h.strip()),
         }
         if (url := get("DATABASE_URL")) is not None:

@@ -21,7 +21,15 @@ from receiver.admin.auth import LoginThrottle
 from receiver.settings import Secret
 from receiver.store import create_store
 
-from .conftest import delivery, encode, make_settings, running, signed_headers, wait_for
+from .conftest import (
+    SECRET,
+    delivery,
+    encode,
+    make_settings,
+    running,
+    signed_headers,
+    wait_for,
+)
 
 PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -167,7 +175,7 @@ def test_settings_from_env() -> None:
     """The dashboard's variables are read, and the password never shows in a repr."""
     settings = Settings.from_env(
         {
-            "RECEIVER_WEBHOOK_SECRETS": "x",
+            "RECEIVER_WEBHOOK_SECRETS": SECRET,
             "RECEIVER_ADMIN_PASSWORD": "hunter2",
             "RECEIVER_ADMIN_INSECURE_COOKIES": "true",
         }
@@ -176,7 +184,7 @@ def test_settings_from_env() -> None:
     assert settings.session_secret is None
     assert settings.admin_secure_cookies is False
     assert "hunter2" not in repr(settings)
-    assert Settings.from_env({"RECEIVER_WEBHOOK_SECRETS": "x"}).admin_secure_cookies is True
+    assert Settings.from_env({"RECEIVER_WEBHOOK_SECRETS": SECRET}).admin_secure_cookies is True
 
 
 @dataclass

@@ -42,10 +42,70 @@ def test_empty_or_blank_secrets_fail_closed(value: str) -> None:
     assert "RECEIVER_WEBHOOK_SECRETS" in refusal(WEBHOOK_SECRETS=value)
 
 
-def test_comma_separated_secrets_are_trimmed_in_order() -> None:
-    """'a , b,,c ' gives three secrets a, b, c in that order (rotation order kept)."""
-    settings = from_env(WEBHOOK_SECRETS=f" {SECRET} , {OTHER},, xyz ")
-    assert [s.reveal() for s in settings.webhook_secrets] == [SECRET, OTHER, "xyz"]
+def test_comma_separated_secrets_are_kept_in_order() -> None:
+    """'a,b' gives two secrets a, b in that order (rotation order kept)."""
+    settings = from_env(WEBHOOK_SECRETS=f"{SECRET},{OTHER}")
+    assert [s.reveal() for s in settings.webhook_secrets] == [SECRET, OTHER]
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("x,y", "secret #1 has 1 characters"),
+        ("Summer,2024!", "secret #1 has 6 characters"),
+        (f"{SECRET},short-secret", "secret #2 has 12 characters"),
+        (f" {SECRET}", "item #1 has spaces around it"),
+        (f"{SECRET} , {OTHER}", "item #1 has spaces around it"),
+        (f"{SECRET},,{OTHER}", "item #2 is empty"),
+        (f"{SECRET},", "item #2 is empty"),
+    ],
+)
+def test_short_or_ambiguous_secrets_are_refused(value: str, says: str) -> None:
+    """Secrets under 16 characters and comma lists a split could misread (empty items,
+    spaces around items) stop the start-up, naming the variable."""
+    message = refusal(WEBHOOK_SECRETS=value)
+    assert "RECEIVER_WEBHOOK_SECRETS" in message
+    assert says in message
+    assert SECRET not in message
+
+
+def test_secrets_file_is_read_verbatim_one_per_line(tmp_path: Path) -> None:
+    """RECEIVER_WEBHOOK_SECRETS_FILE: each line is a secret as written (commas and spaces
+    kept), empty lines and a trailing newline add nothing."""
+    path = tmp_path / "secrets"
+    path.write_text(f"Summer,2024! and a space \n\n{SECRET}\n")
+    settings = from_env(WEBHOOK_SECRETS_FILE=str(path))
+    assert [s.reveal() for s in settings.webhook_secrets] == ["Summer,2024! and a space ", SECRET]
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("short\n", "RECEIVER_WEBHOOK_SECRETS_FILE: secret #1 has 5 characters"),
+        (f"{SECRET}\r\n", "CRLF"),
+        ("\n\n", "RECEIVER_WEBHOOK_SECRETS is empty"),
+    ],
+)
+def test_bad_secrets_file_is_refused(tmp_path: Path, content: str, says: str) -> None:
+    """A secrets file with a short secret, CRLF line ends or no secret is refused."""
+    path = tmp_path / "secrets"
+    path.write_text(content, newline="")
+    assert says in refusal(WEBHOOK_SECRETS_FILE=str(path))
+
+
+def test_secrets_variable_and_file_together_are_refused(tmp_path: Path) -> None:
+    """Both RECEIVER_WEBHOOK_SECRETS and its _FILE form set: refused, not merged."""
+    path = tmp_path / "secrets"
+    path.write_text(f"{OTHER}\n")
+    message = refusal(WEBHOOK_SECRETS=SECRET, WEBHOOK_SECRETS_FILE=str(path))
+    assert "not both" in message
+    assert "RECEIVER_WEBHOOK_SECRETS_FILE" in refusal(WEBHOOK_SECRETS_FILE=str(tmp_path / "none"))
+
+
+def test_direct_construction_refuses_a_short_secret() -> None:
+    """Settings built in code also refuse a secret under 16 characters."""
+    with pytest.raises(ConfigError, match="RECEIVER_WEBHOOK_SECRETS"):
+        Settings(webhook_secrets=(Secret(SECRET), Secret("x" * 15)))
 
 
 def test_direct_construction_refuses_an_empty_secret() -> None:
@@ -170,10 +230,16 @@ def serve(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 
 @pytest.mark.slow
-def test_cli_without_secrets_exits_nonzero_naming_the_variable(tmp_path: Path) -> None:
-    """`serve` with no RECEIVER_WEBHOOK_SECRETS exits non-zero and says which variable."""
+@pytest.mark.parametrize("value", [None, "x,y"])
+def test_cli_without_secrets_exits_nonzero_naming_the_variable(
+    tmp_path: Path, value: str | None
+) -> None:
+    """`serve` with no RECEIVER_WEBHOOK_SECRETS, or short ones, exits non-zero and says
+    which variable."""
     env = process_env(tmp_path)
     del env["RECEIVER_WEBHOOK_SECRETS"]
+    if value is not None:
+        env["RECEIVER_WEBHOOK_SECRETS"] = value
     done = serve(tmp_path, env)
     assert done.returncode != 0
     assert "RECEIVER_WEBHOOK_SECRETS" in done.stdout + done.stderr
