@@ -44,8 +44,9 @@ STATUS = {
     "source_not_allowed": 403,
     "method_not_allowed": 405,
     "too_large": 413,  # refused before reading past the limit
-    "store_unavailable": 503,  # not committed: MTA's retry may succeed
+    "store_unavailable": 503,  # not committed (any store failure): MTA's retry may succeed
 }
+RETRY_AFTER = b"5"  # seconds, on the 503: MTA backs off on its own; proxies and tools read it
 
 
 class Intake:
@@ -111,17 +112,20 @@ class Intake:
         self._arrivals += 1
         try:
             result = await self.store.ingest(incoming)
-        except StoreError as exc:
+        except Exception as exc:
+            # StoreError is the store's own; anything else is a driver error it did not
+            # translate. Not committed either way: a 503, never a 500.
             log.error(
                 "webhook not stored, answered 503 for MTA to retry: %s",
                 exc,
+                exc_info=not isinstance(exc, StoreError),
                 extra={
                     "client": _client(scope),
                     "outcome": "store_unavailable",
                     "request_id": _request_id(scope),
                 },
             )
-            await _answer(send, "store_unavailable")
+            await _answer(send, "store_unavailable", extra=[(b"retry-after", RETRY_AFTER)])
             return
         finally:
             self.waiting -= 1

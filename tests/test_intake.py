@@ -628,3 +628,32 @@ async def test_intake_counts_webhooks_waiting_for_their_commit(tmp_path: Path) -
     store.fail = True
     assert await post(4) == 503
     assert intake.waiting == 0
+
+
+@pytest.mark.parametrize("error", [StoreUnavailable("disk full"), RuntimeError("driver state")])
+async def test_every_store_failure_is_503_with_retry_after(
+    tmp_path: Path, error: Exception
+) -> None:
+    """A store failure, translated or not (a driver error the store did not know), is a
+    503 with Retry-After, never a 500."""
+
+    class FailingStore:
+        async def ingest(self, incoming: Incoming) -> IngestResult:
+            raise error
+
+    intake = Intake(make_settings(tmp_path), FailingStore(), Metrics())  # type: ignore[arg-type]
+    body = json.dumps(delivery()).encode()
+    headers = [(b"x-signature", sign(SECRET, body).encode())]
+    scope = {"type": "http", "method": "POST", "path": "/webhooks/mta",
+             "query_string": b"", "headers": headers, "client": None}  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await intake(scope, receive, send)
+    assert sent[0]["status"] == 503
+    assert (b"retry-after", b"5") in sent[0]["headers"]

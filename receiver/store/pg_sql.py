@@ -99,6 +99,10 @@ _UNAVAILABLE = (
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
     asyncpg.ReadOnlySQLTransactionError,
+    # The connection was lost mid-operation: asyncpg then refuses the next one on it
+    # ("cannot switch to state 11; another operation is in progress").
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.ConnectionFailureError,
 )
 
 
