@@ -160,6 +160,7 @@ def test_systemd_unit_has_the_expected_keys() -> None:
     assert service["DynamicUser"] == "yes"
     assert service["NoNewPrivileges"] == "yes"
     assert service["StateDirectory"] == "mta-receiver"
+    assert int(service["LimitNOFILE"]) >= 65536  # idle sockets must not starve MTA's
     assert unit()["Install"]["WantedBy"] == "multi-user.target"
 
 
