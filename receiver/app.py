@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -93,15 +93,24 @@ class Receiver:
         try:
             yield
         finally:
-            if self.outbox is not None:
-                self.outbox.stop()
-            if self.settings.run_worker:
-                await self.worker.stop()
-            await asyncio.gather(*tasks)
-            if self.mta is not None:
-                await self.mta.aclose()
-            await self.store.close()
-            log.info("receiver stopped")
+            await self._shut_down(tasks)
+
+    async def _shut_down(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Stop the work, then close the store, whatever failed before (a store locked by
+        another process fails the worker's last writes: the store must still close)."""
+        if self.outbox is not None:
+            self.outbox.stop()
+        if self.settings.run_worker:
+            await _logged("stopping the worker", self.worker.stop())
+        for task, outcome in zip(
+            tasks, await asyncio.gather(*tasks, return_exceptions=True), strict=True
+        ):
+            if isinstance(outcome, Exception):
+                log.error("shutdown: %s failed: %s", task.get_name(), outcome)
+        if self.mta is not None:
+            await _logged("closing the MTA client", self.mta.aclose())
+        await _logged("closing the store", self.store.close())
+        log.info("receiver stopped")
 
     async def healthz(self, request: Request) -> Response:
         """The process is up and serving."""
@@ -120,6 +129,14 @@ class Receiver:
         """Prometheus text format; the store gauges are read first (collectors are sync)."""
         await self.metrics.store_gauges.refresh(self.store)
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _logged(what: str, step: Awaitable[None]) -> None:
+    """Await one shutdown step; a failure is logged, and the next steps still run."""
+    try:
+        await step
+    except Exception as exc:
+        log.error("shutdown: %s failed: %s", what, exc)
 
 
 def create_app(
