@@ -27,6 +27,8 @@ log = logging.getLogger("receiver.worker")
 
 YIELD_SECONDS = 0.1
 """While webhooks wait for their 200, the worker claims one batch per this interval."""
+CLAIM_FAILURES_LOGGED_EVERY = 60
+"""While claims keep failing (a store outage), one log line per this many of them."""
 
 
 class Worker:
@@ -61,6 +63,7 @@ class Worker:
         self._working: set[int] = set()  # ids of the events whose handlers run now
         self._running = False
         self._loop_done = asyncio.Event()
+        self._claim_failures = 0  # consecutive
         self.processed = 0
 
     def notify(self) -> None:
@@ -136,12 +139,32 @@ class Worker:
 
     async def _claim(self, limit: int) -> list[Claimed]:
         try:
-            return await self.store.claim(
+            claimed = await self.store.claim(
                 self.owner, limit, self.settings.lease_seconds, now=self.clock()
             )
-        except Exception:
-            log.exception("worker: claiming events failed; retrying after the poll interval")
+        except Exception as exc:
+            # An outage fails every poll: its traceback once, then a reminder now and then.
+            self._claim_failures += 1
+            if self._claim_failures == 1:
+                log.exception(
+                    "worker: claiming events failed; retrying every poll interval"
+                    " (logged again every %d failures, and when it works)",
+                    CLAIM_FAILURES_LOGGED_EVERY,
+                )
+            elif self._claim_failures % CLAIM_FAILURES_LOGGED_EVERY == 0:
+                log.error(
+                    "worker: claiming events still fails (%d attempts): %s",
+                    self._claim_failures,
+                    exc,
+                )
             return []
+        if self._claim_failures:
+            log.warning(
+                "worker: claiming events works again after %d failed attempts",
+                self._claim_failures,
+            )
+            self._claim_failures = 0
+        return claimed
 
     async def _process(self, event: Claimed) -> None:
         self._working.add(event.id)

@@ -14,6 +14,7 @@ import pytest
 
 from receiver import Context, Event, Registry, RetryLater, Settings
 from receiver.dispatch import backoff
+from receiver.errors import StoreUnavailable
 from receiver.metrics import Metrics
 from receiver.registry import handler_name
 from receiver.statuses import DELIVERED, QUEUED, SENT
@@ -751,3 +752,36 @@ def test_dead_letter_over_http_while_the_other_handlers_run_once(
             (handler_name(flaky), DEAD, 3),
         ]
     )
+
+
+async def test_claims_failing_through_an_outage_are_logged_once_then_on_recovery(
+    store: SqliteStore,
+    settings: Settings,
+    clock: Clock,
+    recorder: Recorder,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Five failed claims in a row (a store outage) log one traceback, not five, then one
+    line when claiming works again."""
+
+    class Outage:
+        failures = 5
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        async def claim(self, *args: Any, **kwargs: Any) -> Any:
+            if self.failures:
+                self.failures -= 1
+                raise StoreUnavailable("PostgreSQL: ConnectionRefusedError")
+            return await store.claim(*args, **kwargs)
+
+    worker = make_worker(Outage(), recorder.registry, settings, clock)
+    for _ in range(6):
+        await worker.run_once()
+    lines = [r for r in caplog.records if r.name == "receiver.worker"]
+    assert [(r.levelname, r.exc_info is not None) for r in lines] == [
+        ("ERROR", True),
+        ("WARNING", False),
+    ]
+    assert "works again after 5 failed attempts" in lines[1].getMessage()
