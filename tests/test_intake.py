@@ -455,7 +455,7 @@ def send_until_refused(sock: socket.socket, data: bytes, chunk: int = 8192) -> N
 def test_headers_over_the_cap_get_431_and_a_close(settings: Settings, shape: str) -> None:
     """Request lines and headers past MAX_HEADER_BYTES, however shaped, are refused with
     431 before they are complete (httptools alone keeps every byte of them)."""
-    over = 3 * MAX_HEADER_BYTES  # the read that begins a request is not counted
+    over = 3 * MAX_HEADER_BYTES  # well past the cap, however it is counted
     head = {
         "many-headers": b"POST /webhooks/mta HTTP/1.1\r\n" + b"X-A: " + b"a" * 1000 + b"\r\n",
         "one-long-value": b"POST /webhooks/mta HTTP/1.1\r\nX-Big: ",
