@@ -86,8 +86,7 @@ class Intake:
         declared = None
         for name, value in scope["headers"]:
             if name == b"x-signature":
-                # Several: which one counts is ambiguous (a proxy may add or keep one), so
-                # none does; the empty value is refused as malformed_signature.
+                # Several are ambiguous: b"" makes them malformed_signature.
                 signature = value if signature is None else b""
             elif name == b"content-length":
                 declared = value
@@ -113,8 +112,7 @@ class Intake:
         try:
             result = await self.store.ingest(incoming)
         except Exception as exc:
-            # StoreError is the store's own; anything else is a driver error it did not
-            # translate. Not committed either way: a 503, never a 500.
+            # Untranslated driver errors too: not committed, so a 503, never a 500.
             log.error(
                 "webhook not stored, answered 503 for MTA to retry: %s",
                 exc,
