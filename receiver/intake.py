@@ -44,9 +44,8 @@ STATUS = {
     "source_not_allowed": 403,
     "method_not_allowed": 405,
     "too_large": 413,  # refused before reading past the limit
-    "store_unavailable": 503,  # not committed (any store failure): MTA's retry may succeed
+    "store_unavailable": 503,  # any store failure, not committed; Retry-After: 5
 }
-RETRY_AFTER = b"5"  # seconds, on the 503: MTA backs off on its own; proxies and tools read it
 
 
 class Intake:
@@ -123,7 +122,7 @@ class Intake:
                     "request_id": _request_id(scope),
                 },
             )
-            await _answer(send, "store_unavailable", extra=[(b"retry-after", RETRY_AFTER)])
+            await _answer(send, "store_unavailable", extra=[(b"retry-after", b"5")])
             return
         finally:
             self.waiting -= 1
