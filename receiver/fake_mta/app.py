@@ -28,6 +28,8 @@ from .validate import send_problem, webhook_problem
 __all__ = ["PREFIX", "create_fake_mta"]
 
 PREFIX = "/v3"  # API.md: base URL https://api.mobile-text-alerts.com/v3
+DEFAULT_PAGE_SIZE = 25  # docs/mta.md: a parameterless list answers pageSize 25
+MAX_PAGE_SIZE = 100
 TOO_MANY = "Too many requests, please try again later."
 
 
@@ -128,14 +130,7 @@ class _Api:
             return mta_error(401, "Invalid API key", rid)
         ok_headers = {"X-Request-ID": rid}
         if request.method == "GET":
-            try:
-                page = max(1, int(request.query_params.get("page", "1")))
-                size = min(100, max(1, int(request.query_params.get("pageSize", "10"))))
-            except ValueError:
-                return mta_error(400, "page and pageSize must be integers", rid)
-            rows = [w.public() for w in fake.webhooks]  # API.md: secrets never returned
-            data = {"rows": rows[(page - 1) * size : page * size], "total": len(rows)}
-            return JSONResponse({"data": data}, headers=ok_headers)
+            return self._list(request, [w.public() for w in fake.webhooks], rid)
         if request.method == "POST":
             problem = webhook_problem(body, partial=False)
             if problem is not None:
@@ -161,6 +156,22 @@ class _Api:
         if fake.delete_returns_204:
             return Response(status_code=204, headers=ok_headers)
         return JSONResponse({"message": "Webhook deleted"}, headers=ok_headers)
+
+    def _list(self, request: Request, rows: list[dict[str, Any]], rid: str) -> Response:
+        """One page of ``rows``: ``page`` counts from ``first_page`` (0 as documented),
+        ``pageSize`` defaults to 25, and ``page``/``pageSize``/``total`` are echoed
+        (docs/mta.md, "Lists and paging")."""
+        first = self.fake.first_page
+        try:
+            page = int(request.query_params.get("page", str(first)))
+            size = int(request.query_params.get("pageSize", str(DEFAULT_PAGE_SIZE)))
+        except ValueError:
+            return mta_error(400, "page and pageSize must be integers", rid)
+        page, size = max(first, page), min(MAX_PAGE_SIZE, max(1, size))
+        start = (page - first) * size
+        data = {"rows": rows[start : start + size], "page": page, "pageSize": size}
+        data["total"] = len(rows)
+        return JSONResponse({"message": "OK", "data": data}, headers={"X-Request-ID": rid})
 
     async def not_found(self, request: Request) -> Response:
         """Any other path under the API prefix."""

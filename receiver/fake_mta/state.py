@@ -37,7 +37,8 @@ class FakeMTA:
     ``wrap_send_response`` (``{"success", "data"}`` shape or bare), ``delete_returns_204``,
     ``reject_repeated_request_id`` (409 on a repeated X-Request-Id; unconfirmed in API.md),
     ``max_sms_length`` (None = no check), ``hang_limit`` (seconds a ``hang`` lasts at most),
-    ``webhook_backoff`` (seconds before the first webhook retry).
+    ``webhook_backoff`` (seconds before the first webhook retry), ``first_page`` (what
+    lists count pages from: 0 as MTA's example shows, 1 to test the other base).
     """
 
     def __init__(
@@ -48,10 +49,12 @@ class FakeMTA:
         rate_window: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
         first_message_id: int = 1,
+        first_page: int = 0,
     ) -> None:
         self.api_key = api_key
         self.rate_limit = rate_limit
         self.rate_window = rate_window
+        self.first_page = first_page
         self.auto_timeline: Sequence[int] = ()
         self.wrap_send_response = True
         self.delete_returns_204 = False
