@@ -221,8 +221,8 @@ def duplicates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _age(row: dict[str, Any]) -> tuple[str, int]:
     """Oldest first: by createdAt (ISO text sorts by time), then by id."""
-    ident = row.get("id")
-    number = ident if isinstance(ident, int) else int(ident) if str(ident).isdigit() else 0
+    ident = str(row.get("id"))
+    number = int(ident) if ident.isdigit() else 0
     return (str(row.get("createdAt") or ""), number)
 
 
