@@ -7,7 +7,7 @@ may have come in while it waited: `SendWithdrawn`, nothing sent); 429 honours
 and jitter (nothing was sent). What may have reached MTA is never retried here and raises
 `MTAOutcomeUnknown`: a timeout or dropped connection after the request went out, a 5xx
 that is not MTA's own error body (a gateway's 502/504), and a 409 (a repeat of this
-request id, reported by some integrations, API.md). A 401/403 on a send is
+request id, reported by some integrations, docs/mta.md). A 401/403 on a send is
 `MTAUnavailable` (a key being fixed or rotated: try later), not final. One
 ``X-Request-Id`` per logical send, the same on each retry.
 """
@@ -36,12 +36,15 @@ DEFAULT_BASE_URL = "https://api.mobile-text-alerts.com/v3"
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _ID = re.compile(r"/\d+(?=/|$)")
 MAX_PAUSE_SECONDS = 300.0
-"""The longest pause an MTA header (Retry-After, RateLimit-Reset) can impose on sends."""
+"""The longest pause a ``Retry-After`` can impose on sends."""
+MAX_RESET_PAUSE_SECONDS = 60.0
+"""The longest pause a ``RateLimit-Reset`` can impose: MTA says milliseconds, common
+middlewares send seconds or an epoch, so whatever it says is clamped to 0-60 s."""
 
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """MTA's answer to a send (``data`` wrapper or not, API.md "Sending")."""
+    """MTA's answer to a send (``data`` wrapper or not, docs/mta.md "Sending")."""
 
     message_id: str | None
     total_sent: int | None
@@ -203,13 +206,33 @@ class MTAClient:
         raise MTAUnavailable(str(error), http_code=error.http_code, request_id=error.request_id)
 
     def _respect_remaining(self, response: httpx.Response) -> None:
-        # RateLimit-Remaining: 0 with RateLimit-Reset (ms, API.md): wait out the window.
-        remaining = response.headers.get("ratelimit-remaining")
-        reset = response.headers.get("ratelimit-reset")
-        if remaining == "0" and reset and reset.isdigit():
-            # Capped like Retry-After: an epoch in ms instead of a duration (API.md is
-            # not clear) would otherwise stop every send for decades.
-            self.limiter.pause(min(int(reset) / 1000, MAX_PAUSE_SECONDS))
+        # Remaining 0 with a Reset (ms, docs/mta.md "Limits and errors"): wait it out.
+        remaining = rate_limit_header(response.headers, "Remaining")
+        pause = reset_pause(response.headers)
+        if remaining == "0" and pause is not None:
+            self.limiter.pause(pause)
+
+
+def rate_limit_header(headers: httpx.Headers, name: str) -> str | None:
+    """``RateLimit-<name>``, else ``X-RateLimit-<name>``: MTA documents both families
+    (docs/mta.md, "Limits and errors"); httpx headers are case-insensitive."""
+    value = headers.get(f"ratelimit-{name}")
+    if value is None or not value.strip():
+        value = headers.get(f"x-ratelimit-{name}")
+    return value.strip() if value is not None else None
+
+
+def reset_pause(headers: httpx.Headers) -> float | None:
+    """Seconds until the window resets, from a Reset header read as milliseconds and
+    clamped to 0-60 s; None without a readable one."""
+    reset = rate_limit_header(headers, "Reset")
+    try:
+        millis = float(reset) if reset is not None else None
+    except ValueError:
+        return None
+    if millis is None or millis != millis:  # absent or NaN
+        return None
+    return max(0.0, min(millis / 1000, MAX_RESET_PAUSE_SECONDS))
 
 
 def _retry_after(response: httpx.Response) -> float:
@@ -217,16 +240,17 @@ def _retry_after(response: httpx.Response) -> float:
     try:
         return max(0.0, min(float(value), MAX_PAUSE_SECONDS))
     except ValueError:
-        return 15.0  # MTA's send window
+        pause = reset_pause(response.headers)
+        return pause if pause is not None else 15.0  # MTA's send window
 
 
 def _is_mta_error(body: dict[str, Any]) -> bool:
-    """MTA's own error body (API.md): ``{httpCode, message, ..., requestId}``."""
+    """MTA's own error body (docs/mta.md): ``{httpCode, message, ..., requestId}``."""
     return "httpCode" in body or "requestId" in body
 
 
 def _data(body: dict[str, Any]) -> dict[str, Any]:
-    """MTA wraps some answers in ``{"data": {...}}`` (API.md): the inner object, if any."""
+    """MTA wraps some answers in ``{"data": {...}}`` (docs/mta.md): the inner object, if any."""
     inner = body.get("data")
     return inner if isinstance(inner, dict) else body
 
