@@ -65,6 +65,7 @@ class Intake:
         self.metrics = metrics
         self.limit = settings.max_body_bytes
         self.redact = settings.redact
+        self.country = settings.default_country_code
         self.on_accepted = on_accepted
         self.clock = clock
         self._received = functools.cache(self.metrics.received.labels)
@@ -138,7 +139,8 @@ class Intake:
         return crowd
 
     def _incoming(self, scope: Scope, body: bytes, secret_index: int) -> Incoming:
-        return incoming_from(body, self.clock(), secret_index, _hinted_type(scope["query_string"]))
+        hinted = _hinted_type(scope["query_string"])
+        return incoming_from(body, self.clock(), secret_index, hinted, self.country)
 
     async def _accepted(
         self, scope: Scope, send: Send, incoming: Incoming, result: IngestResult
@@ -187,7 +189,11 @@ class Intake:
 
 
 def incoming_from(
-    body: bytes, received_at: float, secret_index: int, hinted: str | None = None
+    body: bytes,
+    received_at: float,
+    secret_index: int,
+    hinted: str | None = None,
+    country: str = "1",
 ) -> Incoming:
     """What the store commits for an authentic body: its identity, or quarantine."""
     try:
@@ -203,7 +209,7 @@ def incoming_from(
             state=QUARANTINED,
             error=exc.reason,
         )
-    event = identify(payload, hinted)
+    event = identify(payload, hinted, country)
     return Incoming(
         dedup_key=dedup_key(event, body),
         type=event.type,
