@@ -160,7 +160,12 @@ class Outbox:
             attempts=resend.attempts + 1,
         ):
             return  # cancelled meanwhile: a DELIVERED won the race
-        payload = send_payload(resend, text, self.settings.fallback_imessage_tags)
+        payload = send_payload(
+            resend,
+            text,
+            self.settings.fallback_imessage_tags,
+            self.settings.fallback_longcode_id,
+        )
         withdrawn: list[tuple[str, str]] = []
 
         async def ready() -> bool:
