@@ -35,7 +35,9 @@ log = logging.getLogger("receiver.intake")
 STATUS = {
     "accepted": 200,  # committed: MTA may forget it
     "duplicate": 200,  # we already hold it: MTA must stop retrying, not alert
-    "invalid_payload": 400,  # authentic but unreadable; kept in quarantine
+    # Authentic but unreadable, kept in quarantine: a non-200 would make MTA retry the
+    # same bytes and e-mail failure alerts (docs/mta.md, "Webhooks MTA sends to us").
+    "quarantined": 200,
     "missing_signature": 401,
     "malformed_signature": 401,
     "bad_signature": 401,
@@ -156,7 +158,7 @@ class Intake:
                     "request_id": _request_id(scope),
                 },
             )
-            await _answer(send, "invalid_payload", event_id=result.event_id)
+            await _answer(send, "quarantined", event_id=result.event_id)
         elif result.duplicate:
             self.metrics.duplicates.labels(incoming.type).inc()
             await _answer(send, "duplicate", event_id=result.event_id)
