@@ -229,3 +229,25 @@ def test_a_failing_send_limit_is_unavailable_and_sends_nothing() -> None:
     with pytest.raises(MTAUnavailable, match="not sent: OSError: database gone"):
         send_once(mta)
     assert seen == []
+
+
+def test_a_429_on_a_read_waits_its_retry_after() -> None:
+    """A 429 on a call outside the send limiter (a list, a read-back) waits Retry-After
+    before trying again, instead of hammering MTA's general limit."""
+    clock = Clock()
+    answers = [httpx.Response(429, headers={"Retry-After": "7"}, json={"httpCode": 429})]
+    answers.append(httpx.Response(200, json={"data": {"rows": []}}))
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return answers.pop(0)
+
+    mta = client(answer, clock)
+
+    async def read() -> dict[str, object]:
+        try:
+            return await mta.request("GET", "webhooks")
+        finally:
+            await mta.aclose()
+
+    assert asyncio.run(read()) == {"rows": []}
+    assert clock.slept == [7.0]

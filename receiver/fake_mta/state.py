@@ -11,6 +11,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from .ratelimit import Decision, SlidingWindow
@@ -24,6 +25,7 @@ from .records import (
     Webhook,
     WebhookDelivery,
 )
+from .sent import SentLog
 
 __all__ = ["FakeMTA"]
 
@@ -65,6 +67,10 @@ class FakeMTA:
         self._clock = clock
         self._cond = threading.Condition(threading.RLock())
         self._window = SlidingWindow()
+        self.sent = SentLog()
+        """What ``/sent-messages`` serves: every accepted send, and any a test adds."""
+        self.general_rate_limit = 30  # docs/mta.md: most endpoints, 30 per minute
+        self.general_rate_window = 60.0
         self._next_message_id = first_message_id
         self._next_webhook_id = 1
         self._requests: list[RecordedRequest] = []
@@ -132,6 +138,7 @@ class FakeMTA:
             self._deliveries.clear()
             self._faults.clear()
             self._window.clear()
+            self.sent.clear()
             self._violations = 0
             self._cond.notify_all()
 
@@ -165,10 +172,16 @@ class FakeMTA:
             self._requests.append(RecordedRequest(method, path, query, headers, body, now))
             self._cond.notify_all()
 
-    def check_rate(self, key: str) -> Decision:
-        """Account one ``/send`` for ``key``; counts a violation when over the limit."""
+    def check_rate(self, key: str, *, general: bool = False) -> Decision:
+        """Account one ``/send`` for ``key`` (or, ``general``, one call to another
+        endpoint); counts a violation when over the limit."""
         with self._cond:
-            decision = self._window.hit(key, self._clock(), self.rate_limit, self.rate_window)
+            if general:
+                limit, window = self.general_rate_limit, self.general_rate_window
+                key = f"general:{key}"
+            else:
+                limit, window = self.rate_limit, self.rate_window
+            decision = self._window.hit(key, self._clock(), limit, window)
             if not decision.allowed:
                 self._violations += 1
                 self._cond.notify_all()
@@ -187,6 +200,13 @@ class FakeMTA:
             record = SendRecord(self._next_message_id, body, headers, request_id, self._clock())
             self._next_message_id += 1
             self._sends.append(record)
+            subscribers = body.get("subscribers")
+            text = body.get("message")
+            self.sent.add(
+                record.message_id,
+                subscribers if isinstance(subscribers, list) else [],
+                text if isinstance(text, str) else None,
+            )
             self._cond.notify_all()
             return record
 
@@ -196,7 +216,9 @@ class FakeMTA:
         """Register a webhook; the same (event, url) twice makes two (API.md)."""
         with self._cond:
             known = {k: v for k, v in options.items() if k in WEBHOOK_OPTIONS}
-            hook = Webhook(self._next_webhook_id, event, url, secret, {**WEBHOOK_OPTIONS, **known})
+            created = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            options = {**WEBHOOK_OPTIONS, **known}
+            hook = Webhook(self._next_webhook_id, event, url, secret, options, created)
             self._next_webhook_id += 1
             self._webhooks[hook.id] = hook
             self._cond.notify_all()

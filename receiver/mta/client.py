@@ -137,6 +137,7 @@ class MTAClient:
         # Ids in the path (PATCH /webhooks/11) would make one label value per id.
         endpoint = f"{method} " + _ID.sub("/{id}", f"/{path}")
         for attempt in range(1, self.max_retries + 2):
+            told_to_wait = 0.0  # a 429's Retry-After, for calls the limiter does not gate
             try:
                 if send:
                     self.on_wait(await self.limiter.acquire())
@@ -180,7 +181,10 @@ class MTAClient:
                         body=error.body,
                     )
                 if response.status_code == 429:
-                    self.limiter.pause(_retry_after(response))
+                    if send:
+                        self.limiter.pause(_retry_after(response))
+                    else:
+                        told_to_wait = _retry_after(response)
                 elif response.status_code < 500:
                     raise MTARejected(
                         str(error),
@@ -198,7 +202,7 @@ class MTAClient:
             if attempt > self.max_retries:
                 break
             delay = self.retry_base * 2 ** (attempt - 1)
-            delay = delay / 2 + random.random() * delay / 2
+            delay = max(delay / 2 + random.random() * delay / 2, told_to_wait)
             log.warning("MTA %s failed (%s); retry %d in %.1fs", endpoint, error, attempt, delay)
             await self.sleep(delay)
         if isinstance(error, MTAUnavailable):
