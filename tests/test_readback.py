@@ -134,3 +134,20 @@ def test_reads_stay_under_their_share_of_the_general_limit() -> None:
     now[0] = 61.0
     asyncio.run(reader.delivered("4", PHONE))
     assert len(client.calls) == 4
+
+
+def test_text_reads_wait_for_a_slot() -> None:
+    """A text read past the share waits until a slot frees up instead of giving up."""
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    client = Answers({f"sent-messages/{i}": {"id": i, "message": f"t{i}"} for i in range(3)})
+    reader = ReadBack(client, per_minute=2, clock=lambda: now[0], sleep=sleep)
+
+    async def reads() -> list[str | None]:
+        return [await reader.text(str(i)) for i in range(3)]
+
+    assert asyncio.run(reads()) == ["t0", "t1", "t2"]
+    assert now[0] == 60.0

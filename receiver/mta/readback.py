@@ -6,16 +6,17 @@ that ``outboundId`` is the webhook's ``messageId`` is implied, not stated, so an
 whose ``data.id`` is not the id asked for is not used. ``/delivery-report``'s fields are
 undocumented: it is read tolerantly, and any shape it cannot read changes nothing.
 These GETs fall under MTA's general limit (30 per minute): texts are cached, reads are
-spread by a small limiter of their own, and a delivery report is skipped rather than
-waited for when that limiter is full.
+spread by a small limiter of their own: a text read waits for a slot (without it the
+resend cannot go), a delivery report is skipped when none is free.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from ..phones import e164
@@ -58,23 +59,26 @@ class ReadBack:
         country: str = "1",
         per_minute: int = READS_PER_MINUTE,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.client = client
         self.country = country
         self.per_minute = per_minute
         self.clock = clock
+        self.sleep = sleep
         self._reads: deque[float] = deque()
         self._texts: OrderedDict[str, str | None] = OrderedDict()
 
-    def _slot(self) -> bool:
-        """Take a read slot if one is free in the last minute."""
+    def _slot(self) -> float:
+        """Take a read slot if one is free in the last minute: 0; else the seconds until
+        one frees up (nothing taken)."""
         now = self.clock()
         while self._reads and self._reads[0] <= now - 60.0:
             self._reads.popleft()
         if len(self._reads) >= self.per_minute:
-            return False
+            return self._reads[0] + 60.0 - now
         self._reads.append(now)
-        return True
+        return 0.0
 
     async def _get(self, path: str) -> dict[str, Any] | None:
         try:
@@ -84,12 +88,14 @@ class ReadBack:
             return None
 
     async def text(self, message_id: str) -> str | None:
-        """The text MTA holds for ``message_id``, or None (unknown, unreadable, no slot:
-        the resend is then skipped as ``content_unknown``, as without read-back)."""
+        """The text MTA holds for ``message_id``, or None (unknown or unreadable: the
+        resend is then skipped as ``content_unknown``, as without read-back)."""
         if message_id in self._texts:
             return self._texts[message_id]
-        if not message_id.isdigit() or not self._slot():
+        if not message_id.isdigit():
             return None
+        while (wait := self._slot()) > 0:
+            await self.sleep(wait)
         data = await self._get(f"sent-messages/{message_id}")
         text = None
         if data is not None:
@@ -110,7 +116,7 @@ class ReadBack:
     async def delivered(self, message_id: str, phone: str) -> bool:
         """Whether MTA's delivery report says ``message_id`` reached ``phone``; False when
         it says otherwise, cannot be read, or no read slot is free."""
-        if not message_id.isdigit() or not self._slot():
+        if not message_id.isdigit() or self._slot() > 0:
             return False
         data = await self._get(f"sent-messages/{message_id}/delivery-report")
         if data is None:
