@@ -102,7 +102,7 @@ def dedup_key(event: Identity | Event, body: bytes) -> str:
     else by a hash of the exact body.
     """
     if event.type == DELIVERY_STATUS and event.message_id and event.status is not None:
-        # One POST /send to several subscribers has one messageId (API.md, "Sending"):
+        # One POST /send to several subscribers has one messageId (docs/mta.md, "Sending"):
         # the recipient is part of a status's identity, or B's DELIVERED would be
         # swallowed as a duplicate of A's.
         recipient = f":{event.phone}" if event.phone else ""

@@ -1,7 +1,7 @@
 """Phone numbers in one spelling, E.164, before any key or comparison.
 
 MTA's payload tables give phone fields as ``phone_national`` (``5555555555``) or
-``phone_e164`` (docs/mta.md, "Payload versions and formats"), and integrations spell the
+``phone_e164`` (docs/mta.md, "Webhooks MTA sends to us"), and integrations spell the
 same subscriber both ways; an opt-out keyed on one spelling must match the other. A
 national number takes the default country (``RECEIVER_DEFAULT_COUNTRY_CODE``, 1 unless
 set); an iMessage Apple ID (an e-mail address) is lowercased instead.

@@ -19,7 +19,7 @@ from .mta.ratelimit import Rate
 
 DEFAULT_DATABASE_URL = "sqlite:///receiver.db"
 DEFAULT_MTA_BASE_URL = "https://api.mobile-text-alerts.com/v3"
-MTA_SEND_RATE = Rate(25, 15.0)  # POST /send: 25 requests per 15 s per account (API.md)
+MTA_SEND_RATE = Rate(25, 15.0)  # POST /send: 25 requests per 15 s per account (docs/mta.md)
 # Status codes that never trigger a resend, whatever the configuration says: the number is
 # invalid (10), opted out (11) or a landline (12) -- SMS would fail or be unlawful too.
 NEVER_RESEND = frozenset({10, 11, 12})

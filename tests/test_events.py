@@ -24,7 +24,7 @@ from receiver.statuses import (
     rank,
 )
 
-# The example body of API.md, "delivery-status payload", byte for byte.
+# A delivery-status body with every V1 field docs/mta.md lists ("delivery-status").
 DOCUMENTED = (
     b'{"destinationNumber":"5551234567","messageId":912345,"externalId":"order-77","status":6,'
     b'"tags":{"campaign":"spring"},"senderName":"Acme","type":"delivery-status"}'
@@ -53,7 +53,7 @@ def body_hash(payload: dict[str, Any]) -> str:
 
 
 def test_documented_delivery_status_example_fills_every_field() -> None:
-    """API.md's example delivery-status body maps onto every field of `Event`."""
+    """docs/mta.md's example delivery-status body maps onto every field of `Event`."""
     event = read(DOCUMENTED)
     assert event.type == "delivery-status"
     assert event.name == "delivery-status.delivery-failed"

@@ -92,7 +92,7 @@ class _Api:
             "totalFailedInternationalRecipients": 0,
             "message": "Message Sent",
         }
-        # API.md: the answer may or may not be wrapped in {"success", "data"}.
+        # docs/mta.md: the answer may or may not be wrapped in {"success", "data"}.
         payload = {"success": True, "data": data} if fake.wrap_send_response else data
         steps = tuple(fake.auto_timeline)
         task = BackgroundTask(play_to_registrations, fake, record, steps) if steps else None
@@ -183,7 +183,7 @@ class _Api:
             )
         if not fake.delete_webhook(webhook_id):
             return mta_error(404, f"Webhook {webhook_id} not found", rid)
-        # API.md: DELETE answers 200 with a message, or 204.
+        # docs/mta.md: DELETE answers 200 with a message, or 204.
         if fake.delete_returns_204:
             return Response(status_code=204, headers=ok_headers)
         return JSONResponse({"message": "Webhook deleted"}, headers=ok_headers)

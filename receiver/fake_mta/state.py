@@ -34,10 +34,10 @@ class FakeMTA:
     """State and knobs of one fake MTA account.
 
     Plain attributes are settings a test may change between requests:
-    ``rate_limit``/``rate_window`` (API.md: 25 per 15 s on ``/send``), ``auto_timeline``
+    ``rate_limit``/``rate_window`` (docs/mta.md: 25 per 15 s on ``/send``), ``auto_timeline``
     (status codes played to registered webhooks after each send; empty = off),
     ``wrap_send_response`` (``{"success", "data"}`` shape or bare), ``delete_returns_204``,
-    ``reject_repeated_request_id`` (409 on a repeated X-Request-Id; unconfirmed in API.md),
+    ``reject_repeated_request_id`` (409 on a repeated X-Request-Id; unconfirmed in docs/mta.md),
     ``max_sms_length`` (None = no check), ``hang_limit`` (seconds a ``hang`` lasts at most),
     ``webhook_backoff`` (seconds before the first webhook retry), ``first_page`` (what
     lists count pages from: 0 as MTA's example shows, 1 to test the other base).
@@ -61,7 +61,7 @@ class FakeMTA:
         self.wrap_send_response = True
         self.delete_returns_204 = False
         self.reject_repeated_request_id = False
-        self.max_sms_length: int | None = 160  # API.md: longer SMS text gets a 400
+        self.max_sms_length: int | None = 160  # docs/mta.md: longer SMS text gets a 400
         self.hang_limit = 60.0
         self.webhook_backoff = 1.0
         self._clock = clock
@@ -213,7 +213,7 @@ class FakeMTA:
     def add_webhook(
         self, event: str, url: str, secret: str | None, options: Mapping[str, Any]
     ) -> Webhook:
-        """Register a webhook; the same (event, url) twice makes two (API.md)."""
+        """Register a webhook; the same (event, url) twice makes two (docs/mta.md)."""
         with self._cond:
             known = {k: v for k, v in options.items() if k in WEBHOOK_OPTIONS}
             created = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

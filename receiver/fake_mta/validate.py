@@ -25,7 +25,7 @@ def send_problem(body: Any, max_sms_length: int | None) -> str | None:
         return "message, image or templateId is required; message must be a string"
     is_mms = bool(body.get("isMMS") or body.get("image"))
     if max_sms_length is not None and not is_mms and len(message) > max_sms_length:
-        # API.md "Sending": SMS is 160 characters, longer gets 400.
+        # docs/mta.md "Sending": SMS is 160 characters, longer gets 400.
         return f"SMS message is longer than {max_sms_length} characters"
     if is_mms and len(message) > MMS_LENGTH:
         return f"MMS message is longer than {MMS_LENGTH} characters"
