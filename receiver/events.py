@@ -177,18 +177,15 @@ def _identify(fields: Mapping[str, Any], hinted_type: str | None, country: str) 
     if kind == DELIVERY_STATUS:
         status_name = STATUS_NAMES.get(status, UNKNOWN) if status is not None else UNKNOWN
         name = f"{kind}.{status_name}"
-    phone = _first_text(fields, _PHONE_KEYS.get(kind, _RECIPIENT_PHONE_KEYS))
-    if phone is not None:
-        phone = e164(phone, country)
+    phone = _first_phone(fields, _PHONE_KEYS.get(kind, _RECIPIENT_PHONE_KEYS), country)
     reply_id = _ident(fields.get("replyId"))
     digest = None
     when = fields.get("timestamp")
     if kind == MESSAGE_REPLY and reply_id is None and phone is not None and when:
         # Without a time two identical "YES" replies would be one: the body hash then.
-        ours = _first_text(fields, _OUR_NUMBER_KEYS)
         parts = (
             phone,
-            e164(ours, country) if ours else "",
+            _first_phone(fields, _OUR_NUMBER_KEYS, country) or "",
             _first_text(fields, _TEXT_KEYS) or "",
             str(when),
         )
@@ -280,6 +277,16 @@ def _first_text(fields: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
         value = fields.get(key)
         if isinstance(value, str) and value:
             return clean_text(value)
+    return None
+
+
+def _first_phone(fields: Mapping[str, Any], keys: tuple[str, ...], country: str) -> str | None:
+    """The first number under ``keys``, in E.164 (read from the raw text: a control
+    character in it is dropped with the other non-digits)."""
+    for key in keys:
+        value = fields.get(key)
+        if isinstance(value, str) and value:
+            return clean_text(e164(value, country))
     return None
 
 
