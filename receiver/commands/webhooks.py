@@ -158,7 +158,7 @@ def register_webhooks(args: argparse.Namespace) -> int:
 def list_webhooks(args: argparse.Namespace) -> int:
     """Print every registration of the account."""
     rows = run_with_client(load_settings(), all_registrations)
-    print_rows(rows, ("id", "event", "url", "retryOnError"), args.json)
+    print_rows(rows, ("id", "event", "createdAt", "retryOnError", "url"), args.json)
     return 0
 
 
