@@ -180,9 +180,8 @@ def _identify(fields: Mapping[str, Any], hinted_type: str | None, country: str) 
     phone = _first_phone(fields, _PHONE_KEYS.get(kind, _RECIPIENT_PHONE_KEYS), country)
     reply_id = _ident(fields.get("replyId"))
     digest = None
-    when = fields.get("timestamp")
+    when = fields.get("timestamp")  # without it two "YES" replies would be one: body hash
     if kind == MESSAGE_REPLY and reply_id is None and phone is not None and when:
-        # Without a time two identical "YES" replies would be one: the body hash then.
         parts = (
             phone,
             _first_phone(fields, _OUR_NUMBER_KEYS, country) or "",
@@ -281,8 +280,7 @@ def _first_text(fields: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
 
 
 def _first_phone(fields: Mapping[str, Any], keys: tuple[str, ...], country: str) -> str | None:
-    """The first number under ``keys``, in E.164 (read from the raw text: a control
-    character in it is dropped with the other non-digits)."""
+    # E.164 from the raw text: a control character is dropped with the other non-digits.
     for key in keys:
         value = fields.get(key)
         if isinstance(value, str) and value:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["DEFAULT_COUNTRY_CODE", "e164", "legacy_key"]
+__all__ = ["DEFAULT_COUNTRY_CODE", "e164", "legacy_key", "opt_out_keys"]
 
 DEFAULT_COUNTRY_CODE = "1"
 _NOT_DIGIT = re.compile(r"\D")
@@ -47,3 +47,9 @@ def legacy_key(number: str) -> str:
         return number.strip().lower()
     digits = _NOT_DIGIT.sub("", number)
     return digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
+
+
+def opt_out_keys(number: str) -> tuple[str, str]:
+    """The opt-out key written today (E.164) and the one older versions wrote (national
+    digits), both read: normalising on read keeps their opt-outs without a migration."""
+    return e164(number), legacy_key(number)

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from .phones import e164, legacy_key
+from .phones import e164, opt_out_keys
 from .store import Store, sql
 
 SCHEDULED = "scheduled"
@@ -79,12 +79,6 @@ def phone_key(number: str) -> str:
     handlers already in E.164, so the default country here only serves a bare national
     number (an operator's filter, say)."""
     return e164(number)
-
-
-def _keys(number: str) -> tuple[str, str]:
-    """The key written today and the one older versions wrote (national digits), both
-    read: normalising on read keeps existing opt-outs without a data migration."""
-    return phone_key(number), legacy_key(number)
 
 
 class Resends:
@@ -251,7 +245,7 @@ class Resends:
         MTA's record and stays. Whether one was lifted."""
         rows = await self.store.fetch_write(
             "DELETE FROM opt_outs WHERE phone IN (?, ?) AND source = 'stop_reply' RETURNING phone",
-            _keys(phone),
+            opt_out_keys(phone),
         )
         return bool(rows)
 
@@ -266,7 +260,9 @@ class Resends:
 
     async def opted_out(self, phone: str) -> bool:
         """Whether a number opted out."""
-        rows = await self.store.fetch("SELECT 1 FROM opt_outs WHERE phone IN (?, ?)", _keys(phone))
+        rows = await self.store.fetch(
+            "SELECT 1 FROM opt_outs WHERE phone IN (?, ?)", opt_out_keys(phone)
+        )
         return bool(rows)
 
     async def record_sent(
