@@ -1,7 +1,7 @@
 """iMessage → SMS fallback: schedule one resend when an iMessage fails for good.
 
-MTA falls back to SMS by itself in several cases and no webhook says when it did (API.md,
-"iMessage route and MTA's own SMS fallback"). So a failure only *schedules* a resend,
+MTA falls back to SMS by itself in several cases and no webhook says when it did
+(docs/mta.md, "iMessage route and SMS"). So a failure only *schedules* a resend,
 ``RECEIVER_FALLBACK_GRACE_SECONDS`` later; any DELIVERED of the message before then
 cancels it, and the outbox (receiver/outbox.py) checks again right before sending.
 Invalid, opted-out and landline numbers (10, 11, 12) are never resent, nor numbers that
@@ -34,13 +34,15 @@ from receiver.statuses import FAILURES, STATUS_NAMES
 registry = Registry()
 
 # Carrier opt-out keywords (CTIA, and the FCC's "revoke" and "opt out"); MTA passes STOP
-# through as a message-reply (API.md). In any case, punctuation ignored: a reply that is
+# through as a message-reply (docs/mta.md). In any case, punctuation ignored: a reply that is
 # one of them ("Stop.", "END", "opt-out"), or that begins with an unambiguous one ("STOP
 # ALL", "Stop please"; "Cancel my appointment" is not an opt-out).
 STOP_WORDS = frozenset(
     {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "opt out"}
 )
 LEADING_STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "revoke", "optout"})
+# The carrier keywords that undo a STOP (CTIA): the only thing that lifts an opt-out.
+START_WORDS = frozenset({"start", "unstop"})
 _WORD = re.compile(r"[a-z]+")
 
 
@@ -54,6 +56,11 @@ def is_stop(text: str) -> bool:
     )
 
 
+def is_start(text: str) -> bool:
+    """Whether a reply opts the number back in to SMS (START, UNSTOP; punctuation ignored)."""
+    return " ".join(_WORD.findall(text.lower())) in START_WORDS
+
+
 def is_resend(event: Event) -> bool:
     """Whether a webhook is about one of our own resends (never a reason to resend)."""
     return TAG in event.tags or ".sms-fallback." in (event.external_id or "")
@@ -61,17 +68,19 @@ def is_resend(event: Event) -> bool:
 
 @registry.on("message-reply")
 async def remember_stop(event: Event, ctx: Context) -> None:
-    """A STOP reply opts the number out of every future resend."""
-    if event.phone and event.text and is_stop(event.text):
+    """A STOP reply opts the number out of every future resend; START/UNSTOP lifts that
+    (never a status 11 opt-out: that one is MTA's record)."""
+    if not (event.phone and event.text):
+        return
+    if is_stop(event.text):
         await Resends(ctx.store).opt_out(event.phone, "stop_reply", event.received_at)
         ctx.log.info("number opted out by reply")
+    elif is_start(event.text) and await Resends(ctx.store).opt_in(event.phone):
+        ctx.log.info("number opted in again by reply")
 
 
-@registry.on("number-opt-in")
-async def forget_stop(event: Event, ctx: Context) -> None:
-    """Opting in again lifts an earlier opt-out."""
-    if event.phone:
-        await Resends(ctx.store).opt_in(event.phone)
+# No handler for number-opt-in: it is the iMessage/RCS opt-in to a Sender Identity, not
+# SMS consent (docs/mta.md, "number-opt-in"), so it never lifts an SMS opt-out.
 
 
 @registry.on("delivery-status", "message-send")
@@ -163,7 +172,7 @@ async def fallback(event: Event, ctx: Context) -> None:
 
 async def _went_as_imessage(event: Event, ctx: Context) -> bool:
     """The iMessage route: a Sender Identity on this or an earlier webhook of the message,
-    a tag the sender set, or our own send path (API.md: senderName/longcodeId pick it)."""
+    a tag the sender set, or our own send path (docs/mta.md: senderName/longcodeId pick it)."""
     if event.sender_name:
         return True
     wanted = ctx.settings.fallback_imessage_tags
@@ -181,7 +190,7 @@ async def _skip_reason(event: Event, ctx: Context, resends: Resends) -> str | No
         return STATUS_NAMES.get(event.status, "never_resend")
     if event.phone is None:
         return "number_unknown"
-    if not phone_key(event.phone).isdigit():  # an Apple ID email gets no SMS
+    if "@" in phone_key(event.phone):  # an Apple ID email gets no SMS
         return "not_a_phone_number"
     if await resends.opted_out(event.phone):
         return "opted_out"

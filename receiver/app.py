@@ -24,6 +24,7 @@ from .metrics import Metrics
 from .mta import MTAClient
 from .outbox import Outbox
 from .registry import Registry
+from .resend_content import NO_LONGCODE
 from .settings import Settings
 from .store import Store, create_store
 from .worker import Worker
@@ -81,6 +82,8 @@ class Receiver:
             if self.settings.fallback_enabled and self.settings.run_worker:
                 self.outbox = services.outbox(self.settings, self.store, self.mta, self.metrics)
                 tasks.append(asyncio.create_task(self.outbox.run(), name="receiver-outbox"))
+                if not self.settings.fallback_longcode_id:
+                    log.warning(NO_LONGCODE)
         if self.settings.run_worker:
             tasks.append(asyncio.create_task(self.worker.run(), name="receiver-worker"))
         log.info(

@@ -56,7 +56,7 @@ class Dispatcher:
 
     async def run(self, claimed: Claimed) -> Completion:
         """Run what ``claimed`` still owes; return its runs and next state."""
-        event = _event(claimed)
+        event = _event(claimed, self.settings.default_country_code)
         event_log = EventLog(log, event, self.settings.redact)
         runs: list[HandlerRun] = []
         delays: list[float] = []
@@ -153,9 +153,15 @@ class HandlerCancelled(Exception):
     """A handler raised CancelledError while nobody cancelled the worker."""
 
 
-def _event(claimed: Claimed) -> Event:
+def _event(claimed: Claimed, country: str) -> Event:
     try:
         payload = parse(claimed.body)
     except PayloadError:  # quarantined rows are never claimed; stay safe anyway
         payload = {}
-    return normalize(payload, claimed.received_at, hinted_type=claimed.type, event_id=claimed.id)
+    return normalize(
+        payload,
+        claimed.received_at,
+        hinted_type=claimed.type,
+        event_id=claimed.id,
+        country=country,
+    )

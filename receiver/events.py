@@ -1,7 +1,7 @@
 """Normalized events: MTA's four webhook payloads read tolerantly into one frozen value.
 
-MTA documents ``delivery-status`` fully and the other payloads only partly (API.md, "other
-payloads"), so every field here is optional, may be absent or null, may sit under a
+MTA documents ``delivery-status`` fully and the other payloads only partly (docs/mta.md,
+"Webhooks MTA sends to us"), so every field here is optional, may be absent or null, may sit under a
 wrapping ``data`` object, and the raw payload is always kept.
 """
 
@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from .phones import DEFAULT_COUNTRY_CODE, e164
 from .statuses import STATUS_NAMES
 
 MESSAGE_REPLY = "message-reply"
@@ -21,7 +22,7 @@ NUMBER_OPT_IN = "number-opt-in"
 UNKNOWN = "unknown"
 EVENT_TYPES = (MESSAGE_REPLY, DELIVERY_STATUS, MESSAGE_SEND, NUMBER_OPT_IN)
 
-# The literal value of the payload's ``type`` field is undocumented (API.md): accept the
+# The literal value of the payload's ``type`` field is undocumented (docs/mta.md): accept the
 # spellings integrations are known to use, all mapped to our names.
 _TYPE_ALIASES = {
     alias: name
@@ -29,8 +30,21 @@ _TYPE_ALIASES = {
     for alias in (name, name.replace("-", "_"), name.replace("-", ""), name.replace("-", " "))
 }
 
-# Candidate keys, first match wins: field names for these are undocumented or vary.
-_PHONE_KEYS = ("destinationNumber", "fromNumber", "number", "phoneNumber", "subscriber", "phone")
+# The subscriber's number, per event type, first match wins (docs/mta.md, "message-reply"):
+# a delivery status goes *to* the subscriber (destinationNumber); a reply comes *from*
+# them (fromNumber, or originationNumber in the AWS spelling some integrations use), and
+# its toNumber/destinationNumber is our own number, never the subscriber's. number-opt-in
+# names no phone field: it comes from the subscriber, like a reply.
+_GENERIC_PHONE_KEYS = ("number", "phoneNumber", "subscriber", "phone")
+_REPLY_PHONE_KEYS = ("fromNumber", "originationNumber", *_GENERIC_PHONE_KEYS)
+_RECIPIENT_PHONE_KEYS = ("destinationNumber", *_GENERIC_PHONE_KEYS)
+_PHONE_KEYS = {
+    DELIVERY_STATUS: _RECIPIENT_PHONE_KEYS,
+    MESSAGE_SEND: _RECIPIENT_PHONE_KEYS,
+    MESSAGE_REPLY: _REPLY_PHONE_KEYS,
+    NUMBER_OPT_IN: _REPLY_PHONE_KEYS,
+}
+_OUR_NUMBER_KEYS = ("toNumber", "destinationNumber")
 _TEXT_KEYS = ("message", "text", "messageText", "body", "content")
 
 
@@ -57,6 +71,7 @@ class Event:
     reply_id: str | None = None
     text: str | None = field(default=None, repr=False)
     id: int | None = None
+    reply_digest: str | None = field(default=None, repr=False)
 
 
 class Identity(NamedTuple):
@@ -75,16 +90,19 @@ class Identity(NamedTuple):
     phone: str | None
     sender_name: str | None
     reply_id: str | None
+    reply_digest: str | None = None
+    """A reply without a ``replyId``: hash of (subscriber, our number, text, timestamp)."""
 
 
 def dedup_key(event: Identity | Event, body: bytes) -> str:
     """Identity of an event: MTA resends whole histories, retries and duplicate registrations.
 
     delivery-status by (messageId, status, recipient); message-send by messageId;
-    message-reply by replyId; anything else by a hash of the exact body.
+    message-reply by replyId, else by (subscriber, our number, text, timestamp); anything
+    else by a hash of the exact body.
     """
     if event.type == DELIVERY_STATUS and event.message_id and event.status is not None:
-        # One POST /send to several subscribers has one messageId (API.md, "Sending"):
+        # One POST /send to several subscribers has one messageId (docs/mta.md, "Sending"):
         # the recipient is part of a status's identity, or B's DELIVERED would be
         # swallowed as a duplicate of A's.
         recipient = f":{event.phone}" if event.phone else ""
@@ -93,12 +111,19 @@ def dedup_key(event: Identity | Event, body: bytes) -> str:
         return f"ms:{event.message_id}"
     if event.type == MESSAGE_REPLY and event.reply_id:
         return f"mr:{event.reply_id}"
+    if event.type == MESSAGE_REPLY and event.reply_digest:
+        return f"mr:h:{event.reply_digest}"
     return f"h:{event.type}:{hashlib.sha256(body).hexdigest()}"
 
 
-def identify(payload: Mapping[str, Any], hinted_type: str | None = None) -> Identity:
-    """The identifying fields of a parsed JSON object; never raises on odd fields."""
-    return _identify(_fields(payload), hinted_type)
+def identify(
+    payload: Mapping[str, Any],
+    hinted_type: str | None = None,
+    country: str = DEFAULT_COUNTRY_CODE,
+) -> Identity:
+    """The identifying fields of a parsed JSON object; never raises on odd fields.
+    ``country``: what a national phone number is taken to be in (receiver/phones.py)."""
+    return _identify(_fields(payload), hinted_type, country)
 
 
 def normalize(
@@ -106,10 +131,11 @@ def normalize(
     received_at: float,
     hinted_type: str | None = None,
     event_id: int | None = None,
+    country: str = DEFAULT_COUNTRY_CODE,
 ) -> Event:
     """Read a parsed JSON object into an `Event`; never raises on odd or missing fields."""
     fields = _fields(payload)
-    ident = _identify(fields, hinted_type)
+    ident = _identify(fields, hinted_type, country)
     return Event(
         type=ident.type,
         name=ident.name,
@@ -125,6 +151,7 @@ def normalize(
         reply_id=ident.reply_id,
         text=_first_text(fields, _TEXT_KEYS),
         id=event_id,
+        reply_digest=ident.reply_digest,
     )
 
 
@@ -133,7 +160,7 @@ def _fields(payload: Mapping[str, Any]) -> Mapping[str, Any]:
     return {**payload, **inner} if isinstance(inner, Mapping) else payload
 
 
-def _identify(fields: Mapping[str, Any], hinted_type: str | None) -> Identity:
+def _identify(fields: Mapping[str, Any], hinted_type: str | None, country: str) -> Identity:
     kind = (
         event_type(hinted_type)
         or event_type(fields.get("type"))
@@ -150,6 +177,18 @@ def _identify(fields: Mapping[str, Any], hinted_type: str | None) -> Identity:
     if kind == DELIVERY_STATUS:
         status_name = STATUS_NAMES.get(status, UNKNOWN) if status is not None else UNKNOWN
         name = f"{kind}.{status_name}"
+    phone = _first_phone(fields, _PHONE_KEYS.get(kind, _RECIPIENT_PHONE_KEYS), country)
+    reply_id = _ident(fields.get("replyId"))
+    digest = None
+    when = fields.get("timestamp")  # without it two "YES" replies would be one: body hash
+    if kind == MESSAGE_REPLY and reply_id is None and phone is not None and when:
+        parts = (
+            phone,
+            _first_phone(fields, _OUR_NUMBER_KEYS, country) or "",
+            _first_text(fields, _TEXT_KEYS) or "",
+            str(when),
+        )
+        digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "backslashreplace")).hexdigest()
     return Identity(
         type=kind,
         name=name,
@@ -157,9 +196,10 @@ def _identify(fields: Mapping[str, Any], hinted_type: str | None) -> Identity:
         status_name=status_name,
         message_id=_ident(fields.get("messageId")),
         external_id=_text(fields.get("externalId")),
-        phone=_first_text(fields, _PHONE_KEYS),
+        phone=phone,
         sender_name=_text(fields.get("senderName")),
-        reply_id=_ident(fields.get("replyId")),
+        reply_id=reply_id,
+        reply_digest=digest,
     )
 
 
@@ -236,6 +276,15 @@ def _first_text(fields: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
         value = fields.get(key)
         if isinstance(value, str) and value:
             return clean_text(value)
+    return None
+
+
+def _first_phone(fields: Mapping[str, Any], keys: tuple[str, ...], country: str) -> str | None:
+    # E.164 from the raw text: a control character is dropped with the other non-digits.
+    for key in keys:
+        value = fields.get(key)
+        if isinstance(value, str) and value:
+            return clean_text(e164(value, country))
     return None
 
 

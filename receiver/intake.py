@@ -35,7 +35,9 @@ log = logging.getLogger("receiver.intake")
 STATUS = {
     "accepted": 200,  # committed: MTA may forget it
     "duplicate": 200,  # we already hold it: MTA must stop retrying, not alert
-    "invalid_payload": 400,  # authentic but unreadable; kept in quarantine
+    # Authentic but unreadable, kept in quarantine: a non-200 would make MTA retry the
+    # same bytes and e-mail failure alerts (docs/mta.md, "Webhooks MTA sends to us").
+    "quarantined": 200,
     "missing_signature": 401,
     "malformed_signature": 401,
     "bad_signature": 401,
@@ -65,6 +67,7 @@ class Intake:
         self.metrics = metrics
         self.limit = settings.max_body_bytes
         self.redact = settings.redact
+        self.country = settings.default_country_code
         self.on_accepted = on_accepted
         self.clock = clock
         self._received = functools.cache(self.metrics.received.labels)
@@ -141,7 +144,8 @@ class Intake:
         return crowd
 
     def _incoming(self, scope: Scope, body: bytes, secret_index: int) -> Incoming:
-        return incoming_from(body, self.clock(), secret_index, _hinted_type(scope["query_string"]))
+        hinted = _hinted_type(scope["query_string"])
+        return incoming_from(body, self.clock(), secret_index, hinted, self.country)
 
     async def _accepted(
         self, scope: Scope, send: Send, incoming: Incoming, result: IngestResult
@@ -157,7 +161,7 @@ class Intake:
                     "request_id": _request_id(scope),
                 },
             )
-            await _answer(send, "invalid_payload", event_id=result.event_id)
+            await _answer(send, "quarantined", event_id=result.event_id)
         elif result.duplicate:
             self.metrics.duplicates.labels(incoming.type).inc()
             await _answer(send, "duplicate", event_id=result.event_id)
@@ -190,7 +194,11 @@ class Intake:
 
 
 def incoming_from(
-    body: bytes, received_at: float, secret_index: int, hinted: str | None = None
+    body: bytes,
+    received_at: float,
+    secret_index: int,
+    hinted: str | None = None,
+    country: str = "1",
 ) -> Incoming:
     """What the store commits for an authentic body: its identity, or quarantine."""
     try:
@@ -206,7 +214,7 @@ def incoming_from(
             state=QUARANTINED,
             error=exc.reason,
         )
-    event = identify(payload, hinted)
+    event = identify(payload, hinted, country)
     return Incoming(
         dedup_key=dedup_key(event, body),
         type=event.type,

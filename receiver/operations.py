@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .resends import CANCELLED, SCHEDULED, UNKNOWN, Resend, Resends, phone_key
+from .phones import legacy_key
+from .resends import CANCELLED, SCHEDULED, UNKNOWN, Resend, Resends
 from .statuses import STATUS_NAMES
 from .store import DEAD, FAILED, PENDING, HandlerRun, MessageState, Store, sql
 
@@ -121,8 +122,9 @@ async def list_events(store: Store, filters: EventFilter | None = None) -> list[
         if value is not None and value != "":
             where.append(f"{column} = ?")
             params.append(value)
-    if f.number and (digits := phone_key(f.number)):
-        # Digits only, so no LIKE wildcard can come from the input.
+    if f.number and (digits := legacy_key(f.number)):
+        # Digits only (the national part of a NANP number, so stored E.164 and older
+        # national spellings both match), and no LIKE wildcard can come from the input.
         where.append("phone LIKE ?")
         params.append(f"%{digits}")
     if f.since is not None:

@@ -18,8 +18,10 @@ from collections.abc import Callable
 
 from .metrics import Metrics
 from .mta import MTAClient, MTAOutcomeUnknown, MTARejected, MTAUnavailable, SendWithdrawn
+from .mta.readback import ReadBack
 from .resend_content import TextLookup, called_off, original_text, send_payload
 from .resends import (
+    CANCELLED,
     FAILED,
     RECONCILING,
     REJECTED,
@@ -52,6 +54,7 @@ class Outbox:
         metrics: Metrics,
         *,
         text_lookup: TextLookup | None = None,
+        readback: ReadBack | None = None,
         owner: str | None = None,
         clock: Callable[[], float] = time.time,
         concurrency: int = 8,
@@ -62,6 +65,7 @@ class Outbox:
         self.settings = settings
         self.metrics = metrics
         self.text_lookup = text_lookup
+        self.readback = readback
         self.owner = owner or f"outbox-{uuid.uuid4().hex[:12]}"
         self.clock = clock
         self.concurrency = concurrency
@@ -148,8 +152,17 @@ class Outbox:
             await self._finish(resend, stop[0], (SCHEDULED,), reason=stop[1])
             return
         text = resend.text or await original_text(self.store, original, self.text_lookup)
+        if text is None and self.readback is not None:
+            text = await self.readback.text(original)
         if text is None:
             await self._finish(resend, SKIPPED, (SCHEDULED,), reason="content_unknown")
+            return
+        if (
+            self.readback is not None
+            and resend.phone
+            and await self.readback.delivered(original, resend.phone)
+        ):  # MTA's own fallback got it there, and no webhook told us
+            await self._finish(resend, CANCELLED, (SCHEDULED,), reason="delivered_per_report")
             return
         if not await self.resends.transition(
             original,
@@ -160,7 +173,12 @@ class Outbox:
             attempts=resend.attempts + 1,
         ):
             return  # cancelled meanwhile: a DELIVERED won the race
-        payload = send_payload(resend, text, self.settings.fallback_imessage_tags)
+        payload = send_payload(
+            resend,
+            text,
+            self.settings.fallback_imessage_tags,
+            self.settings.fallback_longcode_id,
+        )
         withdrawn: list[tuple[str, str]] = []
 
         async def ready() -> bool:

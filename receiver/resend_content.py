@@ -14,7 +14,13 @@ from .statuses import DELIVERED, STATUS_NAMES
 from .store import Store
 
 SMS_CHARACTERS = 160
-"""Longer texts go as MMS (up to 1,550 characters, API.md "Sending")."""
+"""Longer texts go as MMS (up to 1,550 characters, docs/mta.md "Sending")."""
+
+NO_LONGCODE = (
+    "resends are on without RECEIVER_FALLBACK_LONGCODE_ID: MTA sends them from the"
+    " account's default number, which goes as iMessage again if it carries a Sender"
+    " Identity; set it to a longcode without one (docs/fallback.md)"
+)
 
 TextLookup = Callable[[str], Awaitable[str | None]]
 """A user's ``async def lookup(original_message_id) -> text | None``."""
@@ -55,10 +61,18 @@ async def original_text(
 
 
 def send_payload(
-    resend: Resend, text: str, imessage_tags: tuple[tuple[str, str], ...]
+    resend: Resend,
+    text: str,
+    imessage_tags: tuple[tuple[str, str], ...],
+    longcode_id: str | None = None,
 ) -> dict[str, object]:
     """The ``POST /send`` body of ``resend``: the same text to the one number, as SMS (MMS
-    past 160 characters), the original's tags less its iMessage marks, plus ours."""
+    past 160 characters), the original's tags less its iMessage marks, plus ours.
+
+    Never a ``senderName``; with ``longcode_id``, that longcode. Leaving ``senderName`` out
+    forces nothing: MTA sends from the account's default number, and a longcode with a
+    Sender Identity goes as iMessage to iMessage-capable recipients. Only a longcode
+    without one forces SMS (docs/mta.md, "iMessage route and SMS")."""
     marks = set(imessage_tags)  # an SMS is not on that route
     tags = {k: v for k, v in resend.tags.items() if (k, v) not in marks}
     payload: dict[str, object] = {
@@ -67,6 +81,8 @@ def send_payload(
         "externalId": resend.external_id,
         "tags": {**tags, TAG: resend.original_message_id},
     }
+    if longcode_id:
+        payload["longcodeId"] = int(longcode_id) if longcode_id.isdigit() else longcode_id
     if len(text) > SMS_CHARACTERS:
-        payload["isMMS"] = True  # MTA answers 400 to longer SMS text (API.md)
+        payload["isMMS"] = True  # MTA answers 400 to longer SMS text (docs/mta.md)
     return payload

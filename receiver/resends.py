@@ -7,11 +7,11 @@ two workers, or a handler and the outbox, can never both win the same transition
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from .phones import e164, opt_out_keys
 from .store import Store, sql
 
 SCHEDULED = "scheduled"
@@ -74,16 +74,11 @@ def resend_external_id(original_message_id: str, original_external_id: str | Non
 
 
 def phone_key(number: str) -> str:
-    """Digits only, NANP country code dropped: ``+1 (555) 123-4567`` → ``5551234567``;
-    an email address (an Apple ID) lowercased.
-
-    MTA spells numbers differently across payloads (``destinationNumber`` vs
-    ``fromNumber``); opt-outs must match whatever spelling arrives.
-    """
-    if "@" in number:  # iMessage also reaches Apple ID emails: one key per address
-        return number.strip().lower()
-    digits = re.sub(r"\D", "", number)
-    return digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
+    """The opt-out key of a number: E.164 (``+15551234567``), an e-mail address (an Apple
+    ID) lowercased. MTA spells numbers national or E.164 (docs/mta.md); events reach
+    handlers already in E.164, so the default country here only serves a bare national
+    number (an operator's filter, say)."""
+    return e164(number)
 
 
 class Resends:
@@ -238,13 +233,21 @@ class Resends:
         """Remember that a number opted out."""
         await self.store.execute(
             "INSERT INTO opt_outs (phone, source, at) VALUES (?, ?, ?)"
-            " ON CONFLICT (phone) DO UPDATE SET source = excluded.source, at = excluded.at",
+            # A status 11 is MTA's record: a later STOP reply must not turn it into one
+            # that a START could lift.
+            " ON CONFLICT (phone) DO UPDATE SET source = CASE WHEN opt_outs.source ="
+            " 'status_11' THEN opt_outs.source ELSE excluded.source END, at = excluded.at",
             (phone_key(phone), source, now),
         )
 
-    async def opt_in(self, phone: str) -> None:
-        """Forget an opt-out: the number opted in again."""
-        await self.store.execute("DELETE FROM opt_outs WHERE phone = ?", (phone_key(phone),))
+    async def opt_in(self, phone: str) -> bool:
+        """Lift a STOP reply's opt-out (an SMS START/UNSTOP reply); a status 11 opt-out is
+        MTA's record and stays. Whether one was lifted."""
+        rows = await self.store.fetch_write(
+            "DELETE FROM opt_outs WHERE phone IN (?, ?) AND source = 'stop_reply' RETURNING phone",
+            opt_out_keys(phone),
+        )
+        return bool(rows)
 
     async def never_resend_status(self, message_id: str) -> int | None:
         """An invalid-number or landline status (10, 12) the message got, if any: its
@@ -257,7 +260,9 @@ class Resends:
 
     async def opted_out(self, phone: str) -> bool:
         """Whether a number opted out."""
-        rows = await self.store.fetch("SELECT 1 FROM opt_outs WHERE phone = ?", (phone_key(phone),))
+        rows = await self.store.fetch(
+            "SELECT 1 FROM opt_outs WHERE phone IN (?, ?)", opt_out_keys(phone)
+        )
         return bool(rows)
 
     async def record_sent(

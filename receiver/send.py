@@ -1,6 +1,6 @@
 """Our own send path: send through MTA and keep the text and route.
 
-MTA's ``message-send`` webhook may lack the text (its fields are undocumented, API.md), so
+MTA's ``message-send`` webhook may lack the text (its fields are undocumented, docs/mta.md), so
 messages sent here are recorded; the fallback then knows what to resend and that the
 message went out on the iMessage route (``sender_name`` set).
 """

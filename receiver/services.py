@@ -6,6 +6,7 @@ from .errors import ConfigError
 from .loader import load_object
 from .metrics import Metrics
 from .mta import Limiter, MTAClient, SlidingWindowLimiter
+from .mta.readback import ReadBack
 from .outbox import Outbox
 from .resend_content import TextLookup
 from .settings import Settings
@@ -47,4 +48,5 @@ def outbox(settings: Settings, store: Store, client: MTAClient, metrics: Metrics
     lookup: TextLookup | None = None
     if settings.fallback_text_lookup:
         lookup = load_object(settings.fallback_text_lookup, "RECEIVER_FALLBACK_TEXT_LOOKUP")
-    return Outbox(store, client, settings, metrics, text_lookup=lookup)
+    readback = ReadBack(client, country=settings.default_country_code)
+    return Outbox(store, client, settings, metrics, text_lookup=lookup, readback=readback)

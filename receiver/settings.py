@@ -19,7 +19,7 @@ from .mta.ratelimit import Rate
 
 DEFAULT_DATABASE_URL = "sqlite:///receiver.db"
 DEFAULT_MTA_BASE_URL = "https://api.mobile-text-alerts.com/v3"
-MTA_SEND_RATE = Rate(25, 15.0)  # POST /send: 25 requests per 15 s per account (API.md)
+MTA_SEND_RATE = Rate(25, 15.0)  # POST /send: 25 requests per 15 s per account (docs/mta.md)
 # Status codes that never trigger a resend, whatever the configuration says: the number is
 # invalid (10), opted out (11) or a landline (12) -- SMS would fail or be unlawful too.
 NEVER_RESEND = frozenset({10, 11, 12})
@@ -81,6 +81,10 @@ class Settings:
     fallback_resend_unknown: bool = False
     fallback_imessage_tags: tuple[tuple[str, str], ...] = ()
     fallback_text_lookup: str | None = None
+    # The longcode (no Sender Identity attached) every resend names, so it goes out as SMS.
+    fallback_longcode_id: str | None = None
+    # The country code a national phone number gets (receiver/phones.py), digits only.
+    default_country_code: str = "1"
     admin_password: Secret | None = None  # unset: the dashboard is off (404)
     session_secret: Secret | None = None  # unset: a random one per process
     admin_secure_cookies: bool = True
@@ -125,6 +129,11 @@ class Settings:
             )
         if not 0 <= self.shutdown_grace_seconds < math.inf:
             raise ConfigError("RECEIVER_SHUTDOWN_GRACE_SECONDS must be >= 0")
+        if not (self.default_country_code.isdigit() and len(self.default_country_code) <= 3):
+            raise ConfigError(
+                "RECEIVER_DEFAULT_COUNTRY_CODE must be a country calling code like 1 or 44,"
+                f" got {self.default_country_code!r}"
+            )
         if self.fallback_grace_seconds < 0 or self.fallback_reconcile_seconds <= 0:
             raise ConfigError("RECEIVER_FALLBACK_GRACE_SECONDS/RECONCILE_SECONDS must be >= 0")
         netpolicy.check_forwarded_allow_ips(self.forwarded_allow_ips)
@@ -194,6 +203,10 @@ class Settings:
             values["fallback_imessage_tags"] = _pairs(raw)
         if (raw := get("FALLBACK_TEXT_LOOKUP")) is not None:
             values["fallback_text_lookup"] = raw
+        if (raw := get("FALLBACK_LONGCODE_ID")) is not None:
+            values["fallback_longcode_id"] = raw
+        if (raw := get("DEFAULT_COUNTRY_CODE")) is not None:
+            values["default_country_code"] = raw.lstrip("+")
         for name in ("admin_password", "session_secret"):
             if (raw := get(name.upper())) is not None:
                 values[name] = Secret(raw)

@@ -1,7 +1,7 @@
 """MTA delivery status codes and the forward-only order of a message's state.
 
-Codes from MTA's "Check Delivery Status" page (API.md). The list may grow past 13: an
-unknown code is recorded with the name ``unknown`` and never rejected.
+Codes from MTA's "Check Delivery Status" page (docs/mta.md, "delivery-status"). The list
+may grow past 13: an unknown code is recorded with the name ``unknown`` and never rejected.
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ def rank(status: int | None) -> int:
 
     Progress codes rank by their order (QUEUED < SENDING < SENT < UNCONFIRMED). Failures
     are terminal: the first one sticks. DELIVERED outranks a failure because MTA's own SMS
-    fallback can deliver a message whose iMessage failed (API.md, "SMS Fallback"); nothing
-    outranks DELIVERED, so a late SENT or failure never regresses it. Unknown codes rank
+    fallback can deliver a message whose iMessage failed (docs/mta.md, "iMessage route and
+    SMS"); nothing outranks DELIVERED, so a late SENT or failure never regresses it.
+    Unknown codes rank
     lowest: they are recorded on the event but only name the state of a message we know
     nothing else about.
     """

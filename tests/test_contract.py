@@ -422,7 +422,7 @@ async def test_odd_but_authentic_identity_fields_are_stored(store: Store) -> Non
 
     assert not result.duplicate
     rows = await store.fetch("SELECT message_id, status, phone FROM events")
-    assert rows == [("a\\u0000b", None, "+1555\\u00001234")]
+    assert rows == [("a\\u0000b", None, "+15551234")]  # the number normalised to E.164
 
 
 async def test_one_batch_keeps_receipt_order_per_message(store: Store) -> None:

@@ -30,8 +30,11 @@ def doctor(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return cli(capsys, "doctor", *argv)
 
 
-def test_all_ok(env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+def test_all_ok(
+    env: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A healthy deployment: every check OK and the test event is in the store."""
+    monkeypatch.setenv("RECEIVER_FALLBACK_LONGCODE_ID", "4242")
     with running(env) as server:
         status, out = doctor(capsys, "--url", f"{server.url}/webhooks/mta", "--json")
         checks = {c["name"]: c for c in json.loads(out)}
@@ -45,6 +48,7 @@ def test_all_ok(env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
         "MTA API key",
         "proxy headers",
         "body limit",
+        "SMS resend longcode",
         "public URL",
     }
     assert "RECEIVER_FORWARDED_ALLOW_IPS=127.0.0.1" in checks["proxy headers"]["detail"]
@@ -69,6 +73,21 @@ def test_problems_are_printed_with_fixes(
     assert lines[url + 1].strip().startswith("fix: check that the receiver runs")
     assert any(line.startswith("[WARN] body limit: 1024 bytes") for line in lines)
     assert "not-the-key" not in out
+
+
+def test_resends_without_a_longcode_are_flagged(
+    env: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resends on without RECEIVER_FALLBACK_LONGCODE_ID: a warning with the fix; off: skip."""
+    _status, out = doctor(capsys, "--json")
+    check = next(c for c in json.loads(out) if c["name"] == "SMS resend longcode")
+    assert check["status"] == "warn"
+    assert "default number" in check["detail"]
+    assert check["fix"] == "set RECEIVER_FALLBACK_LONGCODE_ID"
+    monkeypatch.setenv("RECEIVER_FALLBACK", "off")
+    _status, out = doctor(capsys, "--json")
+    check = next(c for c in json.loads(out) if c["name"] == "SMS resend longcode")
+    assert check["status"] == "skip"
 
 
 def test_wrong_secret_at_the_url(

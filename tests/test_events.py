@@ -24,7 +24,7 @@ from receiver.statuses import (
     rank,
 )
 
-# The example body of API.md, "delivery-status payload", byte for byte.
+# A delivery-status body with every V1 field docs/mta.md lists ("delivery-status").
 DOCUMENTED = (
     b'{"destinationNumber":"5551234567","messageId":912345,"externalId":"order-77","status":6,'
     b'"tags":{"campaign":"spring"},"senderName":"Acme","type":"delivery-status"}'
@@ -53,7 +53,7 @@ def body_hash(payload: dict[str, Any]) -> str:
 
 
 def test_documented_delivery_status_example_fills_every_field() -> None:
-    """API.md's example delivery-status body maps onto every field of `Event`."""
+    """docs/mta.md's example delivery-status body maps onto every field of `Event`."""
     event = read(DOCUMENTED)
     assert event.type == "delivery-status"
     assert event.name == "delivery-status.delivery-failed"
@@ -62,7 +62,7 @@ def test_documented_delivery_status_example_fills_every_field() -> None:
     assert event.status_name == "delivery-failed"
     assert event.message_id == "912345"
     assert event.external_id == "order-77"
-    assert event.phone == "5551234567"
+    assert event.phone == "+15551234567"
     assert event.tags == {"campaign": "spring"}
     assert event.sender_name == "Acme"
     assert event.reply_id is None
@@ -123,7 +123,7 @@ def test_wrapping_data_object_is_unwrapped() -> None:
     payload = {"data": json.loads(DOCUMENTED)}
     event = read(payload)
     assert (event.type, event.message_id, event.status) == ("delivery-status", "912345", 6)
-    assert event.phone == "5551234567"
+    assert event.phone == "+15551234567"
     assert event.raw == payload
 
 

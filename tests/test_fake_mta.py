@@ -1,4 +1,4 @@
-"""The fake MTA behaves like API.md says MTA does, over real HTTP on loopback."""
+"""The fake MTA behaves like docs/mta.md says MTA does, over real HTTP on loopback."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from receiver.fake_mta import (
 )
 
 KEY = "test-api-key-1"
-SECRET = "a" * 128  # API.md: secrets are typically 128 hex characters
+SECRET = "a" * 128  # docs/mta.md: secrets are typically 128 hex characters
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -347,8 +347,8 @@ def test_webhooks_crud(fake: FakeMTA, client: httpx.Client) -> None:
     assert SECRET not in created.text
     assert client.post("/webhooks", json={"event": "opt-out", "url": "x"}).status_code == 400
 
-    page = client.get("/webhooks", params={"page": 2, "pageSize": 1}).json()["data"]
-    assert page["total"] == 2
+    page = client.get("/webhooks", params={"page": 1, "pageSize": 1}).json()["data"]
+    assert (page["page"], page["pageSize"], page["total"]) == (1, 1, 2)
     assert [r["id"] for r in page["rows"]] == [2]
     assert SECRET not in client.get("/webhooks").text
 
@@ -438,7 +438,7 @@ def test_auto_timeline_plays_to_every_registration(fake: FakeMTA, client: httpx.
 
 
 def test_auto_timeline_retries_on_error(fake: FakeMTA, client: httpx.Client) -> None:
-    """A retryOnError registration gets a failed webhook again (API.md: at most 2 retries)."""
+    """A retryOnError registration gets a failed webhook again (docs/mta.md: at most 2 retries)."""
     inbox = Inbox(SECRET, fail_first=1)
     fake.auto_timeline = [Status.DELIVERED]
     fake.webhook_backoff = 0.0

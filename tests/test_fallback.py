@@ -138,6 +138,21 @@ def test_failed_imessage_is_resent_once_as_sms(tmp_path) -> None:
     assert row["resend_message_id"] == str(s.fake.sends[0].message_id)
 
 
+def test_resend_names_the_configured_longcode(tmp_path, caplog) -> None:
+    """With RECEIVER_FALLBACK_LONGCODE_ID the resend carries longcodeId, never senderName,
+    and start-up does not warn; without it, start-up warns."""
+    with fallback(tmp_path, fallback_longcode_id="4242") as s:
+        s.wait_state(s.play([3, 6]), "sent")
+    body = s.fake.sends[0].body
+    assert body["longcodeId"] == 4242
+    assert "senderName" not in body
+    assert "RECEIVER_FALLBACK_LONGCODE_ID" not in caplog.text
+    (tmp_path / "other").mkdir()
+    with fallback(tmp_path / "other"):
+        pass
+    assert "resends are on without RECEIVER_FALLBACK_LONGCODE_ID" in caplog.text
+
+
 def test_delivered_within_grace_cancels(tmp_path) -> None:
     """MTA's own fallback delivered within the grace period: the resend is cancelled."""
     with fallback(tmp_path, fallback_grace_seconds=30) as s:
@@ -230,9 +245,10 @@ def test_failed_imessage_to_an_apple_id_email_is_not_resent(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("number", "key"),
     [
-        ("+1 (555) 123-4567", "5551234567"),
-        ("15551234567", "5551234567"),
-        ("+44 20 7946 0958", "442079460958"),
+        ("+1 (555) 123-4567", "+15551234567"),
+        ("15551234567", "+15551234567"),
+        ("5551234567", "+15551234567"),
+        ("+44 20 7946 0958", "+442079460958"),
         (" Someone@Example.com ", "someone@example.com"),
     ],
 )

@@ -24,6 +24,7 @@ from .conftest import (
     OLD_SECRET,
     SECRET,
     Server,
+    cli,
     delivery,
     encode,
     make_settings,
@@ -254,10 +255,11 @@ def test_chunked_body_past_the_limit_is_413_and_the_connection_closes(tmp_path: 
 
 
 @pytest.mark.parametrize(("body", "reason"), HOSTILE)
-def test_signed_hostile_body_is_400_and_quarantined_once(
+def test_signed_hostile_body_is_200_and_quarantined_once(
     settings: Settings, body: bytes, reason: str
 ) -> None:
-    """An authentic unreadable body is 400 invalid_payload, kept once as quarantined + reason."""
+    """An authentic unreadable body is 200 quarantined (MTA must not retry the same bytes),
+    kept once with its reason, and counted."""
     with running(settings) as server:
         first = server.post(body)
         again = server.post(body)
@@ -265,11 +267,28 @@ def test_signed_hostile_body_is_400_and_quarantined_once(
             "SELECT id, state, last_error, type, duplicates FROM events WHERE body = ?", (body,)
         )
         total = count_events(server)
-    assert first.status_code == again.status_code == 400
-    assert first.json()["error"] == again.json()["error"] == "invalid_payload"
-    assert rows == [(first.json()["event_id"], "quarantined", reason, "unknown", 1)]
-    assert again.json()["event_id"] == first.json()["event_id"]
+        metrics = server.client.get("/metrics").text
+    assert first.status_code == again.status_code == 200
+    assert first.headers["x-receiver-outcome"] == again.headers["x-receiver-outcome"]
+    assert first.headers["x-receiver-outcome"] == "quarantined"
+    event_id = int(first.headers["x-receiver-event-id"])
+    assert rows == [(event_id, "quarantined", reason, "unknown", 1)]
+    assert int(again.headers["x-receiver-event-id"]) == event_id
     assert total == 1
+    assert f'reason="{reason}"' in metrics
+
+
+def test_quarantined_body_is_listed_by_the_cli(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 200-quarantined body shows in ``mta-receiver events list --state quarantined``."""
+    with running(settings) as server:
+        answer = server.post(b"{not json")
+    monkeypatch.setenv("RECEIVER_WEBHOOK_SECRETS", SECRET)
+    monkeypatch.setenv("RECEIVER_DATABASE_URL", settings.database_url)
+    status, out = cli(capsys, "events", "list", "--state", "quarantined", "--json")
+    assert status == 0
+    assert [row["id"] for row in json.loads(out)] == [int(answer.headers["x-receiver-event-id"])]
 
 
 def test_unsigned_hostile_bodies_are_401_and_not_stored(settings: Settings) -> None:

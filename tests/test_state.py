@@ -23,7 +23,7 @@ from receiver.store.sqlite import SqliteStore
 from .conftest import Recorder, Server, delivery, running, wait_for
 from .test_store import T0, incoming, reply
 
-UNKNOWN_CODE = 42  # MTA may add codes past 13 (API.md): recorded, never a crash
+UNKNOWN_CODE = 42  # MTA may add codes past 13 (docs/mta.md): recorded, never a crash
 
 
 @pytest.fixture
@@ -213,7 +213,7 @@ def test_failure_is_sticky_and_delivered_upgrades_over_http(settings: Settings) 
 
 def test_only_delivery_status_moves_the_state_over_http(settings: Settings) -> None:
     """A reply or message-send that carries a `status` field (their fields are not MTA's
-    status codes, API.md) records its event but leaves the message's state alone."""
+    status codes, docs/mta.md) records its event but leaves the message's state alone."""
     with running(settings) as server:
         assert server.post(delivery(message_id=70, status=SENT)).status_code == 200
         assert server.post({"messageId": 70, "status": DELIVERED, "replyId": 1}).status_code == 200

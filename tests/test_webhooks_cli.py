@@ -64,6 +64,74 @@ def test_register_pages_through_the_listing(
     assert len(json.loads(out)) == 121
 
 
+@pytest.mark.parametrize("first_page", [0, 1])
+def test_register_twice_leaves_one_per_pair_whatever_the_page_base(
+    fake: FakeMTA, capsys: pytest.CaptureFixture[str], first_page: int
+) -> None:
+    """Against a 0- or 1-based MTA with over a page of others, two runs make exactly four."""
+    fake.first_page = first_page
+    for n in range(60):  # more than two of MTA's default 25-row pages
+        fake.add_webhook("message-reply", f"https://other.example/{n}", "s", {})
+    for _ in range(2):
+        assert cli(capsys, "webhooks", "register", "--url", URL)[0] == 0
+    ours = [(h.event, h.url) for h in fake.webhooks if h.url.startswith(URL)]
+    assert len(ours) == len(set(ours)) == 4
+    gets = [r for r in fake.requests if r.method == "GET" and r.path.endswith("/webhooks")]
+    assert gets[0].query == ""  # the first call sends no paging parameters
+    _status, out = cli(capsys, "webhooks", "list", "--json")
+    assert sorted(r["id"] for r in json.loads(out)) == sorted(h.id for h in fake.webhooks)
+
+
+def test_register_sends_alert_email_and_retry_never_skip_errors(
+    fake: FakeMTA, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--alert-email sets alertEmail and sendAlertEmail; retryOnError on, skipErrors absent."""
+    argv = ("webhooks", "register", "--url", URL, "--events", "delivery-status")
+    assert cli(capsys, *argv, "--alert-email", "ops@example.com")[0] == 0
+    posted = [r.json for r in fake.requests if r.method == "POST"]
+    assert len(posted) == 1
+    assert posted[0]["alertEmail"] == "ops@example.com"
+    assert posted[0]["sendAlertEmail"] is True
+    assert posted[0]["retryOnError"] is True
+    assert "skipErrors" not in posted[0]
+    assert "skipErrorCodes" not in posted[0]
+
+
+@pytest.mark.parametrize("answer_204", [False, True])
+def test_prune_keeps_the_oldest_of_each_pair(
+    fake: FakeMTA, capsys: pytest.CaptureFixture[str], answer_204: bool
+) -> None:
+    """prune --dry-run deletes nothing; prune deletes all but the oldest per (event, url)."""
+    fake.delete_returns_204 = answer_204
+    for _ in range(3):
+        fake.add_webhook("message-reply", f"{URL}?event=message-reply", SECRET, {})
+    fake.add_webhook("delivery-status", f"{URL}?event=delivery-status", SECRET, {})
+    fake.add_webhook("delivery-status", f"{URL}?event=delivery-status", SECRET, {})
+    fake.add_webhook("message-reply", "https://other.example/x", "s", {})
+    status, out = cli(capsys, "webhooks", "prune", "--dry-run", "--json")
+    assert status == 0
+    assert sorted(r["id"] for r in json.loads(out)) == [2, 3, 5]
+    assert len(fake.webhooks) == 6
+    status, out = cli(capsys, "webhooks", "prune")
+    assert status == 0
+    assert "3 duplicate registration(s) deleted" in out
+    assert sorted(h.id for h in fake.webhooks) == [1, 4, 6]
+
+
+@pytest.mark.parametrize("answer_204", [False, True])
+def test_delete_one_registration(
+    fake: FakeMTA, capsys: pytest.CaptureFixture[str], answer_204: bool
+) -> None:
+    """webhooks delete ID removes that registration, whether MTA answers 200 or 204."""
+    fake.delete_returns_204 = answer_204
+    fake.add_webhook("message-reply", "https://a.example/x", "s", {})
+    fake.add_webhook("message-reply", "https://b.example/x", "s", {})
+    status, out = cli(capsys, "webhooks", "delete", "1")
+    assert status == 0
+    assert "deleted registration 1" in out
+    assert [h.id for h in fake.webhooks] == [2]
+
+
 def test_register_refuses_unknown_events(fake: FakeMTA, capsys: pytest.CaptureFixture[str]) -> None:
     """An unknown event name is a usage error (exit 2), nothing is registered."""
     assert main(["webhooks", "register", "--url", URL, "--events", "message-reply,nope"]) == 2

@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..events import dedup_key, identify
 from ..metrics import Metrics
+from ..resend_content import NO_LONGCODE
 from ..services import mta_client
 from ..settings import Settings
 from ..store import Store, create_store
@@ -98,6 +99,7 @@ async def run_checks(settings: Settings, url: str | None) -> list[Check]:
         checks.append(await mta_key(settings))
         checks.append(proxies(settings))
         checks.append(body_limit(settings))
+        checks.append(longcode(settings))
         checks.append(await round_trip(settings, store, url))
     finally:
         if store is not None:
@@ -216,6 +218,16 @@ def proxies(settings: Settings) -> Check:
             "'*' believes X-Forwarded-For from anyone: list only your proxy's addresses",
         )
     return Check("proxy headers", OK, detail)
+
+
+def longcode(settings: Settings) -> Check:
+    """Resends name a longcode without a Sender Identity, or they may go as iMessage."""
+    name = "SMS resend longcode"
+    if not settings.fallback_enabled or settings.mta_api_key is None:
+        return Check(name, SKIP, "resends are off")
+    if settings.fallback_longcode_id:
+        return Check(name, OK, f"resends use longcode {settings.fallback_longcode_id}")
+    return Check(name, WARN, NO_LONGCODE, "set RECEIVER_FALLBACK_LONGCODE_ID")
 
 
 def body_limit(settings: Settings) -> Check:

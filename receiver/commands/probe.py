@@ -30,7 +30,7 @@ class ProbeResult:
 
     @property
     def accepted(self) -> bool:
-        """MTA would count this as delivered (only 200 counts, API.md)."""
+        """MTA would count this as delivered (only 200 counts, docs/mta.md)."""
         return self.status == 200
 
 

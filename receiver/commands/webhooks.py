@@ -1,8 +1,10 @@
-"""``webhooks register|list|rotate-secret``: our registrations at MTA (API.md "Webhooks").
+"""``webhooks register|list|rotate-secret|prune|delete``: our registrations at MTA.
 
-Registering the same (event, url) twice makes MTA deliver every event twice, so
-``register`` lists first and creates only what is missing. Each event type gets its own
-URL (``?event=...``): the type then never depends on the loosely documented body.
+Registering the same (event, url) twice makes MTA deliver every event twice (docs/mta.md,
+"Webhook registrations"), so ``register`` lists first and creates only what is missing,
+and ``prune`` deletes the extra ones an earlier run (or another tool) left. Each event
+type gets its own URL (``?event=...``): the type never depends on the loosely documented
+body.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from ..app import WEBHOOK_PATH
 from ..events import EVENT_TYPES
 from ..metrics import Metrics
 from ..mta import MTAClient
+from ..mta.paging import all_rows
 from ..services import mta_client
 from ..settings import Settings
 from .common import add_json, load_settings, print_rows, require
 from .probe import base_url, probe_body, send_probe
 
-PAGE_SIZE = 100
+# docs/mta.md: MTA's defaults for these are undocumented, so register always sends them;
+# skipErrors is never sent (it would silence MTA's retries and failure e-mails).
+REGISTER_OPTIONS = {"retryOnError": True, "maxThroughputPerMinute": 600}
 ROTATION_STEPS = """\
 A secret rotation, so that no webhook is rejected during the change:
   1. add the new secret to RECEIVER_WEBHOOK_SECRETS (comma-separated, after the current
@@ -40,6 +45,7 @@ def register(commands: Any) -> None:
     reg = actions.add_parser("register", help="register each event at its own URL, once")
     reg.add_argument("--url", required=True, help="public URL, e.g. https://host/webhooks/mta")
     reg.add_argument("--events", default="all", help="all, or EVENT[,EVENT] (default all)")
+    reg.add_argument("--alert-email", help="MTA e-mails this address when a delivery to us fails")
     add_json(reg)
     reg.set_defaults(func=register_webhooks)
     list_ = actions.add_parser("list", help="every registration of the account")
@@ -52,6 +58,15 @@ def register(commands: Any) -> None:
     )
     add_json(rotate)
     rotate.set_defaults(func=rotate_secret)
+    prune = actions.add_parser(
+        "prune", help="delete duplicate registrations of one (event, url), keeping the oldest"
+    )
+    prune.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+    add_json(prune)
+    prune.set_defaults(func=prune_webhooks)
+    delete = actions.add_parser("delete", help="delete one registration by its id")
+    delete.add_argument("id", type=int, help="the registration's id (see webhooks list)")
+    delete.set_defaults(func=delete_webhook)
 
 
 def event_url(url: str, event: str) -> str:
@@ -71,17 +86,8 @@ def ours(row: dict[str, Any], url: str | None) -> bool:
 
 
 async def all_registrations(client: MTAClient) -> list[dict[str, Any]]:
-    """Every registration, paging through ``data.rows`` (secrets are never returned)."""
-    found: list[dict[str, Any]] = []
-    page = 1
-    while True:
-        data = await client.request("GET", "webhooks", params={"page": page, "pageSize": PAGE_SIZE})
-        rows = [r for r in data.get("rows", []) if isinstance(r, dict)]
-        found += rows
-        total = data.get("total")
-        if len(rows) < PAGE_SIZE or (isinstance(total, int) and len(found) >= total):
-            return found
-        page += 1
+    """Every registration, each once (secrets are never returned)."""
+    return await all_rows(client, "webhooks")
 
 
 def run_with_client(settings: Settings, work: Any) -> Any:
@@ -113,6 +119,9 @@ def register_webhooks(args: argparse.Namespace) -> int:
     events = chosen_events(args.events)
     require(args.url.startswith(("https://", "http://")), "--url must be an http(s) URL")
     secret = settings.webhook_secrets[0].reveal()
+    options: dict[str, Any] = dict(REGISTER_OPTIONS)
+    if args.alert_email:
+        options.update(alertEmail=args.alert_email, sendAlertEmail=True)
 
     async def work(client: MTAClient) -> list[dict[str, Any]]:
         existing = await all_registrations(client)
@@ -129,7 +138,7 @@ def register_webhooks(args: argparse.Namespace) -> int:
             created = await client.request(
                 "POST",
                 "webhooks",
-                json={"event": event, "url": url, "secret": secret, "retryOnError": True},
+                json={"event": event, "url": url, "secret": secret, **options},
             )
             report.append(
                 {"event": event, "url": url, "id": created.get("id"), "action": "created"}
@@ -141,7 +150,7 @@ def register_webhooks(args: argparse.Namespace) -> int:
     if not args.json and any(r["action"].startswith("exists ") for r in report):
         print(
             "some pairs are registered more than once: MTA delivers those events twice;"
-            " delete the extra ids (DELETE /webhooks/{id})"
+            " run: mta-receiver webhooks prune"
         )
     return 0
 
@@ -149,7 +158,7 @@ def register_webhooks(args: argparse.Namespace) -> int:
 def list_webhooks(args: argparse.Namespace) -> int:
     """Print every registration of the account."""
     rows = run_with_client(load_settings(), all_registrations)
-    print_rows(rows, ("id", "event", "url", "retryOnError"), args.json)
+    print_rows(rows, ("id", "event", "createdAt", "retryOnError", "url"), args.json)
     return 0
 
 
@@ -196,3 +205,61 @@ def rotate_secret(args: argparse.Namespace) -> int:
             " secret from RECEIVER_WEBHOOK_SECRETS and roll the replicas (step 3)."
         )
     return 0 if changed else 1
+
+
+def duplicates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every registration but the oldest of its (event, url) pair."""
+    by_pair: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_pair.setdefault((str(row.get("event")), str(row.get("url"))), []).append(row)
+    extra = []
+    for same in by_pair.values():
+        same.sort(key=_age)
+        extra += same[1:]
+    return extra
+
+
+def _age(row: dict[str, Any]) -> tuple[str, int]:
+    """Oldest first: by createdAt (ISO text sorts by time), then by id."""
+    ident = str(row.get("id"))
+    number = int(ident) if ident.isdigit() else 0
+    return (str(row.get("createdAt") or ""), number)
+
+
+def prune_webhooks(args: argparse.Namespace) -> int:
+    """Delete duplicate registrations (or, with --dry-run, list them)."""
+
+    async def work(client: MTAClient) -> list[dict[str, Any]]:
+        extra = duplicates(await all_registrations(client))
+        report = []
+        for row in extra:
+            if not args.dry_run:
+                await client.request("DELETE", f"webhooks/{row['id']}")
+            action = "would delete" if args.dry_run else "deleted"
+            report.append(
+                {
+                    "id": row["id"],
+                    "event": row.get("event"),
+                    "url": row.get("url"),
+                    "action": action,
+                }
+            )
+        return report
+
+    report = run_with_client(load_settings(), work)
+    print_rows(report, ("id", "event", "action", "url"), args.json)
+    if not args.json:
+        verb = "would be deleted" if args.dry_run else "deleted"
+        print(f"{len(report)} duplicate registration(s) {verb}; the oldest of each pair kept.")
+    return 0
+
+
+def delete_webhook(args: argparse.Namespace) -> int:
+    """Delete one registration (MTA answers 200 with a message, or 204: both are fine)."""
+
+    async def work(client: MTAClient) -> None:
+        await client.request("DELETE", f"webhooks/{args.id}")
+
+    run_with_client(load_settings(), work)
+    print(f"deleted registration {args.id}")
+    return 0

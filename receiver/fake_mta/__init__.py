@@ -7,6 +7,7 @@ play webhook timelines to a receiver with :func:`play_timeline`.
 
 from .app import PREFIX, create_fake_mta
 from .cli import main
+from .inbound import opt_in_event, play_inbound, reply_event
 from .records import Fault, FaultKind, RecordedRequest, SendRecord, Webhook, WebhookDelivery
 from .server import running_fake_mta, running_server
 from .state import FakeMTA
@@ -39,7 +40,10 @@ __all__ = [
     "event_url",
     "main",
     "mta_fallback",
+    "opt_in_event",
+    "play_inbound",
     "play_timeline",
+    "reply_event",
     "running_fake_mta",
     "running_server",
     "sign",

@@ -1,6 +1,8 @@
-"""The fake MTA API v3 as a Starlette app: ``/v3/send``, auth and webhook management.
+"""The fake MTA API v3 as a Starlette app: ``/v3/send``, auth, webhook management and
+``/sent-messages``.
 
-Behaviour mirrors /work/shared/mta/API.md; test-only controls live in ``control.py``.
+Behaviour follows MTA's documentation as docs/mta.md records it (tests/test_fake_conformance.py
+holds it to fixtures written from those docs); test-only controls live in ``control.py``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from .validate import send_problem, webhook_problem
 
 __all__ = ["PREFIX", "create_fake_mta"]
 
-PREFIX = "/v3"  # API.md: base URL https://api.mobile-text-alerts.com/v3
+PREFIX = "/v3"  # docs/mta.md: base URL https://api.mobile-text-alerts.com/v3
+DEFAULT_PAGE_SIZE = 25  # docs/mta.md: a parameterless list answers pageSize 25
+MAX_PAGE_SIZE = 100
 TOO_MANY = "Too many requests, please try again later."
 
 
@@ -88,7 +92,7 @@ class _Api:
             "totalFailedInternationalRecipients": 0,
             "message": "Message Sent",
         }
-        # API.md: the answer may or may not be wrapped in {"success", "data"}.
+        # docs/mta.md: the answer may or may not be wrapped in {"success", "data"}.
         payload = {"success": True, "data": data} if fake.wrap_send_response else data
         steps = tuple(fake.auto_timeline)
         task = BackgroundTask(play_to_registrations, fake, record, steps) if steps else None
@@ -112,30 +116,52 @@ class _Api:
             await hold(self.fake, request, fault.delay, until_disconnect=False)
         return None
 
+    def _gate(self, request: Request, rid: str) -> tuple[dict[str, str], Response | None]:
+        """Auth and the general rate limit (30/min, docs/mta.md "Limits and errors") of
+        any endpoint but ``/send``: the answer's headers, and a refusal if any."""
+        key = self._authorized(request)
+        if key is None:
+            return {}, mta_error(401, "Invalid API key", rid)
+        decision = self.fake.check_rate(key, general=True)
+        headers = {**decision.headers(), "X-Request-ID": rid}
+        if not decision.allowed:
+            return headers, mta_error(429, TOO_MANY, rid, decision.headers())
+        return headers, None
+
     async def verify_key(self, request: Request) -> Response:
         """GET /auth/verify-api-key."""
         rid = new_request_id()
         await _arrive(self.fake, request)
-        if self._authorized(request) is None:
-            return mta_error(401, "Invalid API key", rid)
-        return JSONResponse({"message": "API key is valid"}, headers={"X-Request-ID": rid})
+        headers, refused = self._gate(request, rid)
+        if refused is not None:
+            return refused
+        return JSONResponse({"message": "API key is valid"}, headers=headers)
+
+    async def sent_message(self, request: Request) -> Response:
+        """GET /sent-messages/{id} and /sent-messages/{id}/delivery-report."""
+        rid, fake = new_request_id(), self.fake
+        await _arrive(fake, request)
+        headers, refused = self._gate(request, rid)
+        if refused is not None:
+            return refused
+        message_id = int(request.path_params["message_id"])
+        report = request.url.path.endswith("/delivery-report")
+        data = fake.sent.report(message_id) if report else fake.sent.message(message_id)
+        if data is None:
+            return mta_error(404, f"Outbound message {message_id} not found", rid, headers)
+        # docs/mta.md: the v3 reference envelope {success, error, message, data}.
+        body = {"success": True, "error": None, "message": "OK", "data": data}
+        return JSONResponse(body, headers=headers)
 
     async def webhooks(self, request: Request) -> Response:
         """POST/GET /webhooks and PATCH/DELETE /webhooks/{id}."""
         rid, fake = new_request_id(), self.fake
         body = await _arrive(fake, request)
-        if self._authorized(request) is None:
-            return mta_error(401, "Invalid API key", rid)
-        ok_headers = {"X-Request-ID": rid}
+        ok_headers, refused = self._gate(request, rid)
+        if refused is not None:
+            return refused
         if request.method == "GET":
-            try:
-                page = max(1, int(request.query_params.get("page", "1")))
-                size = min(100, max(1, int(request.query_params.get("pageSize", "10"))))
-            except ValueError:
-                return mta_error(400, "page and pageSize must be integers", rid)
-            rows = [w.public() for w in fake.webhooks]  # API.md: secrets never returned
-            data = {"rows": rows[(page - 1) * size : page * size], "total": len(rows)}
-            return JSONResponse({"data": data}, headers=ok_headers)
+            return self._list(request, [w.public() for w in fake.webhooks], ok_headers)
         if request.method == "POST":
             problem = webhook_problem(body, partial=False)
             if problem is not None:
@@ -157,10 +183,28 @@ class _Api:
             )
         if not fake.delete_webhook(webhook_id):
             return mta_error(404, f"Webhook {webhook_id} not found", rid)
-        # API.md: DELETE answers 200 with a message, or 204.
+        # docs/mta.md: DELETE answers 200 with a message, or 204.
         if fake.delete_returns_204:
             return Response(status_code=204, headers=ok_headers)
         return JSONResponse({"message": "Webhook deleted"}, headers=ok_headers)
+
+    def _list(
+        self, request: Request, rows: list[dict[str, Any]], headers: dict[str, str]
+    ) -> Response:
+        """One page of ``rows``: ``page`` counts from ``first_page`` (0 as documented),
+        ``pageSize`` defaults to 25, and ``page``/``pageSize``/``total`` are echoed
+        (docs/mta.md, "Lists and paging")."""
+        first = self.fake.first_page
+        try:
+            page = int(request.query_params.get("page", str(first)))
+            size = int(request.query_params.get("pageSize", str(DEFAULT_PAGE_SIZE)))
+        except ValueError:
+            return mta_error(400, "page and pageSize must be integers", headers["X-Request-ID"])
+        page, size = max(first, page), min(MAX_PAGE_SIZE, max(1, size))
+        start = (page - first) * size
+        data = {"rows": rows[start : start + size], "page": page, "pageSize": size}
+        data["total"] = len(rows)
+        return JSONResponse({"message": "OK", "data": data}, headers=headers)
 
     async def not_found(self, request: Request) -> Response:
         """Any other path under the API prefix."""
@@ -187,6 +231,12 @@ def create_fake_mta(state: FakeMTA | None = None) -> Starlette:
         Route(f"{PREFIX}/auth/verify-api-key", api.verify_key, methods=["GET"]),
         Route(f"{PREFIX}/webhooks", api.webhooks, methods=["GET", "POST"]),
         Route(f"{PREFIX}/webhooks/{{webhook_id:int}}", api.webhooks, methods=["PATCH", "DELETE"]),
+        Route(f"{PREFIX}/sent-messages/{{message_id:int}}", api.sent_message, methods=["GET"]),
+        Route(
+            f"{PREFIX}/sent-messages/{{message_id:int}}/delivery-report",
+            api.sent_message,
+            methods=["GET"],
+        ),
         *control_routes(fake),
         Route(f"{PREFIX}/{{path:path}}", api.not_found, methods=["GET", "POST", "PATCH", "DELETE"]),
     ]

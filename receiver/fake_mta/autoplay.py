@@ -34,13 +34,17 @@ def _messages(record: SendRecord) -> list[TimelineMessage]:
 async def play_to_registrations(fake: FakeMTA, record: SendRecord, steps: Sequence[int]) -> None:
     """Send each recipient's timeline, event by event, to every matching registration.
 
-    API.md: every registration for an event gets it, duplicates included, signed with
+    docs/mta.md: every registration for an event gets it, duplicates included, signed with
     that registration's secret; ``retryOnError`` means up to 2 retries with backoff.
     Results land in ``fake.webhook_deliveries``.
     """
     async with httpx.AsyncClient(timeout=10.0) as client:
         for message in _messages(record):
             for event in timeline_events(message, steps):
+                if event.event == "delivery-status":  # what /delivery-report then shows
+                    fake.sent.status(
+                        record.message_id, message.destination_number, event.json()["status"]
+                    )
                 for hook in fake.webhooks:
                     if hook.event != event.event:
                         continue

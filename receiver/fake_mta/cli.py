@@ -44,6 +44,11 @@ def build_parser(prog: str = "python -m receiver.fake_mta") -> argparse.Argument
     )
     parser.add_argument("--rate-limit", type=int, default=25, help="sends per window")
     parser.add_argument("--rate-window", type=float, default=15.0, help="window in seconds")
+    parser.add_argument(
+        "--one-based-pages",
+        action="store_true",
+        help="count list pages from 1 instead of 0 (MTA's documented example shows 0)",
+    )
     parser.add_argument("--log-level", default="info", help="uvicorn log level")
     return parser
 
@@ -54,7 +59,12 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.api_key:
         parser.error(f"--api-key or ${API_KEY_ENV} is required")
-    fake = FakeMTA(args.api_key, rate_limit=args.rate_limit, rate_window=args.rate_window)
+    fake = FakeMTA(
+        args.api_key,
+        rate_limit=args.rate_limit,
+        rate_window=args.rate_window,
+        first_page=1 if args.one_based_pages else 0,
+    )
     fake.auto_timeline = args.auto_timeline
     config = server_config(
         create_fake_mta(fake),

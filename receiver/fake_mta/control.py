@@ -5,6 +5,9 @@
 - ``GET /_fake/requests`` and ``GET /_fake/sends`` list what arrived.
 - ``POST /_fake/timeline`` ``{"messageId", "steps": [3, 4]}`` plays that send's timeline
   to the registered webhooks, in the background.
+- ``POST /_fake/reply`` ``{"fromNumber", "toNumber", "message", "replyId"?, "spelling"?}``
+  and ``POST /_fake/opt-in`` ``{"number", "optInType"?}`` play an inbound webhook to the
+  registrations of its type, in the background.
 - ``POST /_fake/reset`` forgets requests, sends, faults and rate-limit history.
 
 These requests are not logged in ``fake.requests``.
@@ -20,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .autoplay import play_to_registrations
+from .inbound import opt_in_event, play_inbound, reply_event
 from .records import FAULT_KINDS
 from .state import FakeMTA
 
@@ -82,6 +86,29 @@ def control_routes(fake: FakeMTA) -> list[Route]:
         task = BackgroundTask(play_to_registrations, fake, record, steps)
         return JSONResponse({"playing": len(steps)}, background=task)
 
+    async def inbound(request: Request) -> Response:
+        body = await _json(request)
+        if body is None:
+            return _bad("expected a JSON object")
+        if request.url.path.endswith("/reply"):
+            if not all(isinstance(body.get(k), str) for k in ("fromNumber", "toNumber", "message")):
+                return _bad("expected {fromNumber, toNumber, message}")
+            reply_id = body.get("replyId")
+            event = reply_event(
+                body["fromNumber"],
+                body["toNumber"],
+                body["message"],
+                reply_id=reply_id if isinstance(reply_id, int) else None,
+                spelling="aws" if body.get("spelling") == "aws" else "mta",
+            )
+        else:
+            if not isinstance(body.get("number"), str):
+                return _bad("expected {number, optInType}")
+            event = opt_in_event(body["number"], str(body.get("optInType", "keyword")))
+        return JSONResponse(
+            {"playing": event.event}, background=BackgroundTask(play_inbound, fake, event)
+        )
+
     async def reset(request: Request) -> Response:
         fake.reset()
         return JSONResponse({"reset": True})
@@ -91,5 +118,7 @@ def control_routes(fake: FakeMTA) -> list[Route]:
         Route("/_fake/requests", requests, methods=["GET"]),
         Route("/_fake/sends", sends, methods=["GET"]),
         Route("/_fake/timeline", timeline, methods=["POST"]),
+        Route("/_fake/reply", inbound, methods=["POST"]),
+        Route("/_fake/opt-in", inbound, methods=["POST"]),
         Route("/_fake/reset", reset, methods=["POST"]),
     ]

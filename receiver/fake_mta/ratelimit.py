@@ -1,6 +1,6 @@
 """A sliding-window rate limit like the one MTA puts on ``POST /send``.
 
-API.md ("Limits and errors"): ``POST /send`` allows 25 requests per 15 s per account;
+docs/mta.md ("Limits and errors"): ``POST /send`` allows 25 requests per 15 s per account;
 answers carry ``RateLimit-Limit/Remaining/Reset`` (and ``X-RateLimit-*``), Reset in
 milliseconds, and a 429 carries ``Retry-After`` in seconds.
 """

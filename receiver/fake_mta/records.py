@@ -24,10 +24,11 @@ FaultKind = Literal["429", "500", "slow", "hang", "drop", "drop-after-send"]
 """Faults ``/send`` can be told to show; ``drop-after-send`` records the send, then drops."""
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 
-# API.md "Webhooks MTA sends to us": the four event types a registration can name.
+# docs/mta.md "Webhooks MTA sends to us": the four event types a registration can name.
 WEBHOOK_EVENTS = frozenset({"message-reply", "delivery-status", "message-send", "number-opt-in"})
-# API.md "Management": optional registration fields, with the defaults the fake assumes
-# (the example register response shows maxThroughputPerMinute 600; the rest are unknown).
+# docs/mta.md "Webhook registrations": optional registration fields, with the defaults the
+# fake assumes (the example register answer shows maxThroughputPerMinute 600; the rest are
+# unknown).
 WEBHOOK_OPTIONS: Mapping[str, Any] = {
     "alertEmail": None,
     "sendAlertEmail": False,
@@ -83,17 +84,19 @@ class SendRecord:
 
 @dataclass(slots=True)
 class Webhook:
-    """A webhook registration; the secret stays out of reprs and answers (API.md)."""
+    """A webhook registration; the secret stays out of reprs and answers (docs/mta.md)."""
 
     id: int
     event: str
     url: str
     secret: str | None = field(repr=False)
     options: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
 
     def public(self) -> dict[str, Any]:
         """The registration as MTA shows it: everything but the secret."""
-        return {"id": self.id, "event": self.event, "url": self.url, **self.options}
+        shown = {"id": self.id, "event": self.event, "url": self.url, **self.options}
+        return {**shown, "createdAt": self.created_at}
 
     def apply(self, changes: Mapping[str, Any]) -> None:
         """Apply a PATCH body: event, url, secret and the known options."""
@@ -104,7 +107,9 @@ class Webhook:
 
     def copy(self) -> Webhook:
         """An independent copy, safe to hand to another thread."""
-        return Webhook(self.id, self.event, self.url, self.secret, dict(self.options))
+        return Webhook(
+            self.id, self.event, self.url, self.secret, dict(self.options), self.created_at
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 
 __all__ = ["mta_error", "new_request_id"]
 
-# API.md "Limits and errors": errors carry {httpCode, message, timestamp, type, name,
+# docs/mta.md "Limits and errors": errors carry {httpCode, message, timestamp, type, name,
 # requestId}. Only the 400 pair is documented ("bad_request_error"/"MTABadRequestError");
 # the others follow the same pattern and are guesses.
 _KINDS: Mapping[int, tuple[str, str]] = {

@@ -11,6 +11,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from .ratelimit import Decision, SlidingWindow
@@ -24,6 +25,7 @@ from .records import (
     Webhook,
     WebhookDelivery,
 )
+from .sent import SentLog
 
 __all__ = ["FakeMTA"]
 
@@ -32,12 +34,13 @@ class FakeMTA:
     """State and knobs of one fake MTA account.
 
     Plain attributes are settings a test may change between requests:
-    ``rate_limit``/``rate_window`` (API.md: 25 per 15 s on ``/send``), ``auto_timeline``
+    ``rate_limit``/``rate_window`` (docs/mta.md: 25 per 15 s on ``/send``), ``auto_timeline``
     (status codes played to registered webhooks after each send; empty = off),
     ``wrap_send_response`` (``{"success", "data"}`` shape or bare), ``delete_returns_204``,
-    ``reject_repeated_request_id`` (409 on a repeated X-Request-Id; unconfirmed in API.md),
+    ``reject_repeated_request_id`` (409 on a repeated X-Request-Id; unconfirmed in docs/mta.md),
     ``max_sms_length`` (None = no check), ``hang_limit`` (seconds a ``hang`` lasts at most),
-    ``webhook_backoff`` (seconds before the first webhook retry).
+    ``webhook_backoff`` (seconds before the first webhook retry), ``first_page`` (what
+    lists count pages from: 0 as MTA's example shows, 1 to test the other base).
     """
 
     def __init__(
@@ -48,20 +51,26 @@ class FakeMTA:
         rate_window: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
         first_message_id: int = 1,
+        first_page: int = 0,
     ) -> None:
         self.api_key = api_key
         self.rate_limit = rate_limit
         self.rate_window = rate_window
+        self.first_page = first_page
         self.auto_timeline: Sequence[int] = ()
         self.wrap_send_response = True
         self.delete_returns_204 = False
         self.reject_repeated_request_id = False
-        self.max_sms_length: int | None = 160  # API.md: longer SMS text gets a 400
+        self.max_sms_length: int | None = 160  # docs/mta.md: longer SMS text gets a 400
         self.hang_limit = 60.0
         self.webhook_backoff = 1.0
         self._clock = clock
         self._cond = threading.Condition(threading.RLock())
         self._window = SlidingWindow()
+        self.sent = SentLog()
+        """What ``/sent-messages`` serves: every accepted send, and any a test adds."""
+        self.general_rate_limit = 30  # docs/mta.md: most endpoints, 30 per minute
+        self.general_rate_window = 60.0
         self._next_message_id = first_message_id
         self._next_webhook_id = 1
         self._requests: list[RecordedRequest] = []
@@ -129,6 +138,7 @@ class FakeMTA:
             self._deliveries.clear()
             self._faults.clear()
             self._window.clear()
+            self.sent.clear()
             self._violations = 0
             self._cond.notify_all()
 
@@ -162,10 +172,16 @@ class FakeMTA:
             self._requests.append(RecordedRequest(method, path, query, headers, body, now))
             self._cond.notify_all()
 
-    def check_rate(self, key: str) -> Decision:
-        """Account one ``/send`` for ``key``; counts a violation when over the limit."""
+    def check_rate(self, key: str, *, general: bool = False) -> Decision:
+        """Account one ``/send`` for ``key`` (or, ``general``, one call to another
+        endpoint); counts a violation when over the limit."""
         with self._cond:
-            decision = self._window.hit(key, self._clock(), self.rate_limit, self.rate_window)
+            if general:
+                limit, window = self.general_rate_limit, self.general_rate_window
+                key = f"general:{key}"
+            else:
+                limit, window = self.rate_limit, self.rate_window
+            decision = self._window.hit(key, self._clock(), limit, window)
             if not decision.allowed:
                 self._violations += 1
                 self._cond.notify_all()
@@ -184,16 +200,25 @@ class FakeMTA:
             record = SendRecord(self._next_message_id, body, headers, request_id, self._clock())
             self._next_message_id += 1
             self._sends.append(record)
+            subscribers = body.get("subscribers")
+            text = body.get("message")
+            self.sent.add(
+                record.message_id,
+                subscribers if isinstance(subscribers, list) else [],
+                text if isinstance(text, str) else None,
+            )
             self._cond.notify_all()
             return record
 
     def add_webhook(
         self, event: str, url: str, secret: str | None, options: Mapping[str, Any]
     ) -> Webhook:
-        """Register a webhook; the same (event, url) twice makes two (API.md)."""
+        """Register a webhook; the same (event, url) twice makes two (docs/mta.md)."""
         with self._cond:
             known = {k: v for k, v in options.items() if k in WEBHOOK_OPTIONS}
-            hook = Webhook(self._next_webhook_id, event, url, secret, {**WEBHOOK_OPTIONS, **known})
+            created = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            options = {**WEBHOOK_OPTIONS, **known}
+            hook = Webhook(self._next_webhook_id, event, url, secret, options, created)
             self._next_webhook_id += 1
             self._webhooks[hook.id] = hook
             self._cond.notify_all()

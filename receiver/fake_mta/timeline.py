@@ -1,6 +1,6 @@
 """Play a message's webhook timeline back to a receiver, signed like MTA signs it.
 
-API.md ("Webhooks MTA sends to us"): MTA POSTs a JSON body with header ``X-Signature`` =
+docs/mta.md ("Webhooks MTA sends to us"): MTA POSTs a JSON body with header ``X-Signature`` =
 lowercase hex HMAC-SHA256(secret, raw body bytes); only HTTP 200 counts as success, and a
 registration with ``retryOnError`` is retried with exponential backoff, at most twice.
 A message's whole status history is sent: several ``delivery-status`` events share one
@@ -38,11 +38,11 @@ __all__ = [
 
 MESSAGE_SEND = "message-send"
 DELIVERY_STATUS = "delivery-status"
-MAX_RETRIES = 2  # API.md: "with retryOnError MTA retries ..., at most 2 retries"
+MAX_RETRIES = 2  # docs/mta.md: with retryOnError, MTA retries at most twice
 
 
 class Status(IntEnum):
-    """MTA delivery-status codes (API.md "Status codes"; the list may grow)."""
+    """MTA delivery-status codes (docs/mta.md "delivery-status"; the list may grow)."""
 
     QUEUED = 1
     SENDING = 2
@@ -96,14 +96,14 @@ class DeliveryResult:
 
     @property
     def ok(self) -> bool:
-        """True when the receiver answered 200, the only success MTA knows (API.md)."""
+        """True when the receiver answered 200, the only success MTA knows (docs/mta.md)."""
         return self.status_code == 200
 
 
 def mta_fallback(failure: int = Status.DELIVERY_FAILED) -> tuple[int, ...]:
     """Steps of MTA's own SMS fallback: SENT, a failure, then DELIVERED for the same message.
 
-    API.md ("iMessage route and MTA's own SMS fallback"): MTA falls back by itself and no
+    docs/mta.md ("iMessage route and SMS"): MTA falls back by itself and no
     webhook field says so; the receiver only sees a later DELIVERED.
     """
     return (Status.SENT, failure, Status.DELIVERED)
@@ -123,7 +123,7 @@ def event_url(url: str, event: str) -> str:
 
 
 def _dump(fields: Mapping[str, Any]) -> bytes:
-    # Optional fields may be absent or null (API.md): absent here, except externalId.
+    # Optional fields may be absent or null (docs/mta.md): absent here, except externalId.
     body = {k: v for k, v in fields.items() if v is not None or k == "externalId"}
     return json.dumps(body, separators=(",", ":")).encode("utf-8")
 
@@ -141,11 +141,11 @@ def timeline_events(
     }
     events = []
     if include_send:
-        # message-send fields are "unknown" in API.md; these are the likely ones it lists.
+        # message-send fields are "unknown" in docs/mta.md; these are the likely ones it lists.
         fields = {**common, "message": message.text, "type": MESSAGE_SEND}
         events.append(WebhookEvent(MESSAGE_SEND, _dump(fields)))
     for status in steps:
-        # The literal value of `type` is unknown (API.md); the event name is our guess.
+        # The literal value of `type` is unknown (docs/mta.md); the event name is our guess.
         fields = {**common, "status": int(status), "type": DELIVERY_STATUS}
         events.append(WebhookEvent(DELIVERY_STATUS, _dump(fields)))
     return events

@@ -7,7 +7,7 @@ may have come in while it waited: `SendWithdrawn`, nothing sent); 429 honours
 and jitter (nothing was sent). What may have reached MTA is never retried here and raises
 `MTAOutcomeUnknown`: a timeout or dropped connection after the request went out, a 5xx
 that is not MTA's own error body (a gateway's 502/504), and a 409 (a repeat of this
-request id, reported by some integrations, API.md). A 401/403 on a send is
+request id, reported by some integrations, docs/mta.md). A 401/403 on a send is
 `MTAUnavailable` (a key being fixed or rotated: try later), not final. One
 ``X-Request-Id`` per logical send, the same on each retry.
 """
@@ -36,12 +36,15 @@ DEFAULT_BASE_URL = "https://api.mobile-text-alerts.com/v3"
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _ID = re.compile(r"/\d+(?=/|$)")
 MAX_PAUSE_SECONDS = 300.0
-"""The longest pause an MTA header (Retry-After, RateLimit-Reset) can impose on sends."""
+"""The longest pause a ``Retry-After`` can impose on sends."""
+MAX_RESET_PAUSE_SECONDS = 60.0
+"""The longest pause a ``RateLimit-Reset`` can impose: MTA says milliseconds, common
+middlewares send seconds or an epoch, so whatever it says is clamped to 0-60 s."""
 
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
-    """MTA's answer to a send (``data`` wrapper or not, API.md "Sending")."""
+    """MTA's answer to a send (``data`` wrapper or not, docs/mta.md "Sending")."""
 
     message_id: str | None
     total_sent: int | None
@@ -134,6 +137,7 @@ class MTAClient:
         # Ids in the path (PATCH /webhooks/11) would make one label value per id.
         endpoint = f"{method} " + _ID.sub("/{id}", f"/{path}")
         for attempt in range(1, self.max_retries + 2):
+            told_to_wait = 0.0  # a 429's Retry-After, for calls the limiter does not gate
             try:
                 if send:
                     self.on_wait(await self.limiter.acquire())
@@ -177,7 +181,10 @@ class MTAClient:
                         body=error.body,
                     )
                 if response.status_code == 429:
-                    self.limiter.pause(_retry_after(response))
+                    if send:
+                        self.limiter.pause(_retry_after(response))
+                    else:
+                        told_to_wait = _retry_after(response)
                 elif response.status_code < 500:
                     raise MTARejected(
                         str(error),
@@ -195,7 +202,7 @@ class MTAClient:
             if attempt > self.max_retries:
                 break
             delay = self.retry_base * 2 ** (attempt - 1)
-            delay = delay / 2 + random.random() * delay / 2
+            delay = max(delay / 2 + random.random() * delay / 2, told_to_wait)
             log.warning("MTA %s failed (%s); retry %d in %.1fs", endpoint, error, attempt, delay)
             await self.sleep(delay)
         if isinstance(error, MTAUnavailable):
@@ -203,13 +210,33 @@ class MTAClient:
         raise MTAUnavailable(str(error), http_code=error.http_code, request_id=error.request_id)
 
     def _respect_remaining(self, response: httpx.Response) -> None:
-        # RateLimit-Remaining: 0 with RateLimit-Reset (ms, API.md): wait out the window.
-        remaining = response.headers.get("ratelimit-remaining")
-        reset = response.headers.get("ratelimit-reset")
-        if remaining == "0" and reset and reset.isdigit():
-            # Capped like Retry-After: an epoch in ms instead of a duration (API.md is
-            # not clear) would otherwise stop every send for decades.
-            self.limiter.pause(min(int(reset) / 1000, MAX_PAUSE_SECONDS))
+        # Remaining 0 with a Reset (ms, docs/mta.md "Limits and errors"): wait it out.
+        remaining = rate_limit_header(response.headers, "Remaining")
+        pause = reset_pause(response.headers)
+        if remaining == "0" and pause is not None:
+            self.limiter.pause(pause)
+
+
+def rate_limit_header(headers: httpx.Headers, name: str) -> str | None:
+    """``RateLimit-<name>``, else ``X-RateLimit-<name>``: MTA documents both families
+    (docs/mta.md, "Limits and errors"); httpx headers are case-insensitive."""
+    value = headers.get(f"ratelimit-{name}")
+    if value is None or not value.strip():
+        value = headers.get(f"x-ratelimit-{name}")
+    return value.strip() if value is not None else None
+
+
+def reset_pause(headers: httpx.Headers) -> float | None:
+    """Seconds until the window resets, from a Reset header read as milliseconds and
+    clamped to 0-60 s; None without a readable one."""
+    reset = rate_limit_header(headers, "Reset")
+    try:
+        millis = float(reset) if reset is not None else None
+    except ValueError:
+        return None
+    if millis is None or millis != millis:  # absent or NaN
+        return None
+    return max(0.0, min(millis / 1000, MAX_RESET_PAUSE_SECONDS))
 
 
 def _retry_after(response: httpx.Response) -> float:
@@ -217,16 +244,17 @@ def _retry_after(response: httpx.Response) -> float:
     try:
         return max(0.0, min(float(value), MAX_PAUSE_SECONDS))
     except ValueError:
-        return 15.0  # MTA's send window
+        pause = reset_pause(response.headers)
+        return pause if pause is not None else 15.0  # MTA's send window
 
 
 def _is_mta_error(body: dict[str, Any]) -> bool:
-    """MTA's own error body (API.md): ``{httpCode, message, ..., requestId}``."""
+    """MTA's own error body (docs/mta.md): ``{httpCode, message, ..., requestId}``."""
     return "httpCode" in body or "requestId" in body
 
 
 def _data(body: dict[str, Any]) -> dict[str, Any]:
-    """MTA wraps some answers in ``{"data": {...}}`` (API.md): the inner object, if any."""
+    """MTA wraps some answers in ``{"data": {...}}`` (docs/mta.md): the inner object, if any."""
     inner = body.get("data")
     return inner if isinstance(inner, dict) else body
 

@@ -1,6 +1,6 @@
 """The ``POST /send`` limit shared by every replica of one MTA account, in PostgreSQL.
 
-MTA allows 25 sends per 15 s per *account* (API.md "Limits and errors"), however many
+MTA allows 25 sends per 15 s per *account* (docs/mta.md "Limits and errors"), however many
 receiver processes send. Each replica's in-process `SlidingWindowLimiter` would let N
 replicas send N times the limit, so with the PostgreSQL store the sliding log lives in
 the database: one row per admitted send in ``send_slots``, one pause-until row per

@@ -1,6 +1,6 @@
 """Client-side rate limiting of ``POST /send``: MTA allows 25 per 15 s per account.
 
-API.md ("Limits and errors"). A sliding log guarantees the limit over *every* window, not
+docs/mta.md ("Limits and errors"). A sliding log guarantees the limit over *every* window, not
 only aligned ones; a small margin absorbs the network's jitter between our clock and
 MTA's. A 429's ``Retry-After`` or an exhausted ``RateLimit-Remaining`` pauses everyone.
 """

@@ -47,7 +47,7 @@ CREATE TABLE sent_messages (
 );
 CREATE INDEX sent_messages_external ON sent_messages (external_id);
 
--- PostgreSQL only: MTA's send limit (25 per 15 s per account, API.md "Limits and
+-- PostgreSQL only: MTA's send limit (25 per 15 s per account, docs/mta.md "Limits and
 -- errors") shared by every replica (receiver/mta/pg_limiter.py). One row per admitted
 -- send; `account` is a hash of the API key, never the key. SQLite deployments run one
 -- process and keep the limit in memory.
