@@ -12,9 +12,9 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from ..errors import ConfigError
-from ..settings import Settings
-from ..store import Store, create_store
+from ..errors import ConfigError, StoreUnavailable
+from ..settings import Secret, Settings
+from ..store import Store, create_store, missing_database
 
 T = TypeVar("T")
 
@@ -78,15 +78,37 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def load_settings() -> Settings:
-    """Settings from the environment; a `ConfigError` becomes exit status 2 in the CLI."""
+READ_ONLY_SECRET = "unused-by-reading-commands"  # noqa: S105 - a placeholder, verifies nothing
+"""Stands in for the webhook secret in commands that only read the store: they verify no
+webhook, and an operator listing events should not need the secret in their shell."""
+
+
+def load_settings(*, read_only: bool = False) -> Settings:
+    """Settings from the environment; a `ConfigError` becomes exit status 2 in the CLI.
+    ``read_only``: no webhook secret is needed."""
+    if read_only:
+        return Settings.from_env(webhook_secrets=(Secret(READ_ONLY_SECRET),))
     return Settings.from_env()
 
 
 def with_store(
-    settings: Settings, work: Callable[[Store], Awaitable[T]], *, migrate: bool = True
+    settings: Settings,
+    work: Callable[[Store], Awaitable[T]],
+    *,
+    migrate: bool = True,
+    read_only: bool = False,
 ) -> T:
-    """Open the configured store, run ``work(store)`` on a fresh event loop, close it."""
+    """Open the configured store, run ``work(store)`` on a fresh event loop, close it.
+
+    ``read_only``: the store is neither created nor migrated; a missing SQLite file is
+    an error naming the path (run elsewhere, a relative URL names another file)."""
+    if read_only:
+        migrate = False
+        if (path := missing_database(settings.database_url)) is not None:
+            raise StoreUnavailable(
+                f"no database at {path} (RECEIVER_DATABASE_URL={settings.database_url};"
+                " a relative path is relative to the current directory)"
+            )
 
     async def run() -> T:
         store = create_store(settings.database_url)

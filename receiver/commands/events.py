@@ -74,9 +74,11 @@ def selector(args: argparse.Namespace) -> operations.EventFilter:
 
 def list_events(args: argparse.Namespace) -> int:
     """Print events matching the filters."""
-    settings = load_settings()
+    settings = load_settings(read_only=True)
     rows = with_store(
-        settings, lambda store: queries.select_events(store, selector(args), args.limit)
+        settings,
+        lambda store: queries.select_events(store, selector(args), args.limit),
+        read_only=True,
     )
     print_rows(rows, LIST_COLUMNS, args.json)
     return 0
@@ -84,8 +86,8 @@ def list_events(args: argparse.Namespace) -> int:
 
 def show_event(args: argparse.Namespace) -> int:
     """Print one event; exit 1 when there is no such event."""
-    settings = load_settings()
-    event = with_store(settings, lambda store: queries.event_detail(store, args.id))
+    settings = load_settings(read_only=True)
+    event = with_store(settings, lambda store: queries.event_detail(store, args.id), read_only=True)
     if event is None:
         print(f"no event {args.id}")
         return 1

@@ -85,7 +85,9 @@ def list_dead(args: argparse.Namespace) -> int:
     """Print dead-lettered events with their last error."""
     chosen = queries.event_filter(state=DEAD)
     rows = with_store(
-        load_settings(), lambda store: queries.select_events(store, chosen, args.limit)
+        load_settings(read_only=True),
+        lambda store: queries.select_events(store, chosen, args.limit),
+        read_only=True,
     )
     print_rows(rows, (*LIST_COLUMNS, "last_error"), args.json)
     return 0
@@ -117,7 +119,9 @@ def retry_dead(args: argparse.Namespace) -> int:
 def list_resends(args: argparse.Namespace) -> int:
     """Print resends, optionally of one state."""
     rows = with_store(
-        load_settings(), lambda store: queries.list_resends(store, args.state, args.limit)
+        load_settings(read_only=True),
+        lambda store: queries.list_resends(store, args.state, args.limit),
+        read_only=True,
     )
     print_rows(rows, RESEND_LIST, args.json)
     return 0
