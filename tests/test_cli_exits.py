@@ -22,6 +22,7 @@ COMMANDS = (
     ("serve", "--port", "0"),
     ("worker",),
     ("send", "--to", "+15551234567", "--text", "hi"),
+    ("trigger", "message-reply", "--url", "http://127.0.0.1:1/webhooks/mta"),
     ("events", "list"),
     ("events", "show", "1"),
     ("replay", "--id", "1"),

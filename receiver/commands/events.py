@@ -54,7 +54,7 @@ def add_filters(parser: argparse.ArgumentParser, *, with_id: bool = False) -> No
     parser.add_argument("--status", type=int, help="MTA delivery status code")
     parser.add_argument("--number", help="phone number (any spelling)")
     parser.add_argument("--since", type=duration, help="received within, e.g. 1h, 30m, 2d")
-    parser.add_argument("--state", choices=EVENT_STATES)
+    parser.add_argument("--state", choices=EVENT_STATES, help="only events in this state")
     parser.add_argument(
         "--limit", type=int, default=None if with_id else 50, help="at most this many"
     )

@@ -1,0 +1,86 @@
+"""`mta-receiver trigger`: a signed sample webhook of each kind reaches a running receiver."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import Process, process_env, start_process, wait_for
+
+EVENTS = {
+    "delivery-status": "delivery-status.delivery-failed",
+    "message-reply": "message-reply",
+    "message-send": "message-send",
+    "number-opt-in": "number-opt-in",
+}
+
+
+def command(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``mta-receiver ARGS`` in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "receiver", *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_trigger_each_event_lands_in_events_list(tmp_path: Path, processes: list[Process]) -> None:
+    """Each of the four sample webhooks gets a 200 and shows up in `events list`."""
+    env = process_env(tmp_path)
+    receiver = start_process(tmp_path, env)
+    processes.append(receiver)
+    url = f"{receiver.url}/webhooks/mta"
+    for event in EVENTS:
+        extra = ("--status", "6", "--message-id", "4242") if event == "delivery-status" else ()
+        done = command(env, tmp_path, "trigger", event, "--url", url, *extra)
+        assert done.returncode == 0, done
+        assert done.stdout.splitlines()[0] == f"POST {url}?event={event}"
+        assert "200 OK" in done.stdout
+
+    def listed() -> list[dict[str, object]] | None:
+        rows = json.loads(command(env, tmp_path, "events", "list", "--json").stdout)
+        return rows if len(rows) == len(EVENTS) else None
+
+    rows = wait_for(listed)
+    assert sorted(str(row["name"]) for row in rows) == sorted(EVENTS.values())
+    failed = next(row for row in rows if row["name"] == "delivery-status.delivery-failed")
+    assert failed["message_id"] == "4242"
+
+
+@pytest.mark.parametrize(
+    ("secret", "status"), [("another-secret-0123456789", 1), (None, 0)], ids=["wrong", "right"]
+)
+def test_trigger_signs_with_the_first_secret(
+    tmp_path: Path, processes: list[Process], secret: str | None, status: int
+) -> None:
+    """A shell whose secret differs gets the receiver's 401 explained; the right one 200."""
+    env = process_env(tmp_path)
+    receiver = start_process(tmp_path, env)
+    processes.append(receiver)
+    mine = dict(env, RECEIVER_WEBHOOK_SECRETS=secret) if secret else env
+    done = command(
+        mine, tmp_path, "trigger", "number-opt-in", "--url", receiver.url + "/webhooks/mta"
+    )
+    assert done.returncode == status, done
+    if secret:
+        assert "401" in done.stdout
+        assert "RECEIVER_WEBHOOK_SECRETS differ" in done.stdout
+
+
+def test_trigger_without_a_receiver_says_so(tmp_path: Path) -> None:
+    """Nothing listening: one line naming the URL, exit 1."""
+    done = command(
+        process_env(tmp_path), tmp_path, "trigger", "message-reply", "--url", "http://127.0.0.1:1/x"
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "mta-receiver: no answer from http://127.0.0.1:1/x?event=message-reply (ConnectError):"
+        " is `mta-receiver serve` running there?"
+    ]
