@@ -148,12 +148,21 @@ def _one_line(text: str) -> str:
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
+def _rename_uvicorn(record: logging.LogRecord) -> bool:
+    """uvicorn logs its life ("Started server process") under ``uvicorn.error``: an
+    operator grepping for errors should not find every start-up line."""
+    if record.name == "uvicorn.error":
+        record.name = "uvicorn"
+    return True
+
+
 def configure_logging(settings: Settings) -> None:
     """Install the formatter ``settings`` ask for on the root logger."""
     use_json = settings.log_format == "json" or (
         settings.log_format == "auto" and not sys.stderr.isatty()
     )
     handler = logging.StreamHandler()
+    handler.addFilter(_rename_uvicorn)
     handler.setFormatter(
         JsonFormatter()
         if use_json

@@ -118,7 +118,7 @@ def test_replay(env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     assert [e["id"] for e in dry["events"]] == [ids[1]]
     assert cli_json(capsys, "events", "show", str(ids[1]))["state"] == "done"
 
-    status, out = cli(capsys, "replay", "--id", str(ids[1]))
+    status, out = cli(capsys, "replay", "--id", str(ids[1]), "--yes")
     assert status == 0
     assert "replayed 1 event(s)" in out
     replayed = cli_json(capsys, "events", "show", str(ids[1]))

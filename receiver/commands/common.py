@@ -9,10 +9,12 @@ import asyncio
 import datetime as dt
 import json
 import re
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from ..errors import ConfigError, StoreUnavailable
+from ..logs import redact_phone
 from ..settings import Secret, Settings
 from ..store import Store, create_store, missing_database
 
@@ -58,6 +60,67 @@ def print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: 
     print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for r in cells:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def add_numbers(parser: Any) -> None:
+    """The ``--show-numbers`` flag of every command that prints phone numbers."""
+    parser.add_argument(
+        "--show-numbers",
+        action="store_true",
+        help="print phone numbers in full (masked like ***67 by default, as in the logs)",
+    )
+
+
+def mask_numbers(rows: list[dict[str, Any]], show: bool) -> list[dict[str, Any]]:
+    """``rows`` with their ``phone`` masked as the logs and the dashboard mask it."""
+    if show:
+        return rows
+    return [
+        {**row, "phone": redact_phone(row.get("phone"))} if "phone" in row else row for row in rows
+    ]
+
+
+def mask_in_text(text: str, phone: str | None, show: bool) -> str:
+    """``text`` (a raw body) with ``phone`` masked in its E.164 and national spellings."""
+    if show or not phone or len(phone) < 5:
+        return text
+    spellings = {phone, phone.lstrip("+")}
+    if phone.startswith("+1"):
+        spellings.add(phone[2:])  # MTA may send North American numbers national
+    for spelling in sorted(spellings, key=len, reverse=True):
+        text = text.replace(spelling, redact_phone(phone) or "***")
+    return text
+
+
+def print_page(
+    rows: list[dict[str, Any]], columns: Sequence[str], as_json: bool, limit: int | None
+) -> None:
+    """``rows`` (fetched one past ``limit``) cut to ``limit``; a cut is said on stderr,
+    with how to see more, so a table never looks complete when it is not."""
+    more = limit is not None and len(rows) > limit
+    print_rows(rows[:limit] if more else rows, columns, as_json)
+    if more:
+        print(
+            f"(only the first {limit} shown: more match; --limit {max(limit or 0, 1) * 10}"
+            " or narrower filters to see them)",
+            file=sys.stderr,
+        )
+
+
+def confirm(question: str, yes: bool) -> bool:
+    """``yes`` (``--yes``), or the operator's answer; without a terminal to ask, a
+    `ConfigError`: a script must say ``--yes`` rather than change things unasked."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{question}: pass --yes to confirm (no terminal to ask)")
+    answer = input(f"{question}? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr, so it never mixes with --json on stdout."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def print_value(value: Any, as_json: bool) -> None:

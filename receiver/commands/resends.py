@@ -23,7 +23,16 @@ from ..resends import (
 )
 from ..store import DEAD, Store
 from . import queries
-from .common import add_json, duration, load_settings, print_rows, with_store
+from .common import (
+    add_json,
+    add_numbers,
+    duration,
+    load_settings,
+    mask_numbers,
+    print_page,
+    progress,
+    with_store,
+)
 from .events import LIST_COLUMNS
 
 STATES = (
@@ -47,6 +56,7 @@ def register(commands: Any) -> None:
     dead_actions = dead.add_subparsers(dest="action", required=True)
     dead_list = dead_actions.add_parser("list", help="dead-lettered events, newest first")
     dead_list.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    add_numbers(dead_list)
     add_json(dead_list)
     dead_list.set_defaults(func=list_dead)
     retry = dead_actions.add_parser("retry", help="run the failed handlers again")
@@ -61,6 +71,7 @@ def register(commands: Any) -> None:
     list_ = actions.add_parser("list", help="resends, most recently changed first")
     list_.add_argument("--state", choices=STATES, help="only resends in this state")
     list_.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    add_numbers(list_)
     add_json(list_)
     list_.set_defaults(func=list_resends)
     for name, help_ in (
@@ -86,10 +97,11 @@ def list_dead(args: argparse.Namespace) -> int:
     chosen = queries.event_filter(state=DEAD)
     rows = with_store(
         load_settings(read_only=True),
-        lambda store: queries.select_events(store, chosen, args.limit),
+        lambda store: queries.select_events(store, chosen, args.limit + 1),
         read_only=True,
     )
-    print_rows(rows, (*LIST_COLUMNS, "last_error"), args.json)
+    rows = mask_numbers(rows, args.show_numbers)
+    print_page(rows, (*LIST_COLUMNS, "last_error"), args.json, args.limit)
     return 0
 
 
@@ -120,10 +132,10 @@ def list_resends(args: argparse.Namespace) -> int:
     """Print resends, optionally of one state."""
     rows = with_store(
         load_settings(read_only=True),
-        lambda store: queries.list_resends(store, args.state, args.limit),
+        lambda store: queries.list_resends(store, args.state, args.limit + 1),
         read_only=True,
     )
-    print_rows(rows, RESEND_LIST, args.json)
+    print_page(mask_numbers(rows, args.show_numbers), RESEND_LIST, args.json, args.limit)
     return 0
 
 
@@ -155,8 +167,16 @@ def decide_resend(args: argparse.Namespace) -> int:
 def purge(args: argparse.Namespace) -> int:
     """Delete finished events older than the cutoff and blank old personal data."""
     cutoff = time.time() - args.older_than
+    settings = load_settings()
+    progress(f"{'counting' if args.dry_run else 'purging'} table by table ...")
     counts = with_store(
-        load_settings(), lambda store: queries.purge(store, cutoff, dry_run=args.dry_run)
+        settings,
+        lambda store: queries.purge(
+            store,
+            cutoff,
+            dry_run=args.dry_run,
+            on_table=lambda table, n: progress(f"  {table}: {n}"),
+        ),
     )
     if args.json:
         print(json.dumps({"dry_run": args.dry_run, **counts}))
