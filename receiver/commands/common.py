@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from ..errors import ConfigError, StoreUnavailable
-from ..logs import redact_phone
+from ..logs import mask_number, redact_phone
 from ..settings import Secret, Settings
 from ..store import Store, create_store, missing_database
 
@@ -81,15 +81,8 @@ def mask_numbers(rows: list[dict[str, Any]], show: bool) -> list[dict[str, Any]]
 
 
 def mask_in_text(text: str, phone: str | None, show: bool) -> str:
-    """``text`` (a raw body) with ``phone`` masked in its E.164 and national spellings."""
-    if show or not phone or len(phone) < 5:
-        return text
-    spellings = {phone, phone.lstrip("+")}
-    if phone.startswith("+1"):
-        spellings.add(phone[2:])  # MTA may send North American numbers national
-    for spelling in sorted(spellings, key=len, reverse=True):
-        text = text.replace(spelling, redact_phone(phone) or "***")
-    return text
+    """``text`` (a raw body) with ``phone`` masked, unless ``show``."""
+    return text if show else mask_number(text, phone)
 
 
 def print_page(
