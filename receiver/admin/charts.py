@@ -15,8 +15,8 @@ from ..events import DELIVERY_STATUS
 from ..statuses import DELIVERED, FAILURES, STATUS_NAMES
 from ..store.reports import HourCount, OutcomeCount
 
-WIDTH, HEIGHT = 720, 170
-LEFT, BOTTOM, TOP = 34, 20, 8
+WIDTH, HEIGHT = 480, 170  # the SVG's own units; it scales to its column
+LEFT, BOTTOM, TOP = 30, 20, 10
 RANGES = {"24h": 24, "7d": 7 * 24}
 TYPE_COLORS = {
     "delivery-status": "#1f5fbf",
@@ -152,8 +152,20 @@ def stacked(
     return Chart(title, tuple(bars), ticks, legend, peak)
 
 
+RESEND_COLORS = {
+    "sent": "#1d7a3a",
+    "delivered": "#1d7a3a",
+    "unknown": "#b42318",
+    "failed": "#b42318",
+    "rejected": "#b42318",
+    "cancelled": "#5f6b76",
+    "skipped": OTHER_COLOR,
+    "scheduled": "#d39e00",
+}
+
+
 def resend_rows(rows: Iterable[OutcomeCount]) -> list[tuple[str, int, float, str]]:
-    """Resend outcomes as (label, count, share of the largest in %, state) rows: skipped
+    """Resend outcomes as (label, count, share of the largest in %, color) rows: skipped
     and called-off ones by reason."""
     merged: dict[tuple[str, str], int] = {}
     for row in rows:
@@ -164,7 +176,7 @@ def resend_rows(rows: Iterable[OutcomeCount]) -> list[tuple[str, int, float, str
         merged[key] = merged.get(key, 0) + row.count
     peak = max(merged.values(), default=0)
     return [
-        (label, n, round(100 * n / peak, 1), state)
+        (label, n, round(100 * n / peak, 1), RESEND_COLORS[state])
         for (label, state), n in sorted(merged.items(), key=lambda item: -item[1])
     ]
 
