@@ -84,3 +84,10 @@ def test_trigger_without_a_receiver_says_so(tmp_path: Path) -> None:
         "mta-receiver: no answer from http://127.0.0.1:1/x?event=message-reply (ConnectError):"
         " is `mta-receiver serve` running there?"
     ]
+
+
+def test_status_is_for_delivery_status_only(tmp_path: Path) -> None:
+    """--status on another event type is a usage error naming the flag."""
+    done = command(process_env(tmp_path), tmp_path, "trigger", "message-reply", "--status", "4")
+    assert done.returncode == 2
+    assert "--status is for delivery-status webhooks only" in done.stderr

@@ -34,7 +34,6 @@ def register(commands: Any) -> None:
     trigger_.add_argument(
         "--status",
         type=int,
-        default=4,
         help="delivery-status only: MTA's status code (4 delivered, 6 failed ...; default 4)",
     )
     trigger_.add_argument(
@@ -84,12 +83,13 @@ def sample(event: str, status: int, message_id: int) -> dict[str, Any]:
 def trigger(args: argparse.Namespace) -> int:
     """Sign a sample body with the first webhook secret, post it, print the answer."""
     require(
-        args.status == 4 or args.event == "delivery-status",
+        args.status is None or args.event == "delivery-status",
         "--status is for delivery-status webhooks only",
     )
     settings = load_settings()
     message_id = args.message_id or random.randrange(10**8, 10**9)
-    body = json.dumps(sample(args.event, args.status, message_id)).encode()
+    status = 4 if args.status is None else args.status
+    body = json.dumps(sample(args.event, status, message_id)).encode()
     url = f"{args.url.split('?', 1)[0]}?event={args.event}"
     headers = {
         "X-Signature": sign(settings.webhook_secrets[0].reveal(), body),
