@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from .conftest import Process, process_env, start_process, wait_for
 
 EVENTS = {
@@ -32,7 +30,8 @@ def command(env: dict[str, str], tmp_path: Path, *args: str) -> subprocess.Compl
 
 
 def test_trigger_each_event_lands_in_events_list(tmp_path: Path, processes: list[Process]) -> None:
-    """Each of the four sample webhooks gets a 200 and shows up in `events list`."""
+    """Each of the four sample webhooks, signed with the first secret, gets a 200 and
+    shows up in `events list`; signed with another secret, a 401 explained."""
     env = process_env(tmp_path)
     receiver = start_process(tmp_path, env)
     processes.append(receiver)
@@ -53,25 +52,12 @@ def test_trigger_each_event_lands_in_events_list(tmp_path: Path, processes: list
     failed = next(row for row in rows if row["name"] == "delivery-status.delivery-failed")
     assert failed["message_id"] == "4242"
 
-
-@pytest.mark.parametrize(
-    ("secret", "status"), [("another-secret-0123456789", 1), (None, 0)], ids=["wrong", "right"]
-)
-def test_trigger_signs_with_the_first_secret(
-    tmp_path: Path, processes: list[Process], secret: str | None, status: int
-) -> None:
-    """A shell whose secret differs gets the receiver's 401 explained; the right one 200."""
-    env = process_env(tmp_path)
-    receiver = start_process(tmp_path, env)
-    processes.append(receiver)
-    mine = dict(env, RECEIVER_WEBHOOK_SECRETS=secret) if secret else env
-    done = command(
-        mine, tmp_path, "trigger", "number-opt-in", "--url", receiver.url + "/webhooks/mta"
-    )
-    assert done.returncode == status, done
-    if secret:
-        assert "401" in done.stdout
-        assert "RECEIVER_WEBHOOK_SECRETS differ" in done.stdout
+    # A shell whose secret differs from the receiver's gets its 401 explained.
+    other = dict(env, RECEIVER_WEBHOOK_SECRETS="another-secret-0123456789")
+    done = command(other, tmp_path, "trigger", "number-opt-in", "--url", url)
+    assert done.returncode == 1
+    assert "401 Unauthorized" in done.stdout
+    assert "RECEIVER_WEBHOOK_SECRETS differ" in done.stdout
 
 
 def test_trigger_without_a_receiver_says_so(tmp_path: Path) -> None:
