@@ -19,6 +19,7 @@ from starlette.types import Receive, Scope, Send
 from . import services
 from .admin import create_admin
 from .intake import Intake
+from .lifespan import run_lifespan
 from .loader import build_registry
 from .metrics import Metrics
 from .mta import MTAClient
@@ -69,31 +70,37 @@ class Receiver:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH:
             await self.intake(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await run_lifespan(self.lifespan(self.web), receive, send)
         else:
             await self.web(scope, receive, send)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        """Open the store, run the worker; on shutdown finish or release its work."""
+        """Open the store, run the worker; on shutdown finish or release its work.
+
+        A failure after the store opened (a bad ``RECEIVER_FALLBACK_TEXT_LOOKUP``) still
+        closes it: its thread would otherwise keep a process that cannot serve alive.
+        """
         await self.store.open()
-        tasks = []
-        if self.settings.mta_api_key is not None:
-            self.mta = services.mta_client(self.settings, self.metrics, self.store)
-            if self.settings.fallback_enabled and self.settings.run_worker:
-                self.outbox = services.outbox(self.settings, self.store, self.mta, self.metrics)
-                tasks.append(asyncio.create_task(self.outbox.run(), name="receiver-outbox"))
-                if not self.settings.fallback_longcode_id:
-                    log.warning(NO_LONGCODE)
-        if self.settings.run_worker:
-            tasks.append(asyncio.create_task(self.worker.run(), name="receiver-worker"))
-        log.info(
-            "receiver ready: store=%s handlers=%d worker=%s fallback=%s",
-            self.store.dialect,
-            len(self.registry),
-            "on" if self.settings.run_worker else "off",
-            "on" if self.outbox else "off",
-        )
+        tasks: list[asyncio.Task[None]] = []
         try:
+            if self.settings.mta_api_key is not None:
+                self.mta = services.mta_client(self.settings, self.metrics, self.store)
+                if self.settings.fallback_enabled and self.settings.run_worker:
+                    self.outbox = services.outbox(self.settings, self.store, self.mta, self.metrics)
+                    tasks.append(asyncio.create_task(self.outbox.run(), name="receiver-outbox"))
+                    if not self.settings.fallback_longcode_id:
+                        log.warning(NO_LONGCODE)
+            if self.settings.run_worker:
+                tasks.append(asyncio.create_task(self.worker.run(), name="receiver-worker"))
+            log.info(
+                "receiver ready: store=%s handlers=%d worker=%s fallback=%s",
+                self.store.dialect,
+                len(self.registry),
+                "on" if self.settings.run_worker else "off",
+                "on" if self.outbox else "off",
+            )
             yield
         finally:
             await self._shut_down(tasks)

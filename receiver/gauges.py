@@ -61,7 +61,7 @@ class StoreGauges(Collector):
         depth.add_metric([], figures.pending)
         age = GaugeMetricFamily(
             "receiver_queue_oldest_age_seconds",
-            "Age of the oldest pending event (0 when none is pending)",
+            "Seconds the longest-due pending event has been due (0 when none is pending)",
         )
         age.add_metric([], figures.oldest_pending_age or 0.0)
         dead = GaugeMetricFamily(

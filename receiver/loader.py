@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -10,12 +12,22 @@ from .errors import HandlerLoadError
 from .registry import Registry
 
 
+def import_user_module(name: str) -> Any:
+    """Import one of the user's modules, found on ``sys.path`` or in the current directory
+    (as ``python -m`` and uvicorn would: the ``mta-receiver`` script alone would not look
+    there, so ``RECEIVER_HANDLERS=myapp.sms`` next to ``myapp/`` failed)."""
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.append(here)  # last: an installed package of the same name wins
+    return importlib.import_module(name)
+
+
 def load_registry(spec: str) -> Registry:
     """``pkg.mod`` (its ``registry`` attribute) or ``pkg.mod:name`` to a `Registry`."""
     module_name, _, attribute = spec.partition(":")
     attribute = attribute or "registry"
     try:
-        module = importlib.import_module(module_name)
+        module = import_user_module(module_name)
     except Exception as exc:
         raise HandlerLoadError(
             f"RECEIVER_HANDLERS: cannot import {module_name!r}: {type(exc).__name__}: {exc}"
@@ -35,7 +47,7 @@ def load_object(spec: str, setting: str) -> Any:
     if not sep or not attribute:
         raise HandlerLoadError(f"{setting} must look like pkg.module:function, got {spec!r}")
     try:
-        module = importlib.import_module(module_name)
+        module = import_user_module(module_name)
     except Exception as exc:
         raise HandlerLoadError(f"{setting}: cannot import {module_name!r}: {exc}") from exc
     try:

@@ -32,6 +32,18 @@ def redact_phone(number: str | None, redact: bool = True) -> str | None:
     return "***" + number[-2:] if len(number) > 4 else "***"
 
 
+def mask_number(text: str, phone: str | None) -> str:
+    """``text`` (a raw body) with ``phone`` masked in its E.164 and national spellings."""
+    if not phone or len(phone) < 5:
+        return text
+    spellings = {phone, phone.lstrip("+")}
+    if phone.startswith("+1"):
+        spellings.add(phone[2:])  # MTA may send North American numbers national
+    for spelling in sorted(spellings, key=len, reverse=True):
+        text = text.replace(spelling, redact_phone(phone) or "***")
+    return text
+
+
 def label(value: object, unknown: str = "unrecognized") -> str:
     """``value`` when it is a short word (letters, ``_``, ``-``), else ``unknown``: for
     undocumented payload fields a line names, which could otherwise carry a phone number,
@@ -148,12 +160,21 @@ def _one_line(text: str) -> str:
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
+def _rename_uvicorn(record: logging.LogRecord) -> bool:
+    """uvicorn logs its life ("Started server process") under ``uvicorn.error``: an
+    operator grepping for errors should not find every start-up line."""
+    if record.name == "uvicorn.error":
+        record.name = "uvicorn"
+    return True
+
+
 def configure_logging(settings: Settings) -> None:
     """Install the formatter ``settings`` ask for on the root logger."""
     use_json = settings.log_format == "json" or (
         settings.log_format == "auto" and not sys.stderr.isatty()
     )
     handler = logging.StreamHandler()
+    handler.addFilter(_rename_uvicorn)
     handler.setFormatter(
         JsonFormatter()
         if use_json

@@ -94,7 +94,9 @@ class Backlog:
     """What waits in the store (the dashboard's figures and the /metrics gauges)."""
 
     pending: int = 0
-    oldest_pending_age: float | None = None  # seconds since the oldest pending event arrived
+    # How long the pending event due longest ago has been due: from its run_after, not its
+    # arrival, so an old event waiting out a retry's backoff does not look like a stuck queue.
+    oldest_pending_age: float | None = None
     dead_letters: int = 0
     resends: Mapping[str, int] = field(default_factory=dict)  # by state
 
@@ -187,11 +189,12 @@ async def headline(store: Store, now: float) -> Headline:
 
 
 async def backlog(store: Store, now: float) -> Backlog:
-    """Pending events and the oldest one's age, dead letters, resends by state."""
+    """Pending events and how long the longest-due one has waited, dead letters, resends
+    by state."""
     # State literals, not parameters: only then can the planners use the partial
     # indexes events_pending and events_dead instead of reading every event.
     pending = await store.fetch(
-        f"SELECT COUNT(*), MIN(received_at) FROM events WHERE state = '{PENDING}'"
+        f"SELECT COUNT(*), MIN(run_after) FROM events WHERE state = '{PENDING}'"
     )
     dead = await store.fetch(f"SELECT COUNT(*) FROM events WHERE state = '{DEAD}'")
     resends = await store.fetch("SELECT state, COUNT(*) FROM resends GROUP BY state ORDER BY state")

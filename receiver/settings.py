@@ -23,6 +23,7 @@ MTA_SEND_RATE = Rate(25, 15.0)  # POST /send: 25 requests per 15 s per account (
 # Status codes that never trigger a resend, whatever the configuration says: the number is
 # invalid (10), opted out (11) or a landline (12) -- SMS would fail or be unlawful too.
 NEVER_RESEND = frozenset({10, 11, 12})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class Secret:
@@ -138,6 +139,10 @@ class Settings:
             raise ConfigError("RECEIVER_FALLBACK_GRACE_SECONDS/RECONCILE_SECONDS must be >= 0")
         netpolicy.check_forwarded_allow_ips(self.forwarded_allow_ips)
         netpolicy.parse_networks(self.webhook_allow_networks, netpolicy.WEBHOOK_ALLOW_NETWORKS)
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(
+                f"RECEIVER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
+            )
         if self.log_format not in ("auto", "json", "text"):
             raise ConfigError(
                 f"RECEIVER_LOG_FORMAT must be auto, json or text, got {self.log_format!r}"

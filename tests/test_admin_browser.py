@@ -1,4 +1,5 @@
-"""The dashboard in a real headless browser: log in, find a timeline, retry a dead letter.
+"""The dashboard in a real headless browser: log in, find a timeline, retry a dead letter;
+every page at a desktop and a phone width, with screenshots.
 
 Uses Debian's chromium and chromedriver (``apt-get install chromium chromium-driver``);
 the driver path is passed explicitly so Selenium Manager never downloads anything.
@@ -7,7 +8,6 @@ the driver path is passed explicitly so Selenium Manager never downloads anythin
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,6 @@ from .test_admin import PASSWORD, admin_settings, query
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SCREENSHOTS = Path(tempfile.gettempdir())
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
@@ -67,6 +66,7 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def test_log_in_find_timeline_retry_dead_letter(tmp_path: Path, browser: Any) -> None:
     """An operator logs in, filters the events by number, opens the message's timeline,
     retries its dead letter and sees it done."""
+    SCREENSHOTS = tmp_path
     crm_down = True
 
     registry = Registry()
@@ -107,7 +107,8 @@ def test_log_in_find_timeline_retry_dead_letter(tmp_path: Path, browser: Any) ->
         number.send_keys("555-000-4242")
         browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
         wait.until(lambda b: "number=555-000-4242" in b.current_url)
-        links = {a.text for a in browser.find_elements(By.CSS_SELECTOR, "table.events a")}
+        messages = "table.events a[href*='/messages/']"
+        links = {a.text for a in browser.find_elements(By.CSS_SELECTOR, messages)}
         assert links == {"4242"}
         browser.find_element(By.LINK_TEXT, "4242").click()
 
@@ -134,3 +135,82 @@ def test_log_in_find_timeline_retry_dead_letter(tmp_path: Path, browser: Any) ->
         browser.save_screenshot(str(SCREENSHOTS / "admin-timeline-done.png"))
         assert query(settings, "SELECT state FROM events WHERE id = ?", (event_id,)) == [("done",)]
         assert os.path.getsize(SCREENSHOTS / "admin-timeline-done.png") > 0
+
+
+WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
+ONE_LINE_IDS = """
+return Array.from(document.querySelectorAll('.id')).filter(e => {
+  const text = document.createRange();
+  text.selectNodeContents(e);
+  return new Set(Array.from(text.getClientRects()).map(r => Math.round(r.top))).size > 1;
+}).map(e => e.textContent);
+"""
+WIDE = "return document.documentElement.scrollWidth - window.innerWidth;"
+WEIGHT = (
+    "const n = performance.getEntriesByType('navigation')[0];"
+    " return [n.transferSize, n.decodedBodySize, performance.getEntriesByType('resource').length];"
+)
+
+
+def test_every_page_at_desktop_and_phone_width(tmp_path: Path, browser: Any) -> None:
+    """Overview (charts), events, a timeline, event pages of each kind and the Drop
+    confirmation render at 1280 and 390 px: no page wider than
+    the window, no id broken over lines, nothing fetched besides the page itself."""
+    registry = Registry()
+
+    @registry.on("delivery-status.delivery-failed")
+    async def notify_crm_with_a_long_handler_name(event: Event, ctx: Context) -> None:
+        raise RuntimeError("CRM is down: connection refused by crm.internal.example:8443")
+
+    settings = admin_settings(tmp_path)
+    with running(settings, registry) as server:
+        for message_id, status in ((11, 3), (11, 6), (12, 4), (13, 9)):
+            assert server.post(delivery(message_id, status)).status_code == 200
+        server.post(
+            {"fromNumber": "+15555550123", "message": "Yes", "replyId": 7}, event="message-reply"
+        )
+        server.post({"optInType": "imessage", "fromNumber": "+15555550123"}, event="number-opt-in")
+        server.post({"type": "receiver-test", "testId": "t1"})
+        server.post(b"not json")
+        query(
+            settings,
+            "INSERT INTO resends (original_message_id, state, reason, phone, external_id,"
+            " request_id, failed_at, due_at, updated_at) VALUES ('11', 'unknown', 'no webhook',"
+            " '+15550001111', 'x.11', 'r', 1, 1, strftime('%s', 'now'))",
+        )
+        wait = WebDriverWait(browser, 10)
+        wait.until(lambda _: query(settings, "SELECT 1 FROM events WHERE state = 'dead'"))
+        events = dict(query(settings, "SELECT name, id FROM events"))
+
+        browser.get(f"{server.url}/admin/login")
+        browser.find_element(By.ID, "password").send_keys(PASSWORD)
+        browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+        wait.until(lambda b: b.find_elements(By.ID, "charts"))
+        pages = {
+            "overview": "/admin/",
+            "overview-7d": "/admin/?range=7d",
+            "events": "/admin/events",
+            "timeline": "/admin/messages/11",
+            "event-dead": f"/admin/events/{events['delivery-status.delivery-failed']}",
+            "event-opt-in": f"/admin/events/{events['number-opt-in']}",
+            "event-test": f"/admin/events/{events['unknown']}",
+            "drop": "/admin/resends/11/drop?next=/admin/",
+        }
+        if "quarantined" in events:  # its name when the body is not JSON
+            pages["event-quarantined"] = f"/admin/events/{events['quarantined']}"
+        weights = {}
+        for width, size in WIDTHS.items():
+            browser.set_window_size(*size)
+            for name, path in pages.items():
+                browser.get(server.url + path)
+                assert "Internal Server Error" not in browser.page_source
+                assert browser.execute_script(ONE_LINE_IDS) == [], (width, name)
+                assert browser.execute_script(WIDE) <= 0, (width, name)
+                _, body, fetched = browser.execute_script(WEIGHT)
+                assert fetched == 0, (width, name)  # no script, font, image or stylesheet
+                weights[name] = body
+                if name == "drop":
+                    assert "the person gets no message at all" in browser.page_source
+                browser.save_screenshot(str(tmp_path / f"{name}-{width}.png"))
+        assert weights["overview"] < 60_000
+        print("page weight (bytes of HTML, nothing else is fetched):", weights)

@@ -92,7 +92,10 @@ def test_message_ids_with_slashes_are_one_path_segment(tmp_path: Path) -> None:
         csrf = log_in(client)
         overview = client.get("/admin/").text
         drop = "/admin/resends/evil%2F..%2F4242/drop"
-        assert f'action="{drop}"' in overview
+        assert f'href="{drop}?next=' in overview  # Drop asks first, on its own page
+        confirm = client.get(f"{drop}?next=/admin/").text
+        assert f'action="{drop}"' in confirm
+        assert "the person gets no message at all" in confirm
         assert client.get("/admin/messages/evil%2F..%2F4242").status_code == 200
         assert client.post(drop, data={"csrf": csrf}).status_code == 303
         rows = query(settings, "SELECT original_message_id, state FROM resends ORDER BY 1")

@@ -19,19 +19,22 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
+from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..settings import Settings
 from ..store import Store
 from . import auth, render
 from .forms import FormTooLarge
+from .render import page
 from .routes import CsrfRejected, Dashboard, LoginRequired, Throttled
 
 log = logging.getLogger("receiver.admin")
 
 SESSION_COOKIE = "mta_admin"
+Handler = Callable[[Request, Exception], Response]
 
 
 def create_admin(
@@ -53,13 +56,15 @@ def create_admin(
             "RECEIVER_SESSION_SECRET is not set: using a random one for this process;"
             " dashboard sessions will not survive a restart nor be shared across replicas"
         )
+    views = render.templates(settings)
     dash = Dashboard(
         store,
-        render.templates(settings),
+        views,
         auth.Password(settings.admin_password, session_secret),
         auth.LoginThrottle(clock),
         clock,
         notify,
+        redact=settings.redact,
     )
     return Starlette(
         routes=[
@@ -68,10 +73,12 @@ def create_admin(
             Route("/login", dash.login, methods=["POST"]),
             Route("/logout", dash.logout, methods=["POST"]),
             Route("/events", dash.events),
+            Route("/events/{event_id:int}", dash.event),
             # :path, as message ids may hold "/" (templates encode it, the server decodes).
             Route("/messages/{message_id:path}", dash.timeline),
             Route("/events/{event_id:int}/retry", dash.retry, methods=["POST"]),
             Route("/resends/{message_id:path}/resend", dash.resend, methods=["POST"]),
+            Route("/resends/{message_id:path}/drop", dash.confirm_drop, methods=["GET"]),
             Route("/resends/{message_id:path}/drop", dash.drop, methods=["POST"]),
         ],
         middleware=[
@@ -86,10 +93,16 @@ def create_admin(
             ),
         ],
         exception_handlers={
-            LoginRequired: login_required,
-            CsrfRejected: refusal(403, "Forbidden: the form's security token is missing or stale."),
-            Throttled: throttled,
-            FormTooLarge: refusal(413, "Request too large."),
+            LoginRequired: login_required(views),
+            CsrfRejected: notice(
+                views,
+                403,
+                "Your session has changed",
+                "Forbidden: the form's security token is missing or stale (the page was"
+                " open across a log-out, a restart or a password change). Nothing was done.",
+            ),
+            Throttled: throttled(views),
+            FormTooLarge: notice(views, 413, "Too large", "Request too large."),
         },
     )
 
@@ -97,31 +110,46 @@ def create_admin(
 # --- refusals: the status of each, and why ------------------------------------------------
 
 
-async def login_required(request: Request, exc: Exception) -> Response:
+def login_required(views: Jinja2Templates) -> Handler:
     """GET: 303 to the login page, coming back here after. Anything else: 403 (an action
-    is never replayed after a login)."""
-    if request.method in ("GET", "HEAD"):
-        base = request.scope.get("root_path", "")
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"{base}/login?next={quote(target, safe='/')}", 303)
-    return PlainTextResponse("Forbidden: log in first.", 403)
-
-
-async def throttled(request: Request, exc: Exception) -> Response:
-    """429 with Retry-After: too many failed logins from this address."""
-    wait = exc.retry_after if isinstance(exc, Throttled) else 60.0
-    return PlainTextResponse(
-        "Too many failed logins; try again later.",
-        429,
-        headers={"Retry-After": str(int(wait + 0.999))},
-    )
-
-
-def refusal(status: int, text: str) -> Callable[[Request, Exception], Response]:
-    """A plain-text refusal with a fixed status."""
+    is never replayed after a login), as a page with the way back."""
 
     def handler(request: Request, exc: Exception) -> Response:
-        return PlainTextResponse(text, status)
+        if request.method in ("GET", "HEAD"):
+            base = request.scope.get("root_path", "")
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"{base}/login?next={quote(target, safe='/')}", 303)
+        text = "Forbidden: log in first. Your session ended, so nothing was done."
+        return page(views, request, "notice.html", 403, title="Logged out", text=text)
+
+    return handler
+
+
+def throttled(views: Jinja2Templates) -> Handler:
+    """429 with Retry-After: too many failed logins from this address."""
+
+    def handler(request: Request, exc: Exception) -> Response:
+        wait = exc.retry_after if isinstance(exc, Throttled) else 60.0
+        seconds = int(wait + 0.999)
+        response = page(
+            views,
+            request,
+            "notice.html",
+            429,
+            title="Too many failed logins",
+            text=f"Too many failed logins; try again later (in {seconds} s).",
+        )
+        response.headers["Retry-After"] = str(seconds)
+        return response
+
+    return handler
+
+
+def notice(views: Jinja2Templates, status: int, title: str, text: str) -> Handler:
+    """A refusal with a fixed status, as a page with the way back."""
+
+    def handler(request: Request, exc: Exception) -> Response:
+        return page(views, request, "notice.html", status, title=title, text=text)
 
     return handler
 

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import quote
 
 import jinja2
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
@@ -30,6 +31,7 @@ def templates(settings: Settings) -> Jinja2Templates:
     # A message id from the internet as one path segment: `urlencode` keeps "/", so an id
     # like "evil/../4242" made a button act on message 4242.
     env.filters["segment"] = lambda value: quote(str(value), safe="")
+    env.filters["dotted"] = dotted
     return Jinja2Templates(env=env)
 
 
@@ -56,6 +58,12 @@ def page(
         },
         status_code=status_code,
     )
+
+
+def dotted(name: object) -> Markup:
+    """A dotted handler name, escaped, that may wrap after its dots and nowhere else
+    (``myapp.sms.on_reply`` breaks as ``myapp.sms.`` / ``on_reply``, never mid-word)."""
+    return Markup(".<wbr>").join(escape(part) for part in str(name).split("."))
 
 
 def timestamp(epoch: float | None) -> str:

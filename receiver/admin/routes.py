@@ -14,9 +14,10 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from .. import operations as ops
+from ..logs import mask_number
 from ..statuses import STATUS_NAMES
-from ..store import Store
-from . import auth, csrf, forms
+from ..store import Store, reports
+from . import auth, charts, csrf, forms
 from .render import page
 
 log = logging.getLogger("receiver.admin")
@@ -49,7 +50,9 @@ class Dashboard:
         throttle: auth.LoginThrottle,
         clock: Callable[[], float],
         notify: Callable[[], None],
+        redact: bool = True,
     ) -> None:
+        self.redact = redact
         self.store = store
         self.views = views
         self.password = password
@@ -100,13 +103,30 @@ class Dashboard:
     # --- pages -----------------------------------------------------------------------
 
     async def overview(self, request: Request) -> Response:
-        """Headline figures, dead letters, resends awaiting a decision, latest events."""
+        """Headline figures, charts, dead letters, resends awaiting a decision, latest
+        events."""
         self._require_login(request)
+        now = self.clock()
+        span = request.query_params.get("range", "24h")
+        span = span if span in charts.RANGES else "24h"
+        hours = charts.RANGES[span]
+        by_type, by_outcome = charts.webhook_charts(
+            await reports.webhooks_per_hour(self.store, (int(now) // 3600 - hours + 1) * 3600),
+            now,
+            hours,
+        )
         return page(
             self.views,
             request,
             "overview.html",
-            headline=await ops.headline(self.store, self.clock()),
+            span=span,
+            ranges=list(charts.RANGES),
+            by_type=by_type,
+            by_outcome=by_outcome,
+            resends=charts.resend_rows(
+                await reports.resend_outcomes(self.store, now - hours * 3600)
+            ),
+            headline=await ops.headline(self.store, now),
             dead=await ops.list_events(self.store, ops.EventFilter(state="dead", limit=50)),
             unknown=await ops.awaiting_decision(self.store, 50),
             events=await ops.list_events(self.store, ops.EventFilter(limit=15)),
@@ -130,6 +150,27 @@ class Dashboard:
             states=forms.STATES,
             statuses=[(c, n) for c, n in STATUS_NAMES.items() if c is not None],
         )
+
+    async def event(self, request: Request) -> Response:
+        """One event of any kind (quarantined, opt-in, test ...): its row, runs and body."""
+        self._require_login(request)
+        event_id = request.path_params["event_id"]
+        rows = await ops.list_events(self.store, ops.EventFilter(before_id=event_id + 1, limit=1))
+        row = rows[0] if rows and rows[0].id == event_id else None
+        body = await reports.event_body(self.store, event_id) if row else None
+        raw = body.raw if body else ""
+        if row and self.redact:
+            raw = mask_number(raw, row.phone)
+        return page(
+            self.views, request, "event.html", 200 if row else 404, e=row, body=body, raw=raw
+        )
+
+    async def confirm_drop(self, request: Request) -> Response:
+        """Ask before dropping a resend: the person may then get no message at all."""
+        self._require_login(request)
+        original = request.path_params["message_id"]
+        back = _next(request, "next")
+        return page(self.views, request, "drop.html", original=original, back=back)
 
     async def timeline(self, request: Request) -> Response:
         """Everything about one message: statuses, duplicates, handler runs, its resend."""

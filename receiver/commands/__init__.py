@@ -7,4 +7,4 @@ Each module defines ``register(commands)``, which adds its sub-parsers to the
 
 from __future__ import annotations
 
-MODULES = ("run", "send", "events", "resends", "db", "webhooks", "doctor")
+MODULES = ("run", "send", "trigger", "events", "resends", "db", "webhooks", "doctor")

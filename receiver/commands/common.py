@@ -9,12 +9,14 @@ import asyncio
 import datetime as dt
 import json
 import re
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-from ..errors import ConfigError
-from ..settings import Settings
-from ..store import Store, create_store
+from ..errors import ConfigError, StoreUnavailable
+from ..logs import mask_number, redact_phone
+from ..settings import Secret, Settings
+from ..store import Store, create_store, missing_database
 
 T = TypeVar("T")
 
@@ -60,6 +62,60 @@ def print_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: 
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
 
+def add_numbers(parser: Any) -> None:
+    """The ``--show-numbers`` flag of every command that prints phone numbers."""
+    parser.add_argument(
+        "--show-numbers",
+        action="store_true",
+        help="print phone numbers in full (masked like ***67 by default, as in the logs)",
+    )
+
+
+def mask_numbers(rows: list[dict[str, Any]], show: bool) -> list[dict[str, Any]]:
+    """``rows`` with their ``phone`` masked as the logs and the dashboard mask it."""
+    if show:
+        return rows
+    return [
+        {**row, "phone": redact_phone(row.get("phone"))} if "phone" in row else row for row in rows
+    ]
+
+
+def mask_in_text(text: str, phone: str | None, show: bool) -> str:
+    """``text`` (a raw body) with ``phone`` masked, unless ``show``."""
+    return text if show else mask_number(text, phone)
+
+
+def print_page(
+    rows: list[dict[str, Any]], columns: Sequence[str], as_json: bool, limit: int | None
+) -> None:
+    """``rows`` (fetched one past ``limit``) cut to ``limit``; a cut is said on stderr,
+    with how to see more, so a table never looks complete when it is not."""
+    more = limit is not None and len(rows) > limit
+    print_rows(rows[:limit] if more else rows, columns, as_json)
+    if more:
+        print(
+            f"(only the first {limit} shown: more match; --limit {max(limit or 0, 1) * 10}"
+            " or narrower filters to see them)",
+            file=sys.stderr,
+        )
+
+
+def confirm(question: str, yes: bool) -> bool:
+    """``yes`` (``--yes``), or the operator's answer; without a terminal to ask, a
+    `ConfigError`: a script must say ``--yes`` rather than change things unasked."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise ConfigError(f"{question}: pass --yes to confirm (no terminal to ask)")
+    answer = input(f"{question}? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr, so it never mixes with --json on stdout."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def print_value(value: Any, as_json: bool) -> None:
     """One mapping as JSON or as ``key: value`` lines."""
     if as_json:
@@ -78,15 +134,37 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def load_settings() -> Settings:
-    """Settings from the environment; a `ConfigError` becomes exit status 2 in the CLI."""
+READ_ONLY_SECRET = "unused-by-reading-commands"  # noqa: S105 - a placeholder, verifies nothing
+"""Stands in for the webhook secret in commands that only read the store: they verify no
+webhook, and an operator listing events should not need the secret in their shell."""
+
+
+def load_settings(*, read_only: bool = False) -> Settings:
+    """Settings from the environment; a `ConfigError` becomes exit status 2 in the CLI.
+    ``read_only``: no webhook secret is needed."""
+    if read_only:
+        return Settings.from_env(webhook_secrets=(Secret(READ_ONLY_SECRET),))
     return Settings.from_env()
 
 
 def with_store(
-    settings: Settings, work: Callable[[Store], Awaitable[T]], *, migrate: bool = True
+    settings: Settings,
+    work: Callable[[Store], Awaitable[T]],
+    *,
+    migrate: bool = True,
+    read_only: bool = False,
 ) -> T:
-    """Open the configured store, run ``work(store)`` on a fresh event loop, close it."""
+    """Open the configured store, run ``work(store)`` on a fresh event loop, close it.
+
+    ``read_only``: the store is neither created nor migrated; a missing SQLite file is
+    an error naming the path (run elsewhere, a relative URL names another file)."""
+    if read_only:
+        migrate = False
+        if (path := missing_database(settings.database_url)) is not None:
+            raise StoreUnavailable(
+                f"no database at {path} (RECEIVER_DATABASE_URL={settings.database_url};"
+                " a relative path is relative to the current directory)"
+            )
 
     async def run() -> T:
         store = create_store(settings.database_url)

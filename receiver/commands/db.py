@@ -75,7 +75,7 @@ def upgrade(args: argparse.Namespace) -> int:
 
 def status(args: argparse.Namespace) -> int:
     """Print each migration: applied (when) or pending."""
-    dialect, found = with_store(load_settings(), _status, migrate=False)
+    dialect, found = with_store(load_settings(read_only=True), _status, read_only=True)
     pending = [m for m in found if m.applied_at is None]
     if args.json:
         print(json.dumps({"store": dialect, "migrations": [asdict(m) for m in found]}))

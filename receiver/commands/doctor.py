@@ -22,9 +22,10 @@ from ..metrics import Metrics
 from ..resend_content import NO_LONGCODE
 from ..services import mta_client
 from ..settings import Settings
-from ..store import Store, create_store
+from ..store import Store, create_store, missing_database
+from .common import load_settings, progress
 from .db import migration_status
-from .probe import base_url, probe_body, send_probe
+from .probe import base_url, fix_for, probe_body, send_probe
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 MIN_BODY, MAX_BODY = 16 * 1024, 10 * 1024 * 1024
@@ -54,11 +55,24 @@ def doctor(args: argparse.Namespace) -> int:
     """Run every check, print each with its fix; exit 1 when any failed."""
     try:
         settings = Settings.from_env()
+        checks = [Check("configuration", OK, "settings load")]
     except ConfigError as exc:
-        checks = [Check("configuration", FAIL, str(exc), "set the variable as described")]
-        report(checks, args.json)
-        return 2
-    checks = [Check("configuration", OK, "settings load")]
+        try:  # without --url the doctor signs nothing: the webhook secret alone may be absent
+            if args.url is not None:
+                raise
+            settings = load_settings(read_only=True)
+        except ConfigError:
+            checks = [Check("configuration", FAIL, str(exc), "set the variable as described")]
+            report(checks, args.json)
+            return 2
+        checks = [
+            Check(
+                "configuration",
+                WARN,
+                f"settings load, but not for the service: {exc}",
+                "the service needs RECEIVER_WEBHOOK_SECRETS; this check needs it only with --url",
+            )
+        ]
     checks += asyncio.run(run_checks(settings, args.url))
     report(checks, args.json)
     return 1 if any(c.status == FAIL for c in checks) else 0
@@ -80,17 +94,25 @@ async def run_checks(settings: Settings, url: str | None) -> list[Check]:
     checks: list[Check] = []
     store: Store | None = None
     try:
+        if (path := missing_database(settings.database_url)) is not None:
+            raise FileNotFoundError(f"no database at {path}")  # opening would create it
         opened = create_store(settings.database_url)
         await opened.open(migrate=False)  # the doctor observes; it does not migrate
         store = opened
     except Exception as exc:
+        detail = (
+            str(exc)
+            if isinstance(exc, FileNotFoundError)
+            else f"cannot open: {type(exc).__name__}: {exc}"
+        )
         checks.append(
             Check(
                 "database",
                 FAIL,
-                f"cannot open: {type(exc).__name__}: {exc}",
-                "check RECEIVER_DATABASE_URL, the file's directory and permissions, or that"
-                " the PostgreSQL server is up and the user may connect",
+                detail,
+                "check RECEIVER_DATABASE_URL (a relative path is relative to the current"
+                " directory), the file's directory and permissions, or that the PostgreSQL"
+                " server is up and the user may connect",
             )
         )
     try:
@@ -180,6 +202,7 @@ async def mta_key(settings: Settings) -> Check:
             "RECEIVER_MTA_API_KEY is not set: no SMS fallback, no webhooks commands",
             "set RECEIVER_MTA_API_KEY to an API key from MTA's dashboard",
         )
+    progress("asking MTA whether the API key is valid ...")
     client = mta_client(settings, Metrics())
     client.max_retries = 1  # a doctor answers quickly; one retry covers a blip
     try:
@@ -256,6 +279,7 @@ async def round_trip(settings: Settings, store: Store | None, url: str | None) -
     if url is None:
         return Check(name, SKIP, "not tested", "pass --url https://host/webhooks/mta")
     body = probe_body()
+    progress(f"sending a signed test webhook to {base_url(url)} (waits up to 10 s) ...")
     result = await send_probe(url, settings.webhook_secrets[0].reveal(), body)
     target = base_url(url)
     if result.status is None:
@@ -266,7 +290,7 @@ async def round_trip(settings: Settings, store: Store | None, url: str | None) -
             "check that the receiver runs, DNS, TLS, the proxy and firewalls in between",
         )
     if not result.accepted:
-        return Check(name, FAIL, f"{target} answered {result.status}", _fix(result.status))
+        return Check(name, FAIL, f"{target} answered {result.status}", fix_for(result.status))
     if store is None:
         return Check(name, WARN, f"{target} answered 200; the database could not be checked")
     key = dedup_key(identify(json.loads(body)), body)
@@ -279,17 +303,3 @@ async def round_trip(settings: Settings, store: Store | None, url: str | None) -
             "the URL reaches a receiver with another RECEIVER_DATABASE_URL: use the same one",
         )
     return Check(name, OK, f"a signed test event round-tripped (event {rows[0][0]})")
-
-
-def _fix(status: int) -> str:
-    fixes = {
-        401: "the receiver there does not accept the first secret of RECEIVER_WEBHOOK_SECRETS:"
-        " give every replica the same secrets",
-        403: "this source is outside RECEIVER_WEBHOOK_ALLOW_NETWORKS (or the proxy's"
-        " address is missing from RECEIVER_FORWARDED_ALLOW_IPS)",
-        404: "the URL's path is wrong: the webhook path is /webhooks/mta",
-        405: "the URL's path is wrong: the webhook path is /webhooks/mta",
-        413: "raise RECEIVER_MAX_BODY_BYTES, or the proxy's body limit (client_max_body_size)",
-        503: "the receiver there cannot write to its database: run doctor on that host",
-    }
-    return fixes.get(status, "MTA counts only 200 as delivered: see the receiver's logs")

@@ -53,3 +53,18 @@ async def send_probe(url: str, secret: str, body: bytes, wait: float = 10.0) -> 
     except httpx.HTTPError as exc:
         return ProbeResult(None, f"{type(exc).__name__}: {exc}")
     return ProbeResult(response.status_code)
+
+
+def fix_for(status: int) -> str:
+    """How to fix a public URL that answered a test webhook with ``status``."""
+    fixes = {
+        401: "the receiver there does not accept the first secret of RECEIVER_WEBHOOK_SECRETS:"
+        " give every replica the same secrets",
+        403: "this source is outside RECEIVER_WEBHOOK_ALLOW_NETWORKS (or the proxy's"
+        " address is missing from RECEIVER_FORWARDED_ALLOW_IPS)",
+        404: "the URL's path is wrong: the webhook path is /webhooks/mta",
+        405: "the URL's path is wrong: the webhook path is /webhooks/mta",
+        413: "raise RECEIVER_MAX_BODY_BYTES, or the proxy's body limit (client_max_body_size)",
+        503: "the receiver there cannot write to its database: run doctor on that host",
+    }
+    return fixes.get(status, "MTA counts only 200 as delivered: see the receiver's logs")

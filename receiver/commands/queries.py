@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import Any
 
 from .. import operations
@@ -149,7 +150,13 @@ async def list_resends(store: Store, state: str | None, limit: int = 100) -> lis
     return [dict(zip(RESEND_COLUMNS, row, strict=True)) for row in rows]
 
 
-async def purge(store: Store, cutoff: float, *, dry_run: bool) -> dict[str, int]:
+async def purge(
+    store: Store,
+    cutoff: float,
+    *,
+    dry_run: bool,
+    on_table: Callable[[str, int], None] = lambda table, count: None,
+) -> dict[str, int]:
     """Delete finished events received before ``cutoff`` (and their runs); blank the
     phone numbers and texts kept with older sends and resends, and the phone numbers of
     messages quiet since then. Counts per table.
@@ -182,19 +189,19 @@ async def purge(store: Store, cutoff: float, *, dry_run: bool) -> dict[str, int]
             (cutoff,),
         ),
     }
-    if dry_run:
-        return {
-            table: int(
-                (await store.fetch(f"SELECT COUNT(*) FROM {table} WHERE {where}", params))[0][0]
-            )
-            for table, (_, where, params) in plan.items()
-        }
-    _, old_events, params = plan["events"]
-    await store.execute(
-        f"DELETE FROM handler_runs WHERE event_id IN (SELECT id FROM events WHERE {old_events})",
-        params,
-    )
-    return {
-        table: await store.execute(f"{change} WHERE {where}", params)
-        for table, (change, where, params) in plan.items()
-    }
+    counts: dict[str, int] = {}
+    if not dry_run:
+        _, old_events, params = plan["events"]
+        await store.execute(
+            "DELETE FROM handler_runs WHERE event_id IN"
+            f" (SELECT id FROM events WHERE {old_events})",
+            params,
+        )
+    for table, (change, where, params) in plan.items():
+        if dry_run:
+            found = await store.fetch(f"SELECT COUNT(*) FROM {table} WHERE {where}", params)
+            counts[table] = int(found[0][0])
+        else:
+            counts[table] = await store.execute(f"{change} WHERE {where}", params)
+        on_table(table, counts[table])  # progress: each table can take a while
+    return counts

@@ -23,7 +23,16 @@ from ..resends import (
 )
 from ..store import DEAD, Store
 from . import queries
-from .common import add_json, duration, load_settings, print_rows, with_store
+from .common import (
+    add_json,
+    add_numbers,
+    duration,
+    load_settings,
+    mask_numbers,
+    print_page,
+    progress,
+    with_store,
+)
 from .events import LIST_COLUMNS
 
 STATES = (
@@ -46,7 +55,8 @@ def register(commands: Any) -> None:
     dead = commands.add_parser("dead-letters", help="events a handler gave up on")
     dead_actions = dead.add_subparsers(dest="action", required=True)
     dead_list = dead_actions.add_parser("list", help="dead-lettered events, newest first")
-    dead_list.add_argument("--limit", type=int, default=50)
+    dead_list.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    add_numbers(dead_list)
     add_json(dead_list)
     dead_list.set_defaults(func=list_dead)
     retry = dead_actions.add_parser("retry", help="run the failed handlers again")
@@ -59,8 +69,9 @@ def register(commands: Any) -> None:
     resends = commands.add_parser("resends", help="SMS resends of failed iMessages")
     actions = resends.add_subparsers(dest="action", required=True)
     list_ = actions.add_parser("list", help="resends, most recently changed first")
-    list_.add_argument("--state", choices=STATES)
-    list_.add_argument("--limit", type=int, default=100)
+    list_.add_argument("--state", choices=STATES, help="only resends in this state")
+    list_.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    add_numbers(list_)
     add_json(list_)
     list_.set_defaults(func=list_resends)
     for name, help_ in (
@@ -85,9 +96,12 @@ def list_dead(args: argparse.Namespace) -> int:
     """Print dead-lettered events with their last error."""
     chosen = queries.event_filter(state=DEAD)
     rows = with_store(
-        load_settings(), lambda store: queries.select_events(store, chosen, args.limit)
+        load_settings(read_only=True),
+        lambda store: queries.select_events(store, chosen, args.limit + 1),
+        read_only=True,
     )
-    print_rows(rows, (*LIST_COLUMNS, "last_error"), args.json)
+    rows = mask_numbers(rows, args.show_numbers)
+    print_page(rows, (*LIST_COLUMNS, "last_error"), args.json, args.limit)
     return 0
 
 
@@ -117,9 +131,11 @@ def retry_dead(args: argparse.Namespace) -> int:
 def list_resends(args: argparse.Namespace) -> int:
     """Print resends, optionally of one state."""
     rows = with_store(
-        load_settings(), lambda store: queries.list_resends(store, args.state, args.limit)
+        load_settings(read_only=True),
+        lambda store: queries.list_resends(store, args.state, args.limit + 1),
+        read_only=True,
     )
-    print_rows(rows, RESEND_LIST, args.json)
+    print_page(mask_numbers(rows, args.show_numbers), RESEND_LIST, args.json, args.limit)
     return 0
 
 
@@ -151,8 +167,16 @@ def decide_resend(args: argparse.Namespace) -> int:
 def purge(args: argparse.Namespace) -> int:
     """Delete finished events older than the cutoff and blank old personal data."""
     cutoff = time.time() - args.older_than
+    settings = load_settings()
+    progress(f"{'counting' if args.dry_run else 'purging'} table by table ...")
     counts = with_store(
-        load_settings(), lambda store: queries.purge(store, cutoff, dry_run=args.dry_run)
+        settings,
+        lambda store: queries.purge(
+            store,
+            cutoff,
+            dry_run=args.dry_run,
+            on_table=lambda table, n: progress(f"  {table}: {n}"),
+        ),
     )
     if args.json:
         print(json.dumps({"dry_run": args.dry_run, **counts}))

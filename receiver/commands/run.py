@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import math
 import signal
 from typing import Any
 
 from ..app import create_app
+from ..lifespan import reason
 from ..logs import configure_logging
 from ..settings import Settings
+
+log = logging.getLogger("receiver.worker")
 
 
 def register(commands: Any) -> None:
@@ -52,7 +57,10 @@ def serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
     )
     server = uvicorn.Server(config)
-    server.run()
+    # uvicorn shuts down cleanly on Ctrl-C, then raises the signal again for the default
+    # handler: that is the operator's way to stop it, not a crash.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
     return 0 if server.started else 1
 
 
@@ -62,16 +70,21 @@ def worker(args: argparse.Namespace) -> int:
     configure_logging(settings)
     app = create_app(settings)
 
-    async def run() -> None:
+    async def run() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        async with app.lifespan(app.web):
-            await stop.wait()
+        try:
+            async with app.lifespan(app.web):
+                await stop.wait()
+        except Exception as exc:  # one line, as serve says it (receiver/lifespan.py)
+            log.error("worker failed: %s", reason(exc))
+            log.debug("worker failure", exc_info=True)
+            return 1
+        return 0
 
-    asyncio.run(run())
-    return 0
+    return asyncio.run(run())
 
 
 def _loop() -> str:

@@ -32,7 +32,13 @@ def send(args: argparse.Namespace) -> int:
     async def run() -> dict[str, object]:
         store = create_store(settings.database_url)
         await store.open()
-        client = mta_client(settings, Metrics(), store)
+        try:
+            # Built inside the try: a missing API key raises here, and an unclosed store's
+            # thread would keep the process alive after the error was printed.
+            client = mta_client(settings, Metrics(), store)
+        except BaseException:
+            await store.close()
+            raise
         try:
             result = await send_message(
                 client,

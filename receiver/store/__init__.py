@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -67,6 +68,17 @@ def create_store(url: str) -> Store:
     raise ConfigError(f"unsupported RECEIVER_DATABASE_URL scheme: {url.split(':', 1)[0]!r}")
 
 
+def missing_database(url: str) -> str | None:
+    """The absolute path a SQLite URL names when no file is there (None: it exists, or the
+    store is PostgreSQL): reading commands must not create an empty database."""
+    if not url.startswith("sqlite:"):
+        return None
+    from .sqlite import sqlite_path
+
+    path = os.path.abspath(sqlite_path(url))
+    return None if os.path.exists(path) else path
+
+
 __all__ = [
     "DEAD",
     "DONE",
@@ -82,4 +94,5 @@ __all__ = [
     "MessageState",
     "Store",
     "create_store",
+    "missing_database",
 ]
