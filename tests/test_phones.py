@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver import Context, Event
+from receiver import ConfigError, Context, Event
 from receiver.events import dedup_key, identify
 from receiver.phones import e164
 from receiver.resends import Resends
@@ -40,12 +40,15 @@ def test_numbers_are_normalised_to_e164(number: str, country: str, expected: str
 
 def test_default_country_code_is_configurable() -> None:
     """RECEIVER_DEFAULT_COUNTRY_CODE sets the country of national numbers; junk is refused."""
-    env = {"RECEIVER_WEBHOOK_SECRETS": "s", "RECEIVER_DEFAULT_COUNTRY_CODE": "+44"}
+    env = {
+        "RECEIVER_WEBHOOK_SECRETS": "a-secret-of-24-characters",
+        "RECEIVER_DEFAULT_COUNTRY_CODE": "+44",
+    }
     settings = Settings.from_env(env)
     assert settings.default_country_code == "44"
     reply = {"type": "message-reply", "fromNumber": "07911123456", "message": "hi"}
     assert identify(reply, country=settings.default_country_code).phone == "+447911123456"
-    with pytest.raises(Exception, match="RECEIVER_DEFAULT_COUNTRY_CODE"):
+    with pytest.raises(ConfigError, match="RECEIVER_DEFAULT_COUNTRY_CODE"):
         Settings.from_env({**env, "RECEIVER_DEFAULT_COUNTRY_CODE": "uk"})
 
 
