@@ -158,9 +158,10 @@ class Settings:
             return value.strip() if value is not None and value.strip() else None
 
         values: dict[str, Any] = {
-            "webhook_secrets": tuple(Secret(s) for s in webhook_secrets.from_env(env)),
             "handlers": tuple(h.strip() for h in (get("HANDLERS") or "").split(",") if h.strip()),
         }
+        if "webhook_secrets" not in overrides:  # read-only commands pass their own
+            values["webhook_secrets"] = tuple(Secret(s) for s in webhook_secrets.from_env(env))
         if (url := get("DATABASE_URL")) is not None:
             values["database_url"] = url
         typed: dict[str, type] = {

@@ -27,6 +27,8 @@ EXAMPLES: dict[str, str] = {
     "db status": "mta-receiver db status --check",
     "webhooks register": "mta-receiver webhooks register --url https://example.com/webhooks/mta",
     "webhooks list": "mta-receiver webhooks list",
+    "webhooks prune": "mta-receiver webhooks prune --dry-run",
+    "webhooks delete": "mta-receiver webhooks delete 1234",
     "webhooks rotate-secret": 'mta-receiver webhooks rotate-secret --new-secret "$NEW_SECRET"',
     "doctor": "mta-receiver doctor --url https://example.com/webhooks/mta",
     "events": "mta-receiver events list --since 1h",
