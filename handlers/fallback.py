@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from receiver import Context, Event, Registry
-from receiver.resends import (
+from receiver.fallback.resends import (
     CANCELLED,
     DELIVERED,
     FAILED,
@@ -27,9 +27,9 @@ from receiver.resends import (
     Resends,
     phone_key,
 )
+from receiver.mta.statuses import DELIVERED as STATUS_DELIVERED
+from receiver.mta.statuses import FAILURES, STATUS_NAMES
 from receiver.settings import NEVER_RESEND
-from receiver.statuses import DELIVERED as STATUS_DELIVERED
-from receiver.statuses import FAILURES, STATUS_NAMES
 
 registry = Registry()
 

@@ -6,14 +6,14 @@ name its module in ``RECEIVER_HANDLERS``.
 
 from __future__ import annotations
 
-from .context import Context
+from .dispatch.context import Context
+from .dispatch.registry import Registry
 from .errors import ConfigError, ReceiverError, RetryLater
-from .events import Event
 from .logs import label, redact_phone
-from .registry import Registry
+from .mta.events import Event
 from .settings import Secret, Settings
 from .store import MessageState
-from .verify import sign
+from .web.verify import sign
 
 __all__ = [
     "ConfigError",

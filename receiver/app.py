@@ -18,17 +18,17 @@ from starlette.types import Receive, Scope, Send
 
 from . import services
 from .admin import create_admin
-from .intake import Intake
-from .lifespan import run_lifespan
-from .loader import build_registry
+from .dispatch.loader import build_registry
+from .dispatch.registry import Registry
+from .dispatch.worker import Worker
+from .fallback.content import NO_LONGCODE
+from .fallback.outbox import Outbox
 from .metrics import Metrics
 from .mta import MTAClient
-from .outbox import Outbox
-from .registry import Registry
-from .resend_content import NO_LONGCODE
 from .settings import Settings
 from .store import Store, create_store
-from .worker import Worker
+from .web.intake import Intake
+from .web.lifespan import run_lifespan
 
 log = logging.getLogger("receiver.app")
 

@@ -14,7 +14,7 @@ from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .events import Event
+    from .mta.events import Event
     from .settings import Settings
 
 QUIET_LOGGERS = ("aiosqlite", "asyncpg", "httpcore", "hpack")

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .phones import legacy_key
-from .resends import CANCELLED, SCHEDULED, UNKNOWN, Resend, Resends
-from .statuses import STATUS_NAMES
+from .fallback.resends import CANCELLED, SCHEDULED, UNKNOWN, Resend, Resends
+from .mta.phones import legacy_key
+from .mta.statuses import STATUS_NAMES
 from .store import DEAD, FAILED, PENDING, HandlerRun, MessageState, Store, sql
 
 DAY = 86_400.0

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from .dispatch.loader import load_object
 from .errors import ConfigError
-from .loader import load_object
+from .fallback.content import TextLookup
+from .fallback.outbox import Outbox
 from .metrics import Metrics
 from .mta import Limiter, MTAClient, SlidingWindowLimiter
 from .mta.readback import ReadBack
-from .outbox import Outbox
-from .resend_content import TextLookup
 from .settings import Settings
 from .store import Store
 
@@ -34,8 +34,8 @@ def mta_client(settings: Settings, metrics: Metrics, store: Store | None = None)
 def send_limiter(settings: Settings, store: Store | None) -> Limiter:
     """The `Limiter` for ``POST /send``: in PostgreSQL when the store is, else in memory."""
     if settings.mta_api_key is not None and store is not None and store.dialect == "postgres":
-        from .mta.pg_limiter import PostgresLimiter, account_key
         from .store.postgres import PostgresStore
+        from .store.postgres.limiter import PostgresLimiter, account_key
 
         if isinstance(store, PostgresStore):
             account = account_key(settings.mta_api_key.reveal())

@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import netpolicy, webhook_secrets
+from . import webhook_secrets
 from .errors import ConfigError
 from .mta.ratelimit import Rate
+from .web import netpolicy
 
 DEFAULT_DATABASE_URL = "sqlite:///receiver.db"
 DEFAULT_MTA_BASE_URL = "https://api.mobile-text-alerts.com/v3"

@@ -24,10 +24,10 @@ import uvicorn
 from receiver import Registry, Settings, create_app, sign
 from receiver.cli import main
 from receiver.fake_mta import FakeMTA, running_fake_mta
-from receiver.protocol import deadline_protocol
-from receiver.resends import Resends
+from receiver.fallback.resends import Resends
 from receiver.settings import Secret
 from receiver.store import Store
+from receiver.web.server import deadline_protocol
 
 from .pg import BACKENDS, empty_database, opened_store
 

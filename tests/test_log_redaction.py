@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from receiver import Context, Event, Registry
+from receiver.dispatch.registry import handler_name
 from receiver.logs import (
     FIELD_LIMIT,
     QUIET_LOGGERS,
@@ -18,10 +19,9 @@ from receiver.logs import (
     configure_logging,
     label,
 )
-from receiver.registry import handler_name
 
 from .conftest import SECRET, delivery, encode, make_settings, running, wait_for
-from .test_fallback import API_KEY, PHONE, fallback
+from .fallback.test_fallback import API_KEY, PHONE, fallback
 
 TEXT = "Your code: 42"
 # A text that quotes the number and spans two lines (masked whole, in every spelling).

@@ -12,7 +12,7 @@ from receiver.gauges import StoreGauges
 from receiver.store import Incoming, create_store
 
 from .conftest import OLD_SECRET, delivery, make_settings, run_async
-from .test_fallback import fallback
+from .fallback.test_fallback import fallback
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 

@@ -11,8 +11,8 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ..events import DELIVERY_STATUS
-from ..statuses import DELIVERED, FAILURES, STATUS_NAMES
+from ..mta.events import DELIVERY_STATUS
+from ..mta.statuses import DELIVERED, FAILURES, STATUS_NAMES
 from ..store.reports import HourCount, OutcomeCount
 
 WIDTH, HEIGHT = 480, 170  # the SVG's own units; it scales to its column

@@ -13,9 +13,9 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from ..events import EVENT_TYPES, UNKNOWN
+from ..mta.events import EVENT_TYPES, UNKNOWN
+from ..mta.statuses import STATUS_NAMES
 from ..operations import EventFilter
-from ..statuses import STATUS_NAMES
 from ..store import EVENT_STATES
 
 MAX_FORM_BYTES = 8192

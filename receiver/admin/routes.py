@@ -15,7 +15,7 @@ from starlette.templating import Jinja2Templates
 
 from .. import operations as ops
 from ..logs import mask_number
-from ..statuses import STATUS_NAMES
+from ..mta.statuses import STATUS_NAMES
 from ..store import Store, reports
 from . import auth, charts, csrf, forms
 from .render import page

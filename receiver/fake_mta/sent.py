@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ..statuses import STATUS_NAMES
+from ..mta.statuses import STATUS_NAMES
 
 __all__ = ["SentLog"]
 

@@ -19,8 +19,8 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
-from ..phones import e164
 from .errors import MTAError
+from .phones import e164
 
 log = logging.getLogger("receiver.mta")
 

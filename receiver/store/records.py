@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ..statuses import STATUS_NAMES
+from ..mta.statuses import STATUS_NAMES
 
 PENDING = "pending"
 DONE = "done"
