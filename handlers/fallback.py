@@ -3,7 +3,7 @@
 MTA falls back to SMS by itself in several cases and no webhook says when it did
 (docs/mta.md, "iMessage route and SMS"). So a failure only *schedules* a resend,
 ``RECEIVER_FALLBACK_GRACE_SECONDS`` later; any DELIVERED of the message before then
-cancels it, and the outbox (receiver/outbox.py) checks again right before sending.
+cancels it, and the outbox (receiver/fallback/outbox.py) checks again right before sending.
 Invalid, opted-out and landline numbers (10, 11, 12) are never resent, nor numbers that
 opted out, nor our own resends (their webhooks only update the resend's state).
 """

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -37,7 +36,7 @@ WEBHOOK_PATH = "/webhooks/mta"
 
 BUSY_WEBHOOKS = 16
 """Webhooks waiting for their commit together, on average since the worker last looked,
-from which the worker yields to them (a flood: at 2,000/s the average stays below 4)."""
+from which the worker yields to them (a flood: at ordinary rates the average stays low)."""
 
 
 class Receiver:
@@ -153,11 +152,10 @@ def create_app(
     settings: Settings | None = None,
     registry: Registry | None = None,
     store: Store | None = None,
-    **extra: Any,
 ) -> Receiver:
     """Build the receiver. Defaults: settings from the environment, the built-in handlers
     plus ``RECEIVER_HANDLERS``, the store named by ``RECEIVER_DATABASE_URL``."""
     settings = settings or Settings.from_env()
     if registry is None:
         registry = build_registry(settings.handlers)
-    return Receiver(settings, registry, store or create_store(settings.database_url), **extra)
+    return Receiver(settings, registry, store or create_store(settings.database_url))

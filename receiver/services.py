@@ -17,7 +17,7 @@ def mta_client(settings: Settings, metrics: Metrics, store: Store | None = None)
     """The process's one MTA client; needs ``RECEIVER_MTA_API_KEY``.
 
     With the PostgreSQL store the send limit is shared by every replica of the account
-    (receiver/mta/pg_limiter.py); otherwise this process is the only sender.
+    (receiver/store/postgres/limiter.py); otherwise this process is the only sender.
     """
     if settings.mta_api_key is None:
         raise ConfigError("RECEIVER_MTA_API_KEY is not set: it is needed to call MTA")

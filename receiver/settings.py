@@ -10,16 +10,16 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import webhook_secrets
 from .errors import ConfigError
+from .mta import DEFAULT_BASE_URL
 from .mta.ratelimit import Rate
 from .web import netpolicy
 
 DEFAULT_DATABASE_URL = "sqlite:///receiver.db"
-DEFAULT_MTA_BASE_URL = "https://api.mobile-text-alerts.com/v3"
 MTA_SEND_RATE = Rate(25, 15.0)  # POST /send: 25 requests per 15 s per account (docs/mta.md)
 # Status codes that never trigger a resend, whatever the configuration says: the number is
 # invalid (10), opted out (11) or a landline (12) -- SMS would fail or be unlawful too.
@@ -73,7 +73,7 @@ class Settings:
     log_level: str = "INFO"
     redact: bool = True
     mta_api_key: Secret | None = None
-    mta_base_url: str = DEFAULT_MTA_BASE_URL
+    mta_base_url: str = DEFAULT_BASE_URL
     mta_send_rate: Rate = MTA_SEND_RATE
     mta_timeout: float = 10.0
     fallback_enabled: bool = True
@@ -85,12 +85,12 @@ class Settings:
     fallback_text_lookup: str | None = None
     # The longcode (no Sender Identity attached) every resend names, so it goes out as SMS.
     fallback_longcode_id: str | None = None
-    # The country code a national phone number gets (receiver/phones.py), digits only.
+    # The country code a national phone number gets (receiver/mta/phones.py), digits only.
     default_country_code: str = "1"
     admin_password: Secret | None = None  # unset: the dashboard is off (404)
     session_secret: Secret | None = None  # unset: a random one per process
     admin_secure_cookies: bool = True
-    # Behind a reverse proxy (receiver/netpolicy.py): proxies whose X-Forwarded-* we believe,
+    # Behind a reverse proxy (receiver/web/netpolicy.py): proxies whose X-Forwarded-* we believe,
     # and the optional allow-list of webhook sources (empty: everyone).
     forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
     webhook_allow_networks: tuple[str, ...] = ()
@@ -226,10 +226,6 @@ class Settings:
         values["extra"] = {k: v for k, v in env.items() if k.startswith("RECEIVER_")}
         values.update(overrides)
         return cls(**values)
-
-    def with_(self, **changes: Any) -> Settings:
-        """A copy with some values changed (tests and CLI flags)."""
-        return replace(self, **changes)
 
 
 def _boolean(name: str, raw: str) -> bool:

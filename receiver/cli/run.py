@@ -15,7 +15,7 @@ from ..logs import configure_logging
 from ..settings import Settings
 from ..web.lifespan import reason
 
-log = logging.getLogger("receiver.dispatch.worker")
+log = logging.getLogger("receiver.worker")
 
 
 def register(commands: Any) -> None:
@@ -46,7 +46,7 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         http=deadline_protocol(settings.read_timeout),
-        # X-Forwarded-For/-Proto are believed from these peers only (receiver/netpolicy.py).
+        # X-Forwarded-For/-Proto are believed from these peers only (receiver/web/netpolicy.py).
         proxy_headers=True,
         forwarded_allow_ips=uvicorn_forwarded_allow_ips(settings.forwarded_allow_ips),
         loop=_loop(),
@@ -78,7 +78,7 @@ def worker(args: argparse.Namespace) -> int:
         try:
             async with app.lifespan(app.web):
                 await stop.wait()
-        except Exception as exc:  # one line, as serve says it (receiver/lifespan.py)
+        except Exception as exc:  # one line, as serve says it (receiver/web/lifespan.py)
             log.error("worker failed: %s", reason(exc))
             log.debug("worker failure", exc_info=True)
             return 1

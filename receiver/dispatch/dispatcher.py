@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from ..backoff import backoff as delay
 from ..errors import PayloadError, RetryLater
 from ..logs import EventLog, scrub
 from ..metrics import Metrics
@@ -22,13 +23,12 @@ from .context import Context
 from .registry import Handler, Registry
 from .watchdog import Watchdog
 
-log = logging.getLogger("receiver.dispatch.dispatcher")
+log = logging.getLogger("receiver.dispatch")
 
 
 def backoff(attempt: int, settings: Settings, jitter: Callable[[], float]) -> float:
-    """Seconds before retry ``attempt`` (1-based): doubling, capped, with equal jitter."""
-    delay = min(settings.retry_max_seconds, settings.retry_base_seconds * 2.0 ** (attempt - 1))
-    return delay / 2 + jitter() * delay / 2
+    """Seconds before handler retry ``attempt`` (1-based), from the retry settings."""
+    return delay(attempt, settings.retry_base_seconds, settings.retry_max_seconds, jitter)
 
 
 class Dispatcher:

@@ -23,7 +23,7 @@ from ..store import Claimed, Completion, Store
 from .dispatcher import Dispatcher
 from .registry import Registry
 
-log = logging.getLogger("receiver.dispatch.worker")
+log = logging.getLogger("receiver.worker")
 
 YIELD_SECONDS = 0.1
 """While webhooks wait for their 200, the worker claims one batch per this interval."""

@@ -1,5 +1,5 @@
 """What a resend says and whether it may still go out: the outbox's questions about the
-message, apart from how the outbox moves resends between states (receiver/outbox.py)."""
+message, apart from how the outbox moves resends between states (receiver/fallback/outbox.py)."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ from .resends import (
     Resends,
 )
 
-log = logging.getLogger("receiver.fallback.outbox")
+log = logging.getLogger("receiver.outbox")
 
 ERROR_DELAY_SECONDS = 30.0
 """A scheduled resend whose step failed outside MTA (the store, a text lookup) waits

@@ -12,12 +12,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .client import DEFAULT_BASE_URL, MTAClient, SendResult
+    from .client import MTAClient, SendResult
     from .errors import MTAError, MTAOutcomeUnknown, MTARejected, MTAUnavailable, SendWithdrawn
     from .ratelimit import Limiter, Rate, SlidingWindowLimiter
 
+DEFAULT_BASE_URL = "https://api.mobile-text-alerts.com/v3"
+"""MTA's API v3 (https://developers.mobile-text-alerts.com); tests point the receiver at
+the fake MTA instead (``RECEIVER_MTA_BASE_URL``)."""
+
 _WHERE = {
-    "DEFAULT_BASE_URL": "client",
     "MTAClient": "client",
     "SendResult": "client",
     "MTAError": "errors",
@@ -30,7 +33,19 @@ _WHERE = {
     "SlidingWindowLimiter": "ratelimit",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "Limiter",
+    "MTAClient",
+    "MTAError",
+    "MTAOutcomeUnknown",
+    "MTARejected",
+    "MTAUnavailable",
+    "Rate",
+    "SendResult",
+    "SendWithdrawn",
+    "SlidingWindowLimiter",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,12 +25,13 @@ import httpx
 
 if TYPE_CHECKING:  # settings imports this package for Rate
     from ..settings import Secret
+from ..backoff import backoff
+from . import DEFAULT_BASE_URL
 from .errors import MTAError, MTAOutcomeUnknown, MTARejected, MTAUnavailable, SendWithdrawn
 from .ratelimit import Limiter
 
 log = logging.getLogger("receiver.mta")
 
-DEFAULT_BASE_URL = "https://api.mobile-text-alerts.com/v3"
 # Failures before any byte of the request left: safe to try again.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _ID = re.compile(r"/\d+(?=/|$)")
@@ -201,8 +201,7 @@ class MTAClient:
                     )
             if attempt > self.max_retries:
                 break
-            delay = self.retry_base * 2 ** (attempt - 1)
-            delay = max(delay / 2 + random.random() * delay / 2, told_to_wait)
+            delay = max(backoff(attempt, self.retry_base), told_to_wait)
             log.warning("MTA %s failed (%s); retry %d in %.1fs", endpoint, error, attempt, delay)
             await self.sleep(delay)
         if isinstance(error, MTAUnavailable):

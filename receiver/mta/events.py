@@ -122,7 +122,7 @@ def identify(
     country: str = DEFAULT_COUNTRY_CODE,
 ) -> Identity:
     """The identifying fields of a parsed JSON object; never raises on odd fields.
-    ``country``: what a national phone number is taken to be in (receiver/phones.py)."""
+    ``country``: what a national phone number is taken to be in (receiver/mta/phones.py)."""
     return _identify(_fields(payload), hinted_type, country)
 
 

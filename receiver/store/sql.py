@@ -50,7 +50,7 @@ INSERT INTO messages (message_id, status, status_rank, status_at, first_seen, ph
 """
 
 # Forward-only: a status replaces the current one only when it ranks higher
-# (receiver/statuses.py); identity fields fill in where they were unknown. Both dialects
+# (receiver/mta/statuses.py); identity fields fill in where they were unknown. Both dialects
 # end their message upserts with this.
 MESSAGE_FORWARD_ONLY = """
 ON CONFLICT (message_id) DO UPDATE SET

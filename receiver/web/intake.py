@@ -29,7 +29,7 @@ from ..store import QUARANTINED, Incoming, IngestResult, Store
 from .netpolicy import AllowList
 from .verify import Verifier
 
-log = logging.getLogger("receiver.web.intake")
+log = logging.getLogger("receiver.intake")
 
 # Every answer of the webhook path, decided here and only here.
 STATUS = {
@@ -287,8 +287,8 @@ async def _answer(
     """Answer with the status of ``outcome``.
 
     Success answers have no body: the outcome and event id travel in headers, so uvicorn
-    writes the whole answer in one syscall instead of two (a fifth of the path's CPU on
-    this machine; MTA reads only the status). Refusals carry a small JSON body.
+    writes the whole answer in one syscall instead of two (a large share of the path's
+    CPU; MTA reads only the status). Refusals carry a small JSON body.
     """
     status = STATUS[outcome]
     headers = [(b"x-receiver-outcome", outcome.encode())]

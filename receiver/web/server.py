@@ -52,7 +52,7 @@ from .framing import (
 
 __all__ = ["MAX_HEADER_BYTES", "MAX_HEADER_FIELDS", "MAX_PIPELINED", "deadline_protocol"]
 
-log = logging.getLogger("receiver.web.intake")
+log = logging.getLogger("receiver.intake")
 
 
 class _Refused(Exception):

@@ -779,7 +779,7 @@ async def test_claims_failing_through_an_outage_are_logged_once_then_on_recovery
     worker = make_worker(Outage(), recorder.registry, settings, clock)
     for _ in range(6):
         await worker.run_once()
-    lines = [r for r in caplog.records if r.name == "receiver.dispatch.worker"]
+    lines = [r for r in caplog.records if r.name == "receiver.worker"]
     assert [(r.levelname, r.exc_info is not None) for r in lines] == [
         ("ERROR", True),
         ("WARNING", False),

@@ -1,5 +1,5 @@
 """The `Store` contract, continued: message state, heartbeats, migrations, the generic
-``?`` SQL that receiver/resends.py and the operator code run; on SQLite and PostgreSQL."""
+``?`` SQL that receiver/fallback/resends.py and the operator code run; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ prepares and caches every statement per connection, and is the fastest of the as
 drivers on the one-row inserts the intake path does; its ``executemany`` and ``COPY``
 cover the batch paths.
 
-Ingests are batched per event-loop iteration (receiver/store/pg_batch.py): one
+Ingests are batched per event-loop iteration (receiver/store/postgres/batch.py): one
 transaction on one pool connection for all the webhooks of an iteration, several
 batches in flight at once on different connections, and PostgreSQL groups concurrent
 commits into one WAL flush itself, so there is no single writer here. A lone webhook,

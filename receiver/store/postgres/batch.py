@@ -1,6 +1,6 @@
 """Batched ingest on PostgreSQL: everything one event-loop iteration produced, one commit.
 
-Like SQLite's writer (receiver/store/writer.py), the webhooks that reach `ingest` during
+Like SQLite's writer (receiver/store/sqlite/writer.py), the webhooks that reach `ingest` during
 one loop iteration are handed over together at its end (``loop.call_soon``): one
 transaction on one pool connection inserts all their events with a single ``unnest``
 statement, then upserts their messages with another. Every future resolves only after

@@ -1,4 +1,4 @@
-"""What runs inside one SQLite transaction of the writer (receiver/store/writer.py).
+"""What runs inside one SQLite transaction of the writer (receiver/store/sqlite/writer.py).
 
 A *job* is a function of the connection; a *batch* runs the items of one kind queued
 together as one call. Plain jobs run each in a savepoint, so a failing job rolls back

@@ -9,15 +9,15 @@ itself. A job's future resolves only after COMMIT returned, i.e. after the fsync
 
 *Batched* jobs (`Writer.submit`) go further: the items of one kind queued together run as
 one call (a handful of statements for any number of webhook inserts). What runs inside a
-transaction is in receiver/store/jobs.py; this module decides when and where.
+transaction is in receiver/store/sqlite/jobs.py; this module decides when and where.
 
 Where the work runs: the statements run on the event loop's own thread, and only the
 COMMIT (WAL write and fsync, the one long wait) runs in a helper thread, while the loop
 goes on serving and queueing the next transaction. Running every statement in a thread
 instead cost a GIL hand-over per statement: with the loop busy each one waited up to the
-switch interval (5 ms), which showed as 20-240 ms commits and a p99 of ~50 ms at 2,000
-webhooks/s (bench/ingest.py). ``BEGIN IMMEDIATE`` does not wait on the loop either: when
-another process holds the write lock, it waits in the helper thread.
+switch interval, which showed as slow commits and a long latency tail (bench/ingest.py).
+``BEGIN IMMEDIATE`` does not wait on the loop either: when another process holds the
+write lock, it waits in the helper thread.
 """
 
 from __future__ import annotations
@@ -182,10 +182,10 @@ class Writer:
         webhooks that have already arrived, for a few passes or until as many jobs wait
         as the last commit took, before starting the next transaction.
 
-        A commit costs about 300 us of CPU whatever it carries (WAL frames, fsync and two
-        thread hand-offs on this machine's VM): under a flood of 64 connections commits
-        then carry ~48 webhooks instead of ~28, and saturation throughput rises ~10%
-        (bench/ingest.py). At 2,000/s commits carry 1-3 jobs: no pass is spent. (The
+        A commit costs about the same CPU whatever it carries (WAL frames, fsync and two
+        thread hand-offs): under a flood, commits then carry more webhooks each and
+        saturation throughput rises (bench/ingest.py). At ordinary rates commits carry a
+        few jobs and no pass is spent. (The
         worker's 16 completions can start a gather with no webhook traffic: a few idle
         passes, microseconds.)
         """

@@ -2,7 +2,7 @@
 -- state: pending (the worker owes it handler runs), done, dead (a handler gave up:
 -- the dead-letter), quarantined (authentic but unreadable body, kept with its reason).
 -- Mirrors migrations/sqlite/0001_init.sql: same tables and columns, so the SQL in
--- receiver/store/sql.py and receiver/resends.py runs on both.
+-- receiver/store/sql.py and receiver/fallback/resends.py runs on both.
 CREATE TABLE events (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     dedup_key TEXT NOT NULL UNIQUE,
@@ -40,7 +40,7 @@ CREATE TABLE handler_runs (
     PRIMARY KEY (event_id, handler)
 );
 
--- The latest status of each message, moved forward only (receiver/statuses.py: rank).
+-- The latest status of each message, moved forward only (receiver/mta/statuses.py: rank).
 CREATE TABLE messages (
     message_id TEXT PRIMARY KEY,
     status INTEGER,

@@ -1,4 +1,4 @@
--- iMessage -> SMS fallback (handlers/fallback.py, receiver/outbox.py).
+-- iMessage -> SMS fallback (handlers/fallback.py, receiver/fallback/outbox.py).
 -- One row per original message considered for a resend. The primary key is the
 -- exactly-once claim: scheduling a resend is the INSERT that wins it.
 -- state: scheduled, sending, reconciling (outcome unknown, waiting for a webhook),
@@ -48,7 +48,7 @@ CREATE TABLE sent_messages (
 CREATE INDEX sent_messages_external ON sent_messages (external_id);
 
 -- PostgreSQL only: MTA's send limit (25 per 15 s per account, docs/mta.md "Limits and
--- errors") shared by every replica (receiver/mta/pg_limiter.py). One row per admitted
+-- errors") shared by every replica (receiver/store/postgres/limiter.py). One row per admitted
 -- send; `account` is a hash of the API key, never the key. SQLite deployments run one
 -- process and keep the limit in memory.
 CREATE TABLE send_slots (

@@ -38,7 +38,7 @@ CREATE TABLE handler_runs (
     PRIMARY KEY (event_id, handler)
 );
 
--- The latest status of each message, moved forward only (receiver/statuses.py: rank).
+-- The latest status of each message, moved forward only (receiver/mta/statuses.py: rank).
 CREATE TABLE messages (
     message_id TEXT PRIMARY KEY,
     status INTEGER,

@@ -1,4 +1,4 @@
--- iMessage -> SMS fallback (handlers/fallback.py, receiver/outbox.py).
+-- iMessage -> SMS fallback (handlers/fallback.py, receiver/fallback/outbox.py).
 -- One row per original message considered for a resend. The primary key is the
 -- exactly-once claim: scheduling a resend is the INSERT that wins it.
 -- state: scheduled, sending, reconciling (outcome unknown, waiting for a webhook),
