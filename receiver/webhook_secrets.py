@@ -21,9 +21,20 @@ MIN_SECRET_LENGTH = 16
 signature); MTA's own secrets are much longer."""
 
 
+PLACEHOLDERS = ("change-me", "changeme", "demo-secret")
+"""Prefixes of the placeholder secrets our docs and deploy/example.env show: a deployment
+still using one would accept webhooks anyone can sign."""
+
+
 def too_short(secrets: tuple[str, ...], variable: str) -> None:
-    """Refuse, naming ``variable``, any secret shorter than `MIN_SECRET_LENGTH`."""
+    """Refuse, naming ``variable``, any secret shorter than `MIN_SECRET_LENGTH` and any
+    placeholder copied from the docs."""
     for position, secret in enumerate(secrets, 1):
+        if secret.lower().startswith(PLACEHOLDERS):
+            raise ConfigError(
+                f"{variable}: secret #{position} is a placeholder from the docs, which anyone"
+                " can sign with: set the secret you gave MTA (e.g. openssl rand -hex 64)"
+            )
         if len(secret) < MIN_SECRET_LENGTH:
             raise ConfigError(
                 f"{variable}: secret #{position} has {len(secret)} characters; at least"

@@ -58,11 +58,14 @@ def test_comma_separated_secrets_are_kept_in_order() -> None:
         (f"{SECRET} , {OTHER}", "item #1 has spaces around it"),
         (f"{SECRET},,{OTHER}", "item #2 is empty"),
         (f"{SECRET},", "item #2 is empty"),
+        ("change-me-to-the-128-hex-characters-you-gave-mta", "secret #1 is a placeholder"),
+        (f"{SECRET},Demo-Secret-0123456789", "secret #2 is a placeholder"),
     ],
 )
 def test_short_or_ambiguous_secrets_are_refused(value: str, says: str) -> None:
-    """Secrets under 16 characters and comma lists a split could misread (empty items,
-    spaces around items) stop the start-up, naming the variable."""
+    """Secrets under 16 characters, placeholders copied from the docs (anyone can sign
+    with them) and comma lists a split could misread (empty items, spaces around items)
+    stop the start-up, naming the variable."""
     message = refusal(WEBHOOK_SECRETS=value)
     assert "RECEIVER_WEBHOOK_SECRETS" in message
     assert says in message
