@@ -36,20 +36,31 @@ async def all_rows(
     found: list[dict[str, Any]] = []
     seen: set[str] = set()
     params: dict[str, int] = {}
+    skipped = False
     for _ in range(max_pages):
         data = await client.request("GET", path, params=params or None)
         rows = data.get("rows")
+        rows = rows if isinstance(rows, list) else []
         fresh = []
-        for row in rows if isinstance(rows, list) else []:
+        for row in rows:
             key = _key(row)
             if key is not None and key not in seen:
                 seen.add(key)
                 fresh.append(row)
         found += fresh
         total = _int(data.get("total"))
+        page = _int(data.get("page"))
+        if not fresh and rows and page is None and params and not skipped:
+            # Our page 1 repeated the parameterless first page and MTA did not say which
+            # page it sent: a 1-based list. Ask for the next page once before stopping.
+            skipped = True
+            log.info(
+                "GET /%s: page %d repeated the first page; trying the next", path, params["page"]
+            )
+            params["page"] += 1
+            continue
         if not fresh or (total is not None and len(found) >= total):
             return found
-        page = _int(data.get("page"))
         if page is None:  # not echoed: the page we asked for, or the documented first (0)
             page = params.get("page", 0)
         params = {"page": page + 1}

@@ -1,0 +1,1 @@
+"""The dispatch core: registry, loader, context, dispatcher, worker. It knows no HTTP."""

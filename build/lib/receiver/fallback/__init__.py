@@ -1,0 +1,1 @@
+"""The iMessage -> SMS fallback: its rules, the resend outbox, and our own send path."""

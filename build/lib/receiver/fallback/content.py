@@ -1,0 +1,88 @@
+"""What a resend says and whether it may still go out: the outbox's questions about the
+message, apart from how the outbox moves resends between states (receiver/fallback/outbox.py)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from ..errors import PayloadError
+from ..mta.events import normalize
+from ..mta.payload import parse
+from ..mta.statuses import DELIVERED, STATUS_NAMES
+from ..store import Store
+from .resends import CANCELLED, SKIPPED, TAG, Resend, Resends
+
+SMS_CHARACTERS = 160
+"""Longer texts go as MMS (up to 1,550 characters, docs/mta.md "Sending")."""
+
+NO_LONGCODE = (
+    "resends are on without RECEIVER_FALLBACK_LONGCODE_ID: MTA sends them from the"
+    " account's default number, which goes as iMessage again if it carries a Sender"
+    " Identity; set it to a longcode without one (docs/fallback.md)"
+)
+
+TextLookup = Callable[[str], Awaitable[str | None]]
+"""A user's ``async def lookup(original_message_id) -> text | None``."""
+
+
+async def called_off(store: Store, resend: Resend) -> tuple[str, str] | None:
+    """(state, reason) when ``resend`` must not go out (any more), else None: the original
+    was delivered, the number opted out, or a 10 or 12 came after the failure (the
+    message's state keeps its first failure, so those show only among its events)."""
+    resends = Resends(store)
+    state = await store.message_state(resend.original_message_id)
+    if state is not None and state.status == DELIVERED:
+        return CANCELLED, "delivered"
+    if resend.phone is None or await resends.opted_out(resend.phone):
+        return SKIPPED, "opted_out"
+    never = await resends.never_resend_status(resend.original_message_id)
+    if never is not None:
+        return SKIPPED, STATUS_NAMES.get(never, "never_resend")
+    return None
+
+
+async def original_text(
+    store: Store, original: str, lookup: TextLookup | None = None
+) -> str | None:
+    """The original's text: from our own send path, its ``message-send`` webhook, or the
+    user's lookup; None when nobody knows it."""
+    resends = Resends(store)
+    sent = await resends.sent_message(original)
+    if sent is not None:
+        return sent[0]
+    body = await resends.send_event_body(original)
+    if body is not None:
+        with contextlib.suppress(PayloadError):
+            text = normalize(parse(body), 0.0).text
+            if text:
+                return text
+    return await lookup(original) if lookup is not None else None
+
+
+def send_payload(
+    resend: Resend,
+    text: str,
+    imessage_tags: tuple[tuple[str, str], ...],
+    longcode_id: str | None = None,
+) -> dict[str, object]:
+    """The ``POST /send`` body of ``resend``: the same text to the one number, as SMS (MMS
+    past 160 characters), the original's tags less its iMessage marks, plus ours.
+
+    Never a ``senderName``; with ``longcode_id``, that longcode. Leaving ``senderName`` out
+    forces nothing: MTA sends from the account's default number, and a longcode with a
+    Sender Identity goes as iMessage to iMessage-capable recipients. Only a longcode
+    without one forces SMS (docs/mta.md, "iMessage route and SMS")."""
+    marks = set(imessage_tags)  # an SMS is not on that route
+    tags = {k: v for k, v in resend.tags.items() if (k, v) not in marks}
+    payload: dict[str, object] = {
+        "subscribers": [resend.phone],
+        "message": text,
+        "externalId": resend.external_id,
+        "tags": {**tags, TAG: resend.original_message_id},
+    }
+    if longcode_id:
+        payload["longcodeId"] = int(longcode_id) if longcode_id.isdigit() else longcode_id
+    if len(text) > SMS_CHARACTERS:
+        payload["isMMS"] = True  # MTA answers 400 to longer SMS text (docs/mta.md)
+    return payload

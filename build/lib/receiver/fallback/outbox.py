@@ -1,0 +1,288 @@
+"""The resend outbox: sends due resends through MTA, at most once per original message.
+
+A resend is marked ``sending`` (committed) *before* the call, so a crash mid-call can
+never lead to a blind second send: a ``sending`` row whose lease expired is treated like a
+timeout and waits, as ``reconciling``, for a webhook carrying the resend's externalId. If
+none comes within ``RECEIVER_FALLBACK_RECONCILE_SECONDS`` it becomes ``unknown`` for an
+operator (or is sent again when ``RECEIVER_FALLBACK_RESEND_UNKNOWN`` says so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+from ..metrics import Metrics
+from ..mta import MTAClient, MTAOutcomeUnknown, MTARejected, MTAUnavailable, SendWithdrawn
+from ..mta.readback import ReadBack
+from ..settings import Settings
+from ..store import Store
+from .content import TextLookup, called_off, original_text, send_payload
+from .resends import (
+    CANCELLED,
+    FAILED,
+    RECONCILING,
+    REJECTED,
+    SCHEDULED,
+    SENDING,
+    SENT,
+    SKIPPED,
+    UNKNOWN,
+    Resend,
+    Resends,
+)
+
+log = logging.getLogger("receiver.outbox")
+
+ERROR_DELAY_SECONDS = 30.0
+"""A scheduled resend whose step failed outside MTA (the store, a text lookup) waits
+this long before the next try."""
+
+
+class Outbox:
+    """Leases due resends and carries each one step further."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: MTAClient,
+        settings: Settings,
+        metrics: Metrics,
+        *,
+        text_lookup: TextLookup | None = None,
+        readback: ReadBack | None = None,
+        owner: str | None = None,
+        clock: Callable[[], float] = time.time,
+        concurrency: int = 8,
+    ) -> None:
+        self.resends = Resends(store)
+        self.store = store
+        self.client = client
+        self.settings = settings
+        self.metrics = metrics
+        self.text_lookup = text_lookup
+        self.readback = readback
+        self.owner = owner or f"outbox-{uuid.uuid4().hex[:12]}"
+        self.clock = clock
+        self.concurrency = concurrency
+        self.poll = min(settings.worker_poll_seconds, 0.25)
+        # Long enough for a send with its retries; renewed while a send takes longer (a
+        # 429's Retry-After may ask for up to 300 s).
+        self.lease = settings.mta_timeout * (client.max_retries + 2) + 30
+        self._stopping = asyncio.Event()
+        self._working: set[str] = set()  # original message ids of the resends in hand
+
+    async def run(self) -> None:
+        """Process due resends until `stop`."""
+        beat = asyncio.create_task(self._heartbeat())
+        try:
+            while not self._stopping.is_set():
+                try:
+                    count = await self.run_once()
+                except Exception:
+                    log.exception("outbox: pass failed; trying again after the poll interval")
+                    count = 0
+                if count < self.concurrency:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), self.poll)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                until = self.clock() + self.lease
+                await self.resends.renew(self.owner, until, sorted(self._working))
+            except Exception:
+                log.exception("outbox: renewing the leases of resends in hand failed")
+
+    def stop(self) -> None:
+        """Stop after the current pass."""
+        self._stopping.set()
+
+    async def run_once(self) -> int:
+        """Lease one batch of due resends and process it; return its size."""
+        now = self.clock()
+        due = await self.resends.claim_due(self.owner, now, self.lease, self.concurrency)
+        await asyncio.gather(*(self._step(resend) for resend in due))
+        return len(due)
+
+    async def _step(self, resend: Resend) -> None:
+        self._working.add(resend.original_message_id)
+        try:
+            if resend.state == SENDING:
+                await self._lost_mid_send(resend)
+            elif resend.state == RECONCILING:
+                await self._window_passed(resend)
+            else:
+                await self._send(resend)
+        except Exception as exc:
+            # Not from MTA (those are handled in _send): the store, or the user's text
+            # lookup. A scheduled resend waits a while instead of failing every pass.
+            log.exception(
+                "outbox: resend of %s failed; trying again in %.0f s",
+                resend.original_message_id,
+                ERROR_DELAY_SECONDS,
+            )
+            if resend.state == SCHEDULED:
+                with contextlib.suppress(Exception):  # the store may be what failed
+                    now = self.clock()
+                    await self.resends.transition(
+                        resend.original_message_id,
+                        SCHEDULED,
+                        from_=(SCHEDULED,),
+                        now=now,
+                        due_at=now + ERROR_DELAY_SECONDS,
+                        reason=f"error: {type(exc).__name__}: {exc}"[:200],
+                    )
+        finally:
+            self._working.discard(resend.original_message_id)
+            await self.resends.release(resend.original_message_id, self.owner)
+
+    async def _send(self, resend: Resend) -> None:
+        original, now = resend.original_message_id, self.clock()
+        if stop := await called_off(self.store, resend):
+            await self._finish(resend, stop[0], (SCHEDULED,), reason=stop[1])
+            return
+        text = resend.text or await original_text(self.store, original, self.text_lookup)
+        if text is None and self.readback is not None:
+            text = await self.readback.text(original)
+        if text is None:
+            await self._finish(resend, SKIPPED, (SCHEDULED,), reason="content_unknown")
+            return
+        if (
+            self.readback is not None
+            and resend.phone
+            and await self.readback.delivered(original, resend.phone)
+        ):  # MTA's own fallback got it there, and no webhook told us
+            await self._finish(resend, CANCELLED, (SCHEDULED,), reason="delivered_per_report")
+            return
+        if not await self.resends.transition(
+            original,
+            SENDING,
+            from_=(SCHEDULED,),
+            now=now,
+            text=text,
+            attempts=resend.attempts + 1,
+        ):
+            return  # cancelled meanwhile: a DELIVERED won the race
+        payload = send_payload(
+            resend,
+            text,
+            self.settings.fallback_imessage_tags,
+            self.settings.fallback_longcode_id,
+        )
+        withdrawn: list[tuple[str, str]] = []
+
+        async def ready() -> bool:
+            # Asked right before each attempt: a DELIVERED or STOP that came in while the
+            # send waited for the rate limit or a Retry-After still calls it off.
+            if stop := await called_off(self.store, resend):
+                withdrawn.append(stop)
+            return not withdrawn
+
+        try:
+            result = await self.client.send(payload, request_id=resend.request_id, ready=ready)
+        except SendWithdrawn:
+            # Nothing went out: undo the double-delivery mark a DELIVERED set meanwhile.
+            state, reason = withdrawn[0]
+            await self._finish(resend, state, (SENDING,), reason=reason, double_delivery=0)
+        except MTARejected as exc:
+            await self._finish(
+                resend, REJECTED, (SENDING,), reason=str(exc), mta_request_id=exc.request_id
+            )
+        except MTAOutcomeUnknown as exc:
+            log.warning(
+                "resend of %s: outcome unknown (%s); waiting for its webhook", original, exc
+            )
+            await self._reconcile(resend, reason=str(exc))
+        except MTAUnavailable as exc:
+            await self._unavailable(resend, exc)
+        else:
+            sent_at = self.clock()
+            await self._finish(
+                resend,
+                SENT,
+                (SENDING, RECONCILING),
+                sent_at=sent_at,
+                resend_message_id=result.message_id,
+                mta_request_id=result.request_id,
+            )
+            self.metrics.resend_delay.observe(max(0.0, sent_at - resend.failed_at))
+
+    async def _unavailable(self, resend: Resend, exc: Exception) -> None:
+        # Nothing was sent: safe to try again later, a bounded number of times.
+        attempts = resend.attempts + 1
+        if attempts >= self.settings.max_attempts:
+            await self._finish(resend, FAILED, (SENDING,), reason=f"MTA unavailable: {exc}")
+            return
+        delay = min(
+            self.settings.retry_max_seconds, self.settings.retry_base_seconds * 2.0**attempts
+        )
+        await self.resends.transition(
+            resend.original_message_id,
+            SCHEDULED,
+            from_=(SENDING,),
+            now=self.clock(),
+            due_at=self.clock() + delay,
+            reason=f"MTA unavailable: {exc}",
+        )
+
+    async def _reconcile(self, resend: Resend, reason: str) -> None:
+        await self.resends.transition(
+            resend.original_message_id,
+            RECONCILING,
+            from_=(SENDING,),
+            now=self.clock(),
+            due_at=self.clock() + self.settings.fallback_reconcile_seconds,
+            reason=reason,
+        )
+
+    async def _lost_mid_send(self, resend: Resend) -> None:
+        log.warning(
+            "resend of %s was in flight when its worker died; reconciling",
+            resend.original_message_id,
+        )
+        await self._reconcile(resend, reason="worker stopped during the send")
+
+    async def _window_passed(self, resend: Resend) -> None:
+        if self.settings.fallback_resend_unknown:
+            await self.resends.transition(
+                resend.original_message_id,
+                SCHEDULED,
+                from_=(RECONCILING,),
+                now=self.clock(),
+                due_at=self.clock(),
+                reason="no webhook in the reconcile window: sending again",
+            )
+            return
+        log.error(
+            "resend of %s: no webhook within the reconcile window; an operator must"
+            " decide (mta-receiver resends send|drop)",
+            resend.original_message_id,
+        )
+        await self._finish(
+            resend, UNKNOWN, (RECONCILING,), reason="no webhook after an unknown outcome"
+        )
+
+    async def _finish(
+        self, resend: Resend, state: str, from_: tuple[str, ...], **fields: object
+    ) -> None:
+        if await self.resends.transition(
+            resend.original_message_id, state, from_=from_, now=self.clock(), **fields
+        ):
+            self.metrics.resends.labels(state).inc()
+            reason = fields.get("reason")
+            log.info(
+                "resend of %s: %s%s",
+                resend.original_message_id,
+                state,
+                f" ({reason})" if reason else "",
+            )

@@ -1,0 +1,298 @@
+"""Normalized events: MTA's four webhook payloads read tolerantly into one frozen value.
+
+MTA documents ``delivery-status`` fully and the other payloads only partly (docs/mta.md,
+"Webhooks MTA sends to us"), so every field here is optional, may be absent or null, may sit under a
+wrapping ``data`` object, and the raw payload is always kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from .phones import DEFAULT_COUNTRY_CODE, e164
+from .statuses import STATUS_NAMES
+
+MESSAGE_REPLY = "message-reply"
+DELIVERY_STATUS = "delivery-status"
+MESSAGE_SEND = "message-send"
+NUMBER_OPT_IN = "number-opt-in"
+UNKNOWN = "unknown"
+EVENT_TYPES = (MESSAGE_REPLY, DELIVERY_STATUS, MESSAGE_SEND, NUMBER_OPT_IN)
+
+# The literal value of the payload's ``type`` field is undocumented (docs/mta.md): accept the
+# spellings integrations are known to use, all mapped to our names.
+_TYPE_ALIASES = {
+    alias: name
+    for name in EVENT_TYPES
+    for alias in (name, name.replace("-", "_"), name.replace("-", ""), name.replace("-", " "))
+}
+
+# The subscriber's number, per event type, first match wins (docs/mta.md, "message-reply"):
+# a delivery status goes *to* the subscriber (destinationNumber); a reply comes *from*
+# them (fromNumber, or originationNumber in the AWS spelling some integrations use), and
+# its toNumber/destinationNumber is our own number, never the subscriber's. number-opt-in
+# names no phone field: it comes from the subscriber, like a reply.
+_GENERIC_PHONE_KEYS = ("number", "phoneNumber", "subscriber", "phone")
+_REPLY_PHONE_KEYS = ("fromNumber", "originationNumber", *_GENERIC_PHONE_KEYS)
+_RECIPIENT_PHONE_KEYS = ("destinationNumber", *_GENERIC_PHONE_KEYS)
+_PHONE_KEYS = {
+    DELIVERY_STATUS: _RECIPIENT_PHONE_KEYS,
+    MESSAGE_SEND: _RECIPIENT_PHONE_KEYS,
+    MESSAGE_REPLY: _REPLY_PHONE_KEYS,
+    NUMBER_OPT_IN: _REPLY_PHONE_KEYS,
+}
+_OUR_NUMBER_KEYS = ("toNumber", "destinationNumber")
+_TEXT_KEYS = ("message", "text", "messageText", "body", "content")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One webhook as the handlers see it.
+
+    ``name`` refines ``type``: for delivery status it is ``delivery-status.<status>``
+    (``delivery-status.delivered``, ``delivery-status.unknown`` for codes MTA added after
+    us); for other types it equals ``type``. ``raw`` is the payload exactly as parsed.
+    """
+
+    type: str
+    name: str
+    received_at: float
+    raw: Mapping[str, Any] = field(repr=False)
+    status: int | None = None
+    status_name: str | None = None
+    message_id: str | None = None
+    external_id: str | None = None
+    phone: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    sender_name: str | None = None
+    reply_id: str | None = None
+    text: str | None = field(default=None, repr=False)
+    id: int | None = None
+    reply_digest: str | None = field(default=None, repr=False)
+
+
+class Identity(NamedTuple):
+    """What intake needs of a payload before answering: who, which message, which status.
+
+    `normalize` adds the rest (tags, text) for handlers; intake skips that work. A named
+    tuple: built for every webhook, it costs half of what a frozen dataclass does.
+    """
+
+    type: str
+    name: str
+    status: int | None
+    status_name: str | None
+    message_id: str | None
+    external_id: str | None
+    phone: str | None
+    sender_name: str | None
+    reply_id: str | None
+    reply_digest: str | None = None
+    """A reply without a ``replyId``: hash of (subscriber, our number, text, timestamp)."""
+
+
+def dedup_key(event: Identity | Event, body: bytes) -> str:
+    """Identity of an event: MTA resends whole histories, retries and duplicate registrations.
+
+    delivery-status by (messageId, status, recipient); message-send by messageId;
+    message-reply by replyId, else by (subscriber, our number, text, timestamp); anything
+    else by a hash of the exact body.
+    """
+    if event.type == DELIVERY_STATUS and event.message_id and event.status is not None:
+        # One POST /send to several subscribers has one messageId (docs/mta.md, "Sending"):
+        # the recipient is part of a status's identity, or B's DELIVERED would be
+        # swallowed as a duplicate of A's.
+        recipient = f":{event.phone}" if event.phone else ""
+        return f"ds:{event.message_id}:{event.status}{recipient}"
+    if event.type == MESSAGE_SEND and event.message_id:
+        return f"ms:{event.message_id}"
+    if event.type == MESSAGE_REPLY and event.reply_id:
+        return f"mr:{event.reply_id}"
+    if event.type == MESSAGE_REPLY and event.reply_digest:
+        return f"mr:h:{event.reply_digest}"
+    return f"h:{event.type}:{hashlib.sha256(body).hexdigest()}"
+
+
+def identify(
+    payload: Mapping[str, Any],
+    hinted_type: str | None = None,
+    country: str = DEFAULT_COUNTRY_CODE,
+) -> Identity:
+    """The identifying fields of a parsed JSON object; never raises on odd fields.
+    ``country``: what a national phone number is taken to be in (receiver/mta/phones.py)."""
+    return _identify(_fields(payload), hinted_type, country)
+
+
+def normalize(
+    payload: Mapping[str, Any],
+    received_at: float,
+    hinted_type: str | None = None,
+    event_id: int | None = None,
+    country: str = DEFAULT_COUNTRY_CODE,
+) -> Event:
+    """Read a parsed JSON object into an `Event`; never raises on odd or missing fields."""
+    fields = _fields(payload)
+    ident = _identify(fields, hinted_type, country)
+    return Event(
+        type=ident.type,
+        name=ident.name,
+        received_at=received_at,
+        raw=payload,
+        status=ident.status,
+        status_name=ident.status_name,
+        message_id=ident.message_id,
+        external_id=ident.external_id,
+        phone=ident.phone,
+        tags=_tags(fields.get("tags")),
+        sender_name=ident.sender_name,
+        reply_id=ident.reply_id,
+        text=_first_text(fields, _TEXT_KEYS),
+        id=event_id,
+        reply_digest=ident.reply_digest,
+    )
+
+
+def _fields(payload: Mapping[str, Any]) -> Mapping[str, Any]:
+    inner = payload.get("data")
+    return {**payload, **inner} if isinstance(inner, Mapping) else payload
+
+
+def _identify(fields: Mapping[str, Any], hinted_type: str | None, country: str) -> Identity:
+    kind = (
+        event_type(hinted_type)
+        or event_type(fields.get("type"))
+        or event_type(fields.get("event"))
+        or _infer_type(fields)
+    )
+    # Only a delivery-status's `status` is one of MTA's status codes (what other events
+    # carry is unknown): it alone moves the message's state.
+    status = _int(fields.get("status")) if kind == DELIVERY_STATUS else None
+    if status is not None and not -_STATUS_LIMIT <= status < _STATUS_LIMIT:
+        status = None  # not a code; and PostgreSQL's status column is a 4-byte integer
+    status_name = None
+    name = kind
+    if kind == DELIVERY_STATUS:
+        status_name = STATUS_NAMES.get(status, UNKNOWN) if status is not None else UNKNOWN
+        name = f"{kind}.{status_name}"
+    phone = _first_phone(fields, _PHONE_KEYS.get(kind, _RECIPIENT_PHONE_KEYS), country)
+    reply_id = _ident(fields.get("replyId"))
+    digest = None
+    when = fields.get("timestamp")  # without it two "YES" replies would be one: body hash
+    if kind == MESSAGE_REPLY and reply_id is None and phone is not None and when:
+        parts = (
+            phone,
+            _first_phone(fields, _OUR_NUMBER_KEYS, country) or "",
+            _first_text(fields, _TEXT_KEYS) or "",
+            str(when),
+        )
+        digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "backslashreplace")).hexdigest()
+    return Identity(
+        type=kind,
+        name=name,
+        status=status,
+        status_name=status_name,
+        message_id=_ident(fields.get("messageId")),
+        external_id=_text(fields.get("externalId")),
+        phone=phone,
+        sender_name=_text(fields.get("senderName")),
+        reply_id=reply_id,
+        reply_digest=digest,
+    )
+
+
+def event_type(value: object) -> str | None:
+    """Our name for an MTA event type spelling, or None when it is not one we know."""
+    if not isinstance(value, str):
+        return None
+    known = _TYPE_ALIASES.get(value)
+    return known or _TYPE_ALIASES.get(value.strip().lower().replace("_", "-"))
+
+
+def _infer_type(fields: Mapping[str, Any]) -> str:
+    # Used only when neither the URL nor the body names the type. Reply fields first: a
+    # reply may echo a messageId and carry a field named status; a delivery status never
+    # has a replyId or a fromNumber.
+    if "replyId" in fields or "fromNumber" in fields:
+        return MESSAGE_REPLY
+    if "status" in fields and "messageId" in fields:
+        return DELIVERY_STATUS
+    if "optInType" in fields:
+        return NUMBER_OPT_IN
+    return UNKNOWN
+
+
+_INT_LIMIT = 2**63  # what a database integer holds; larger "codes" are not codes
+_STATUS_LIMIT = 2**31
+
+
+def _int(value: object) -> int | None:
+    number: int | None = None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and len(value) <= 32:
+        try:
+            number = int(value)
+        except ValueError:
+            return None
+    return number if number is not None and -_INT_LIMIT < number < _INT_LIMIT else None
+
+
+def _ident(value: object) -> str | None:
+    """Ids arrive as numbers (documented) or strings (seen in the wild): keep one spelling."""
+    number = _int(value)
+    if number is not None:
+        return str(number)
+    return _text(value)
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, str) and value:
+        return clean_text(value)
+    return None
+
+
+def clean_text(value: str) -> str:
+    """``value`` as every database and log encoder takes it."""
+    # JSON may carry lone surrogates ("\\ud800") that no database or log encoder accepts,
+    # and NUL ("\\u0000"), which PostgreSQL's text refuses: both spelled out instead.
+    if "\x00" in value:
+        value = value.replace("\x00", "\\u0000")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
+def _first_text(fields: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = fields.get(key)
+        if isinstance(value, str) and value:
+            return clean_text(value)
+    return None
+
+
+def _first_phone(fields: Mapping[str, Any], keys: tuple[str, ...], country: str) -> str | None:
+    # E.164 from the raw text: a control character is dropped with the other non-digits.
+    for key in keys:
+        value = fields.get(key)
+        if isinstance(value, str) and value:
+            return clean_text(e164(value, country))
+    return None
+
+
+def _tags(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {
+        clean_text(str(k)): clean_text(v if isinstance(v, str) else str(v))
+        for k, v in value.items()
+        if v is not None
+    }

@@ -1,0 +1,79 @@
+"""Reading every row of one of MTA's lists, whatever page MTA counts from.
+
+MTA documents ``page``/``pageSize`` but not their base; its one hand-written example
+answers a parameterless ``GET /webhooks`` with ``"page": 0, "pageSize": 25`` (docs/mta.md,
+"Lists and paging"). So the first call sends no paging parameters, later calls follow the
+echoed ``page`` (+1) and ``pageSize``, and the walk stops on an empty page, on ``total``
+reached, or on a page holding only rows already seen (a server that ignored ``page``);
+the page count is capped and rows are deduplicated by ``id``. This is right for a 0-based
+and a 1-based MTA alike.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Protocol
+
+log = logging.getLogger("receiver.mta")
+
+MAX_PAGES = 100
+"""The most pages one walk reads (MTA's default page holds 25 rows)."""
+
+
+class Lister(Protocol):
+    """What paging needs of the client: one GET that answers MTA's ``data`` object."""
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """One API call; the answer's ``data`` object."""
+        ...
+
+
+async def all_rows(
+    client: Lister, path: str, *, max_pages: int = MAX_PAGES
+) -> list[dict[str, Any]]:
+    """Every row of the list at ``path``, each once, oldest page first."""
+    found: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    params: dict[str, int] = {}
+    for _ in range(max_pages):
+        data = await client.request("GET", path, params=params or None)
+        rows = data.get("rows")
+        fresh = []
+        for row in rows if isinstance(rows, list) else []:
+            key = _key(row)
+            if key is not None and key not in seen:
+                seen.add(key)
+                fresh.append(row)
+        found += fresh
+        total = _int(data.get("total"))
+        if not fresh or (total is not None and len(found) >= total):
+            return found
+        page = _int(data.get("page"))
+        if page is None:  # not echoed: the page we asked for, or the documented first (0)
+            page = params.get("page", 0)
+        params = {"page": page + 1}
+        size = _int(data.get("pageSize"))
+        if size is not None and size > 0:
+            params["pageSize"] = size
+    log.warning("GET /%s: stopped after %d pages; the list may be incomplete", path, max_pages)
+    return found
+
+
+def _key(row: object) -> str | None:
+    if not isinstance(row, dict):
+        return None
+    ident = row.get("id")
+    if ident is not None and not isinstance(ident, (dict, list)):
+        return f"id:{ident}"
+    return "row:" + json.dumps(row, sort_keys=True, default=str)
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None

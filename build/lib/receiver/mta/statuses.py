@@ -1,0 +1,73 @@
+"""MTA delivery status codes and the forward-only order of a message's state.
+
+Codes from MTA's "Check Delivery Status" page (docs/mta.md, "delivery-status"). The list
+may grow past 13: an unknown code is recorded with the name ``unknown`` and never rejected.
+"""
+
+from __future__ import annotations
+
+QUEUED = 1
+SENDING = 2
+SENT = 3
+DELIVERED = 4
+SENDING_FAILED = 5
+DELIVERY_FAILED = 6
+DELIVERY_UNCONFIRMED = 7
+DELIVERY_REJECTED = 8
+UNDELIVERED = 9
+INVALID_NUMBER = 10
+STOPPED_NUMBER = 11
+LANDLINE = 12
+SEND_REJECTED = 13
+
+STATUS_NAMES: dict[int | None, str] = {
+    QUEUED: "queued",
+    SENDING: "sending",
+    SENT: "sent",
+    DELIVERED: "delivered",
+    SENDING_FAILED: "sending-failed",
+    DELIVERY_FAILED: "delivery-failed",
+    DELIVERY_UNCONFIRMED: "delivery-unconfirmed",
+    DELIVERY_REJECTED: "delivery-rejected",
+    UNDELIVERED: "undelivered",
+    INVALID_NUMBER: "invalid-number",
+    STOPPED_NUMBER: "stopped-number",
+    LANDLINE: "landline",
+    SEND_REJECTED: "send-rejected",
+}
+
+FAILURES = frozenset(
+    {
+        SENDING_FAILED,
+        DELIVERY_FAILED,
+        DELIVERY_REJECTED,
+        UNDELIVERED,
+        INVALID_NUMBER,
+        STOPPED_NUMBER,
+        LANDLINE,
+        SEND_REJECTED,
+    }
+)
+TERMINAL = FAILURES | {DELIVERED}
+
+
+def rank(status: int | None) -> int:
+    """Where a status stands in a message's life; the state only ever moves up.
+
+    Progress codes rank by their order (QUEUED < SENDING < SENT < UNCONFIRMED). Failures
+    are terminal: the first one sticks. DELIVERED outranks a failure because MTA's own SMS
+    fallback can deliver a message whose iMessage failed (docs/mta.md, "iMessage route and
+    SMS"); nothing outranks DELIVERED, so a late SENT or failure never regresses it.
+    Unknown codes rank
+    lowest: they are recorded on the event but only name the state of a message we know
+    nothing else about.
+    """
+    if status == DELIVERED:
+        return 100
+    if status in FAILURES:
+        return 90
+    if status in (QUEUED, SENDING, SENT):
+        return status
+    if status == DELIVERY_UNCONFIRMED:
+        return 5
+    return 0

@@ -1,0 +1,258 @@
+"""Settings: one frozen value built once from the environment and passed explicitly.
+
+Every variable is prefixed ``RECEIVER_``; the README's configuration table lists them all.
+Validation happens here, at start-up, so a bad value stops the service with a clear
+message instead of failing on the first webhook.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import webhook_secrets
+from .errors import ConfigError
+from .mta import DEFAULT_BASE_URL
+from .mta.ratelimit import Rate
+from .web import netpolicy
+
+DEFAULT_DATABASE_URL = "sqlite:///receiver.db"
+MTA_SEND_RATE = Rate(25, 15.0)  # POST /send: 25 requests per 15 s per account (docs/mta.md)
+# Status codes that never trigger a resend, whatever the configuration says: the number is
+# invalid (10), opted out (11) or a landline (12) -- SMS would fail or be unlawful too.
+NEVER_RESEND = frozenset({10, 11, 12})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class Secret:
+    """A string that never shows itself in reprs, logs or tracebacks."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def reveal(self) -> str:
+        """The secret itself, for the few places that must use it."""
+        return self._value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The validated configuration of one receiver process."""
+
+    webhook_secrets: tuple[Secret, ...]
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)  # may hold a password
+    handlers: tuple[str, ...] = ()
+    max_body_bytes: int = 262_144
+    read_timeout: float = 10.0
+    max_attempts: int = 8
+    handler_timeout: float = 60.0
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 600.0
+    lease_seconds: float = 60.0
+    worker_concurrency: int = 16
+    worker_poll_seconds: float = 1.0
+    shutdown_grace_seconds: float = 10.0
+    run_worker: bool = True
+    log_format: str = "auto"
+    log_level: str = "INFO"
+    redact: bool = True
+    mta_api_key: Secret | None = None
+    mta_base_url: str = DEFAULT_BASE_URL
+    mta_send_rate: Rate = MTA_SEND_RATE
+    mta_timeout: float = 10.0
+    fallback_enabled: bool = True
+    fallback_statuses: frozenset[int] = frozenset({5, 6, 8, 9, 13})
+    fallback_grace_seconds: float = 300.0
+    fallback_reconcile_seconds: float = 900.0
+    fallback_resend_unknown: bool = False
+    fallback_imessage_tags: tuple[tuple[str, str], ...] = ()
+    fallback_text_lookup: str | None = None
+    # The longcode (no Sender Identity attached) every resend names, so it goes out as SMS.
+    fallback_longcode_id: str | None = None
+    # The country code a national phone number gets (receiver/mta/phones.py), digits only.
+    default_country_code: str = "1"
+    admin_password: Secret | None = None  # unset: the dashboard is off (404)
+    session_secret: Secret | None = None  # unset: a random one per process
+    admin_secure_cookies: bool = True
+    # Behind a reverse proxy (receiver/web/netpolicy.py): proxies whose X-Forwarded-* we believe,
+    # and the optional allow-list of webhook sources (empty: everyone).
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
+    webhook_allow_networks: tuple[str, ...] = ()
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.webhook_secrets or not all(s.reveal() for s in self.webhook_secrets):
+            raise ConfigError(
+                "RECEIVER_WEBHOOK_SECRETS is empty: set it to the secret(s) of your MTA webhook"
+                " registrations (comma-separated during a rotation)"
+            )
+        webhook_secrets.too_short(
+            tuple(s.reveal() for s in self.webhook_secrets), webhook_secrets.VARIABLE
+        )
+        if not self.database_url.startswith(("sqlite:", "postgresql:", "postgres:")):
+            raise ConfigError(
+                f"RECEIVER_DATABASE_URL must start with sqlite:/// or postgresql://,"
+                f" got {self.database_url.split(':', 1)[0]!r}"
+            )
+        positive = {
+            "RECEIVER_MAX_BODY_BYTES": self.max_body_bytes,
+            "RECEIVER_READ_TIMEOUT": self.read_timeout,
+            "RECEIVER_MAX_ATTEMPTS": self.max_attempts,
+            "RECEIVER_HANDLER_TIMEOUT": self.handler_timeout,
+            "RECEIVER_RETRY_BASE_SECONDS": self.retry_base_seconds,
+            "RECEIVER_RETRY_MAX_SECONDS": self.retry_max_seconds,
+            "RECEIVER_LEASE_SECONDS": self.lease_seconds,
+            "RECEIVER_WORKER_CONCURRENCY": self.worker_concurrency,
+            "RECEIVER_WORKER_POLL_SECONDS": self.worker_poll_seconds,
+        }
+        for name, value in positive.items():
+            if not (0 < value < math.inf):  # also refuses nan
+                raise ConfigError(f"{name} must be greater than 0, got {value}")
+        if banned := sorted(self.fallback_statuses & NEVER_RESEND):
+            raise ConfigError(
+                f"RECEIVER_FALLBACK_STATUSES may not contain {banned}: invalid, opted-out and"
+                " landline numbers are never resent"
+            )
+        if not 0 <= self.shutdown_grace_seconds < math.inf:
+            raise ConfigError("RECEIVER_SHUTDOWN_GRACE_SECONDS must be >= 0")
+        if not (self.default_country_code.isdigit() and len(self.default_country_code) <= 3):
+            raise ConfigError(
+                "RECEIVER_DEFAULT_COUNTRY_CODE must be a country calling code like 1 or 44,"
+                f" got {self.default_country_code!r}"
+            )
+        if self.fallback_grace_seconds < 0 or self.fallback_reconcile_seconds <= 0:
+            raise ConfigError("RECEIVER_FALLBACK_GRACE_SECONDS/RECONCILE_SECONDS must be >= 0")
+        netpolicy.check_forwarded_allow_ips(self.forwarded_allow_ips)
+        netpolicy.parse_networks(self.webhook_allow_networks, netpolicy.WEBHOOK_ALLOW_NETWORKS)
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(
+                f"RECEIVER_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {self.log_level!r}"
+            )
+        if self.log_format not in ("auto", "json", "text"):
+            raise ConfigError(
+                f"RECEIVER_LOG_FORMAT must be auto, json or text, got {self.log_format!r}"
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``RECEIVER_*`` variables; ``overrides`` win (CLI flags)."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> str | None:
+            value = env.get(f"RECEIVER_{name}")
+            return value.strip() if value is not None and value.strip() else None
+
+        values: dict[str, Any] = {
+            "handlers": tuple(h.strip() for h in (get("HANDLERS") or "").split(",") if h.strip()),
+        }
+        if "webhook_secrets" not in overrides:  # read-only commands pass their own
+            values["webhook_secrets"] = tuple(Secret(s) for s in webhook_secrets.from_env(env))
+        if (url := get("DATABASE_URL")) is not None:
+            values["database_url"] = url
+        typed: dict[str, type] = {
+            "max_body_bytes": int,
+            "read_timeout": float,
+            "max_attempts": int,
+            "handler_timeout": float,
+            "retry_base_seconds": float,
+            "retry_max_seconds": float,
+            "lease_seconds": float,
+            "worker_concurrency": int,
+            "worker_poll_seconds": float,
+            "shutdown_grace_seconds": float,
+            "mta_timeout": float,
+            "fallback_grace_seconds": float,
+            "fallback_reconcile_seconds": float,
+        }
+        for name, kind in typed.items():
+            raw = get(name.upper())
+            if raw is None:
+                continue
+            try:
+                values[name] = kind(raw)
+            except ValueError:
+                raise ConfigError(
+                    f"RECEIVER_{name.upper()} must be a{'n integer' if kind is int else ' number'},"
+                    f" got {raw!r}"
+                ) from None
+        for name in ("log_format", "log_level"):
+            if (raw := get(name.upper())) is not None:
+                values[name] = raw.lower() if name == "log_format" else raw.upper()
+        for name in ("redact", "fallback_enabled", "fallback_resend_unknown"):
+            env_name = "FALLBACK" if name == "fallback_enabled" else name.upper()
+            if (raw := get(env_name)) is not None:
+                values[name] = _boolean(f"RECEIVER_{env_name}", raw)
+        if (raw := get("MTA_API_KEY")) is not None:
+            values["mta_api_key"] = Secret(raw)
+        if (raw := get("MTA_BASE_URL")) is not None:
+            values["mta_base_url"] = raw
+        if (raw := get("MTA_SEND_RATE")) is not None:
+            values["mta_send_rate"] = Rate.parse(raw)
+        if (raw := get("FALLBACK_STATUSES")) is not None:
+            values["fallback_statuses"] = _codes(raw)
+        if (raw := get("FALLBACK_IMESSAGE_TAGS")) is not None:
+            values["fallback_imessage_tags"] = _pairs(raw)
+        if (raw := get("FALLBACK_TEXT_LOOKUP")) is not None:
+            values["fallback_text_lookup"] = raw
+        if (raw := get("FALLBACK_LONGCODE_ID")) is not None:
+            values["fallback_longcode_id"] = raw
+        if (raw := get("DEFAULT_COUNTRY_CODE")) is not None:
+            values["default_country_code"] = raw.lstrip("+")
+        for name in ("admin_password", "session_secret"):
+            if (raw := get(name.upper())) is not None:
+                values[name] = Secret(raw)
+        if (raw := get("ADMIN_INSECURE_COOKIES")) is not None:
+            values["admin_secure_cookies"] = not _boolean("RECEIVER_ADMIN_INSECURE_COOKIES", raw)
+        if (raw := get("FORWARDED_ALLOW_IPS")) is not None:
+            values["forwarded_allow_ips"] = netpolicy.split(raw)
+        if (raw := get("WEBHOOK_ALLOW_NETWORKS")) is not None:
+            values["webhook_allow_networks"] = netpolicy.split(raw)
+        values["extra"] = {k: v for k, v in env.items() if k.startswith("RECEIVER_")}
+        values.update(overrides)
+        return cls(**values)
+
+
+def _boolean(name: str, raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def _codes(raw: str) -> frozenset[int]:
+    try:
+        return frozenset(int(code) for code in raw.split(",") if code.strip())
+    except ValueError:
+        raise ConfigError(
+            f"RECEIVER_FALLBACK_STATUSES must be status codes like 5,6,8,9,13, got {raw!r}"
+        ) from None
+
+
+def _pairs(raw: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in raw.split(","):
+        key, sep, value = item.strip().partition("=")
+        if not sep or not key:
+            raise ConfigError(
+                f"RECEIVER_FALLBACK_IMESSAGE_TAGS must look like channel=imessage, got {raw!r}"
+            )
+        pairs.append((key.strip(), value.strip()))
+    return tuple(pairs)

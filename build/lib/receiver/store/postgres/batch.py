@@ -1,0 +1,175 @@
+"""Batched ingest on PostgreSQL: everything one event-loop iteration produced, one commit.
+
+Like SQLite's writer (receiver/store/sqlite/writer.py), the webhooks that reach `ingest` during
+one loop iteration are handed over together at its end (``loop.call_soon``): one
+transaction on one pool connection inserts all their events with a single ``unnest``
+statement, then upserts their messages with another. Every future resolves only after
+COMMIT, so a 200 answered on it is durable. Several batches may be in flight at once,
+each on its own pool connection.
+
+PostgreSQL refuses an ``ON CONFLICT DO UPDATE`` that touches one row twice in a
+statement, so items are grouped by dedup key (and by message id) in Python first, and
+rows go in sorted order: concurrent batches lock rows in the same order and cannot
+deadlock on each other. Their ids are still taken in arrival order (the worker's
+receipt order per message is id order): from the sequence, row by row as they arrive,
+before the rows are sorted for the insert. If a batch fails, each of its items runs
+alone on the one-row path, so one bad item fails only itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .. import sql
+from ..records import PENDING, Incoming, IngestResult
+
+log = logging.getLogger("receiver.store")
+
+# One row per distinct dedup key; ``duplicates`` preset to its extra copies in the batch.
+# ``xmax = 0`` tells a row inserted now from one that existed (and was only bumped).
+INSERT_EVENTS = f"""
+WITH arrived AS MATERIALIZED (
+    SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id, rows.*
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
+                $6::text[], $7::text[], $8::float8[], $9::int[], $10::bytea[],
+                $11::text[], $12::float8[], $13::text[], $14::int[])
+         AS rows({sql.EVENT_COLUMNS}, duplicates)
+)
+INSERT INTO events (id, {sql.EVENT_COLUMNS}, duplicates) OVERRIDING SYSTEM VALUE
+SELECT * FROM arrived ORDER BY dedup_key
+ON CONFLICT (dedup_key) DO UPDATE SET
+    duplicates = events.duplicates + excluded.duplicates + 1
+RETURNING dedup_key, id, (xmax = 0) AS inserted
+"""
+
+# One row per distinct message id, with the forward-only rules of sql.MESSAGE_FORWARD_ONLY.
+UPSERT_MESSAGES = f"""{sql.INSERT_MESSAGES}
+SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::float8[], $5::float8[],
+                     $6::text[], $7::text[], $8::text[])
+{sql.MESSAGE_FORWARD_ONLY}
+"""
+
+_Waiter = tuple[Incoming, "asyncio.Future[IngestResult]"]
+
+
+def event_rows(items: list[Incoming]) -> list[list[Any]]:
+    """The 14 column arrays of `INSERT_EVENTS`: one row per distinct dedup key, in the
+    order of their first arrival (the statement sorts them for its locks)."""
+    first: dict[str, Incoming] = {}
+    copies: dict[str, int] = {}
+    for item in items:
+        first.setdefault(item.dedup_key, item)
+        copies[item.dedup_key] = copies.get(item.dedup_key, 0) + 1
+    columns: list[list[Any]] = [[] for _ in range(14)]
+    for key in first:
+        item = first[key]
+        row = (*item.event_row(), copies[key] - 1)
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
+
+
+def message_rows(items: list[Incoming], results: list[IngestResult]) -> list[list[Any]]:
+    """The 8 column arrays of `UPSERT_MESSAGES`: one row per message id (sorted).
+
+    From the new pending events with a message id: the status of the highest rank
+    (earliest on ties), identity fields from the first item that has them, and the
+    earliest receipt as ``first_seen``.
+    """
+    best: dict[str, Incoming] = {}
+    first_seen: dict[str, float] = {}
+    identity: dict[str, list[str | None]] = {}
+    for item, result in zip(items, results, strict=True):
+        mid = item.message_id
+        if result.duplicate or mid is None or item.state != PENDING:
+            continue
+        current = best.get(mid)
+        if current is None or (item.status_rank, -item.received_at) > (
+            current.status_rank,
+            -current.received_at,
+        ):
+            best[mid] = item
+        first_seen[mid] = min(first_seen.get(mid, item.received_at), item.received_at)
+        known = identity.setdefault(mid, [None, None, None])
+        for i, field in enumerate((item.phone, item.external_id, item.sender_name)):
+            if known[i] is None:
+                known[i] = field
+    columns: list[list[Any]] = [[] for _ in range(8)]
+    for mid in sorted(best):
+        item = best[mid]
+        phone, external_id, sender_name = identity[mid]
+        row = (
+            mid,
+            item.status,
+            item.status_rank,
+            item.status_at,
+            first_seen[mid],
+            phone,
+            external_id,
+            sender_name,
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
+
+
+class IngestBatcher:
+    """Collects each loop iteration's webhooks and commits them as one batch."""
+
+    def __init__(
+        self,
+        run_batch: Callable[[list[Incoming]], Awaitable[list[IngestResult]]],
+        run_one: Callable[[Incoming], Awaitable[IngestResult]],
+    ) -> None:
+        self._run_batch = run_batch
+        self._run_one = run_one
+        self._pending: list[_Waiter] | None = None  # this loop iteration's items
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, item: Incoming) -> IngestResult:
+        """Ingest ``item`` with the others of this loop iteration; return once committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[IngestResult] = loop.create_future()
+        if self._pending is None:
+            self._pending = []
+            loop.call_soon(self._flush, loop)
+        self._pending.append((item, future))
+        return await future
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        waiters, self._pending = self._pending or [], None
+        task = loop.create_task(self._commit(waiters))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _commit(self, waiters: list[_Waiter]) -> None:
+        items = [item for item, _ in waiters]
+        try:
+            if len(items) == 1:
+                outcomes: list[Any] = [await self._run_one(items[0])]
+            else:
+                outcomes = list(await self._run_batch(items))
+        except Exception as exc:
+            if len(items) == 1:
+                outcomes = [exc]
+            else:
+                log.warning("ingest batch of %d failed (%s); one by one", len(items), exc)
+                outcomes = await asyncio.gather(
+                    *(self._run_one(item) for item in items), return_exceptions=True
+                )
+        except BaseException:  # cancelled (shutdown): nobody gets an answer
+            for _, future in waiters:
+                future.cancel()
+            raise
+        for (_, future), outcome in zip(waiters, outcomes, strict=True):
+            if future.done():  # the request went away meanwhile
+                continue
+            if isinstance(outcome, asyncio.CancelledError):
+                future.cancel()
+            elif isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)

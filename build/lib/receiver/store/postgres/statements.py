@@ -1,0 +1,117 @@
+"""PostgreSQL's side of the SQL: ``?`` rewritten to ``$n``, the few statements where the
+dialects differ, and the driver's errors translated at the boundary.
+
+Everything else is the shared text of `receiver.store.sql` (and the ``?`` queries of
+`receiver.fallback.resends`), rewritten once per distinct query and cached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import re
+from collections.abc import Iterator
+
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
+
+from ...errors import StoreError, StoreUnavailable
+from .. import sql
+
+_MARK = re.compile(r"\?")
+
+
+@functools.lru_cache(maxsize=1024)
+def numbered(query: str) -> str:
+    """``?`` placeholders to asyncpg's ``$1, $2, ...``; string literals are left alone."""
+    counter = itertools.count(1)
+    parts = query.split("'")
+    # Even parts lie outside '...' literals ('' inside a literal splits into an empty
+    # even part, which holds no mark).
+    for i in range(0, len(parts), 2):
+        parts[i] = _MARK.sub(lambda _: f"${next(counter)}", parts[i])
+    return "'".join(parts)
+
+
+def rowcount(status: str) -> int:
+    """Rows a command changed, from asyncpg's status tag (``UPDATE 3``, ``INSERT 0 1``)."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else 0
+
+
+# One request, one statement (its own transaction, one round trip): the shared event
+# insert, and, for a new pending event with a message id, the shared forward-only
+# message upsert fed from it. Concurrent commits share WAL flushes (PostgreSQL's own
+# group commit). $1-$13 are the event's columns (sql.EVENT_COLUMNS); $14 status_rank,
+# $15 status_at, $16 sender_name.
+INGEST = f"""
+WITH e AS ({numbered(sql.insert_events(1))}),
+m AS ({sql.INSERT_MESSAGES}    SELECT $4, $5, $14, $15, $8, $7, $6, $16 FROM e
+    WHERE e.duplicates = 0 AND $4::text IS NOT NULL AND $11::text = 'pending'
+    {sql.MESSAGE_FORWARD_ONLY}
+)
+SELECT id, duplicates FROM e
+"""
+
+# The shared claim, plus row locks: concurrent workers (any process) skip rows another
+# claim is locking instead of waiting and then leasing them twice. READ COMMITTED
+# re-checks a row that changed meanwhile (EvalPlanQual), so a lease committed by another
+# worker after our snapshot drops the row. Per-message order holds as on SQLite: a later
+# event stays blocked while an earlier one is pending, leased or not.
+#
+# OFFSET 0 keeps the NOT EXISTS a subplan: one probe of events_pending_message (0004)
+# per candidate. Flattened into an anti-join, a plan made without statistics (a fresh
+# database before its first ANALYZE, or autovacuum off) materialized every pending row
+# for every candidate: 23 s per claim with 130,000 pending (bench/ingest.py). As a
+# subplan the worst plan probes each pending row once (~0.12 s per claim at 100,000
+# pending) until the ANALYZE a slow claim triggers (postgres.py); ~1 ms after it.
+LEASE = numbered(
+    sql.LEASE.format(
+        claimable=sql.CLAIMABLE.format(fence=" OFFSET 0", lock="\nFOR UPDATE OF e SKIP LOCKED")
+    )
+)
+SELECT_RUNS = sql.SELECT_RUNS + " WHERE event_id = ANY($1::bigint[])"
+FINISH_EVENT = numbered(sql.FINISH_EVENT)
+UPSERT_RUN = numbered(sql.UPSERT_RUN)
+
+# schema_migrations as in receiver/store/migrate.py, with a double-precision timestamp
+# (PostgreSQL's REAL is 4 bytes: epoch seconds would lose minutes).
+CREATE_MIGRATIONS = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at DOUBLE PRECISION NOT NULL
+)
+"""
+RECORD_MIGRATION = "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)"
+# Session advisory lock held while migrating: replicas starting together queue on it,
+# and the first one applies what is missing. Any fixed 64-bit key; this spells "mtarecv".
+MIGRATION_LOCK = 0x6D7461726563760
+
+
+# Errors meaning "the database cannot be reached or written now": a 503 and a retry.
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.ReadOnlySQLTransactionError,
+    # The connection was lost mid-operation: asyncpg then refuses the next one on it
+    # ("cannot switch to state 11; another operation is in progress").
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.ConnectionFailureError,
+)
+
+
+@contextlib.contextmanager
+def translated(what: str = "PostgreSQL") -> Iterator[None]:
+    """Driver errors become `StoreUnavailable` or `StoreError`; our own pass through."""
+    try:
+        yield
+    except _UNAVAILABLE as exc:
+        raise StoreUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise StoreError(f"{what}: {type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,156 @@
+"""Values that cross the store boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from ..mta.statuses import STATUS_NAMES
+
+PENDING = "pending"
+DONE = "done"
+DEAD = "dead"
+QUARANTINED = "quarantined"
+EVENT_STATES = (PENDING, DONE, DEAD, QUARANTINED)
+FAILED = "failed"  # a handler run that will be retried
+
+
+class Incoming(NamedTuple):
+    """An authentic webhook, ready to be committed before we answer 200.
+
+    A named tuple, not a frozen dataclass: it is built once per webhook, and a frozen
+    dataclass sets each of its fields through ``object.__setattr__``, at twice the cost.
+    """
+
+    dedup_key: str
+    type: str
+    name: str
+    received_at: float
+    secret_index: int
+    body: bytes
+    message_id: str | None = None
+    status: int | None = None
+    status_rank: int = -1
+    external_id: str | None = None
+    phone: str | None = None
+    sender_name: str | None = None
+    state: str = PENDING
+    error: str | None = None
+
+    def event_row(self) -> tuple[Any, ...]:
+        """Values for ``sql.EVENT_COLUMNS``, in that order (every adapter inserts these)."""
+        return (
+            self.dedup_key,
+            self.type,
+            self.name,
+            self.message_id,
+            self.status,
+            self.external_id,
+            self.phone,
+            self.received_at,
+            self.secret_index,
+            self.body,
+            self.state,
+            self.received_at,  # run_after: due at once
+            self.error,
+        )
+
+    @property
+    def status_at(self) -> float | None:
+        """When the message's status changed, for the ``messages`` row (None: no status)."""
+        return self.received_at if self.status is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """Where an incoming webhook landed: a new row, or the row it duplicates."""
+
+    event_id: int
+    duplicate: bool
+
+
+def ingest_results(
+    items: Sequence[Incoming], landed: Iterable[tuple[str, int, bool]]
+) -> list[IngestResult]:
+    """Each item's result, from ``(dedup_key, id, inserted)`` rows of a batch insert.
+
+    A key inserted now: its first item is new, the others duplicates. A key that
+    existed: every item duplicates it.
+    """
+    rows: dict[str, tuple[int, bool]] = {}
+    for key, event_id, inserted in landed:
+        rows[key] = (event_id, inserted or rows.get(key, (0, False))[1])
+    seen: set[str] = set()
+    results = []
+    for item in items:
+        event_id, inserted = rows[item.dedup_key]
+        results.append(IngestResult(event_id, not inserted or item.dedup_key in seen))
+        seen.add(item.dedup_key)
+    return results
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerRun:
+    """The record of one handler on one event."""
+
+    handler: str
+    state: str
+    attempts: int
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A pending event leased to one worker."""
+
+    id: int
+    type: str
+    name: str
+    message_id: str | None
+    received_at: float
+    body: bytes
+    attempts: int
+    runs: dict[str, HandlerRun] = field(default_factory=dict)
+
+
+def claimed_events(leased: Iterable[Any], runs: Iterable[Any]) -> list[Claimed]:
+    """`Claimed` events, oldest first, from the claim's RETURNING rows (sql.LEASE) and
+    the `sql.SELECT_RUNS` rows of their handler runs."""
+    by_event: dict[int, dict[str, HandlerRun]] = {}
+    for event_id, handler, state, attempts, error in runs:
+        by_event.setdefault(event_id, {})[handler] = HandlerRun(handler, state, attempts, error)
+    claimed = [
+        Claimed(id, kind, name, message_id, received_at, body, attempts, by_event.get(id, {}))
+        for id, kind, name, message_id, received_at, body, attempts in leased
+    ]
+    return sorted(claimed, key=lambda c: c.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """What a worker decided about one claimed event."""
+
+    event_id: int
+    state: str
+    run_after: float
+    runs: tuple[HandlerRun, ...]
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageState:
+    """The latest status of one message, as the forward-only rules left it."""
+
+    message_id: str
+    status: int | None
+    status_at: float | None
+    first_seen: float
+    phone: str | None
+    external_id: str | None
+    sender_name: str | None
+
+    @property
+    def status_name(self) -> str | None:
+        """MTA's name for the status, ``unknown`` for codes newer than us."""
+        return None if self.status is None else STATUS_NAMES.get(self.status, "unknown")

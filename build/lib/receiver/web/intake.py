@@ -1,0 +1,307 @@
+"""``POST /webhooks/mta``: verify, store durably, answer. A lean raw-ASGI endpoint.
+
+This path is the hot one (MTA retries at most twice, and answers must be fast), so it
+skips the router and request objects: read the body up to the limit, verify the raw bytes,
+parse, commit through the store's group-committing writer, answer. Nothing here raises
+into the server: every outcome maps to a status in `STATUS`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from urllib.parse import parse_qs
+
+from starlette.types import Receive, Scope, Send
+
+from ..errors import PayloadError, StoreError, VerificationError
+from ..logs import redact_phone
+from ..metrics import Metrics
+from ..mta.events import UNKNOWN, dedup_key, event_type, identify
+from ..mta.payload import parse
+from ..mta.statuses import rank
+from ..settings import Settings
+from ..store import QUARANTINED, Incoming, IngestResult, Store
+from .netpolicy import AllowList
+from .verify import Verifier
+
+log = logging.getLogger("receiver.intake")
+
+# Every answer of the webhook path, decided here and only here.
+STATUS = {
+    "accepted": 200,  # committed: MTA may forget it
+    "duplicate": 200,  # we already hold it: MTA must stop retrying, not alert
+    # Authentic but unreadable, kept in quarantine: a non-200 would make MTA retry the
+    # same bytes and e-mail failure alerts (docs/mta.md, "Webhooks MTA sends to us").
+    "quarantined": 200,
+    "missing_signature": 401,
+    "malformed_signature": 401,
+    "bad_signature": 401,
+    # RECEIVER_WEBHOOK_ALLOW_NETWORKS is set and the client (after trusted proxy headers)
+    # is outside it; checked before anything is read.
+    "source_not_allowed": 403,
+    "method_not_allowed": 405,
+    "too_large": 413,  # refused before reading past the limit
+    "store_unavailable": 503,  # any store failure, not committed; Retry-After: 5
+}
+
+
+class Intake:
+    """The ASGI app of the webhook path."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        metrics: Metrics,
+        on_accepted: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.verifier = Verifier(settings.webhook_secrets)
+        self.allow_list = AllowList.from_settings(settings.webhook_allow_networks)
+        self.store = store
+        self.metrics = metrics
+        self.limit = settings.max_body_bytes
+        self.redact = settings.redact
+        self.country = settings.default_country_code
+        self.on_accepted = on_accepted
+        self.clock = clock
+        self._received = functools.cache(self.metrics.received.labels)
+        self.waiting = 0
+        """Authentic webhooks waiting for their commit right now."""
+        self._crowd = 0  # sum over webhooks since the worker last looked of `waiting`
+        self._arrivals = 0
+        metrics.webhooks_waiting.set_function(lambda: self.waiting)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.allow_list is not None and not self.allow_list.allows(_client(scope)):
+            await self._reject(scope, send, "source_not_allowed")
+            return
+        if scope["method"] != "POST":
+            await _answer(send, "method_not_allowed", extra=[(b"allow", b"POST")])
+            return
+        signature = None
+        declared = None
+        for name, value in scope["headers"]:
+            if name == b"x-signature":
+                # Several are ambiguous: b"" makes them malformed_signature.
+                signature = value if signature is None else b""
+            elif name == b"content-length":
+                declared = value
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await self._reject(scope, send, "too_large")
+            return
+        try:
+            body = await _read(receive, self.limit)
+        except _ClientGone:
+            return
+        if body is None:
+            await self._reject(scope, send, "too_large")
+            return
+        try:
+            secret_index = self.verifier.verify(body, signature)
+        except VerificationError as exc:
+            await self._reject(scope, send, exc.reason)
+            return
+        incoming = self._incoming(scope, body, secret_index)
+        self.waiting += 1
+        self._crowd += self.waiting
+        self._arrivals += 1
+        try:
+            result = await self.store.ingest(incoming)
+        except Exception as exc:
+            # Untranslated driver errors too: not committed, so a 503, never a 500.
+            log.error(
+                "webhook not stored, answered 503 for MTA to retry: %s",
+                exc,
+                exc_info=not isinstance(exc, StoreError),
+                extra={
+                    "client": _client(scope),
+                    "outcome": "store_unavailable",
+                    "request_id": _request_id(scope),
+                },
+            )
+            await _answer(send, "store_unavailable", extra=[(b"retry-after", b"5")])
+            return
+        finally:
+            self.waiting -= 1
+        await self._accepted(scope, send, incoming, result)
+
+    def crowd(self) -> float:
+        """How many webhooks waited, on average, with each one that arrived since the
+        last call (0 when none arrived): high only under a sustained flood.
+
+        The worker asks this, not `waiting`: its own writes commit together with the
+        webhooks, so at the moment it looks, a commit has just answered them all; and
+        a peak also comes from its own bursts at moderate rates.
+        """
+        crowd = self._crowd / self._arrivals if self._arrivals else 0.0
+        self._crowd = self._arrivals = 0
+        return crowd
+
+    def _incoming(self, scope: Scope, body: bytes, secret_index: int) -> Incoming:
+        hinted = _hinted_type(scope["query_string"])
+        return incoming_from(body, self.clock(), secret_index, hinted, self.country)
+
+    async def _accepted(
+        self, scope: Scope, send: Send, incoming: Incoming, result: IngestResult
+    ) -> None:
+        if incoming.state == QUARANTINED:
+            self.metrics.quarantined.labels(incoming.error).inc()
+            log.warning(
+                "authentic webhook quarantined: %s",
+                incoming.error,
+                extra={
+                    "event_id": result.event_id,
+                    "outcome": "quarantined",
+                    "request_id": _request_id(scope),
+                },
+            )
+            await _answer(send, "quarantined", event_id=result.event_id)
+        elif result.duplicate:
+            self.metrics.duplicates.labels(incoming.type).inc()
+            await _answer(send, "duplicate", event_id=result.event_id)
+        else:
+            self._received(incoming.type).inc()
+            self.on_accepted()
+            await _answer(send, "accepted", event_id=result.event_id)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "webhook accepted",
+                    extra={
+                        "event_id": result.event_id,
+                        "event": incoming.name,
+                        "message_id": incoming.message_id,
+                        "outcome": "accepted",
+                        "phone": redact_phone(incoming.phone, self.redact),
+                        "request_id": _request_id(scope),
+                    },
+                )
+
+    async def _reject(self, scope: Scope, send: Send, reason: str) -> None:
+        self.metrics.rejected.labels(reason).inc()
+        log.warning(
+            "webhook rejected: %s",
+            reason,
+            extra={"client": _client(scope), "outcome": reason, "request_id": _request_id(scope)},
+        )
+        # After a 413 the rest of the body is never read: close instead of draining it.
+        await _answer(send, reason, close=reason == "too_large")
+
+
+def incoming_from(
+    body: bytes,
+    received_at: float,
+    secret_index: int,
+    hinted: str | None = None,
+    country: str = "1",
+) -> Incoming:
+    """What the store commits for an authentic body: its identity, or quarantine."""
+    try:
+        payload = parse(body)
+    except PayloadError as exc:
+        return Incoming(
+            dedup_key=f"q:{hashlib.sha256(body).hexdigest()}",
+            type=hinted or UNKNOWN,
+            name="quarantined",
+            received_at=received_at,
+            secret_index=secret_index,
+            body=body,
+            state=QUARANTINED,
+            error=exc.reason,
+        )
+    event = identify(payload, hinted, country)
+    return Incoming(
+        dedup_key=dedup_key(event, body),
+        type=event.type,
+        name=event.name,
+        received_at=received_at,
+        secret_index=secret_index,
+        body=body,
+        message_id=event.message_id,
+        status=event.status,
+        status_rank=rank(event.status),
+        external_id=event.external_id,
+        phone=event.phone,
+        sender_name=event.sender_name,
+    )
+
+
+class _ClientGone(Exception):
+    """The client disconnected before sending the whole body."""
+
+
+async def _read(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it passes ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # nothing was acknowledged: nothing to keep
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _hinted_type(query: bytes) -> str | None:
+    if not query:
+        return None
+    if query.startswith(b"event=") and b"&" not in query and b"%" not in query:
+        return event_type(query[6:].decode("latin-1"))  # the URL we told operators to use
+    values = parse_qs(query.decode("latin-1")).get("event")
+    return event_type(values[0]) if values else None
+
+
+def _request_id(scope: Scope) -> str:
+    """The caller's ``X-Request-Id``, else a fresh one: only log lines of failures (and
+    debug lines) pay for it, never the accepted path."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id" and value:
+            # Bounded and printable: the header is the sender's, and ends up in our logs.
+            return str(value[:64].decode("ascii", "replace"))
+    return uuid.uuid4().hex[:16]
+
+
+def _client(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+async def _answer(
+    send: Send,
+    outcome: str,
+    *,
+    event_id: int | None = None,
+    close: bool = False,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """Answer with the status of ``outcome``.
+
+    Success answers have no body: the outcome and event id travel in headers, so uvicorn
+    writes the whole answer in one syscall instead of two (a large share of the path's
+    CPU; MTA reads only the status). Refusals carry a small JSON body.
+    """
+    status = STATUS[outcome]
+    headers = [(b"x-receiver-outcome", outcome.encode())]
+    if event_id is not None:
+        headers.append((b"x-receiver-event-id", b"%d" % event_id))
+    body = b""
+    if status >= 400:
+        body = b'{"error": "' + outcome.encode()
+        body += b'"}' if event_id is None else b'", "event_id": %d}' % event_id
+        headers.append((b"content-type", b"application/json"))
+    headers.append((b"content-length", b"%d" % len(body)))
+    headers += extra or ()
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

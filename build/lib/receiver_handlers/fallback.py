@@ -1,0 +1,203 @@
+"""iMessage → SMS fallback: schedule one resend when an iMessage fails for good.
+
+MTA falls back to SMS by itself in several cases and no webhook says when it did
+(docs/mta.md, "iMessage route and SMS"). So a failure only *schedules* a resend,
+``RECEIVER_FALLBACK_GRACE_SECONDS`` later; any DELIVERED of the message before then
+cancels it, and the outbox (receiver/fallback/outbox.py) checks again right before sending.
+Invalid, opted-out and landline numbers (10, 11, 12) are never resent, nor numbers that
+opted out, nor our own resends (their webhooks only update the resend's state).
+"""
+
+from __future__ import annotations
+
+import re
+
+from receiver import Context, Event, Registry
+from receiver.fallback.resends import (
+    CANCELLED,
+    DELIVERED,
+    FAILED,
+    RECONCILING,
+    SCHEDULED,
+    SENDING,
+    SENT,
+    SKIPPED,
+    TAG,
+    UNKNOWN,
+    Resends,
+    phone_key,
+)
+from receiver.mta.statuses import DELIVERED as STATUS_DELIVERED
+from receiver.mta.statuses import FAILURES, STATUS_NAMES
+from receiver.settings import NEVER_RESEND
+
+registry = Registry()
+
+# Carrier opt-out keywords (CTIA, and the FCC's "revoke" and "opt out"); MTA passes STOP
+# through as a message-reply (docs/mta.md). In any case, punctuation ignored: a reply that is
+# one of them ("Stop.", "END", "opt-out"), or that begins with an unambiguous one ("STOP
+# ALL", "Stop please"; "Cancel my appointment" is not an opt-out).
+STOP_WORDS = frozenset(
+    {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "revoke", "optout", "opt out"}
+)
+LEADING_STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "revoke", "optout"})
+# The carrier keywords that undo a STOP (CTIA): the only thing that lifts an opt-out.
+START_WORDS = frozenset({"start", "unstop"})
+_WORD = re.compile(r"[a-z]+")
+
+
+def is_stop(text: str) -> bool:
+    """Whether a reply opts the number out."""
+    words = _WORD.findall(text.lower())
+    return bool(words) and (
+        " ".join(words) in STOP_WORDS
+        or words[0] in LEADING_STOP_WORDS
+        or words[:2] == ["opt", "out"]
+    )
+
+
+def is_start(text: str) -> bool:
+    """Whether a reply opts the number back in to SMS (START, UNSTOP; punctuation ignored)."""
+    return " ".join(_WORD.findall(text.lower())) in START_WORDS
+
+
+def is_resend(event: Event) -> bool:
+    """Whether a webhook is about one of our own resends (never a reason to resend)."""
+    return TAG in event.tags or ".sms-fallback." in (event.external_id or "")
+
+
+@registry.on("message-reply")
+async def remember_stop(event: Event, ctx: Context) -> None:
+    """A STOP reply opts the number out of every future resend; START/UNSTOP lifts that
+    (never a status 11 opt-out: that one is MTA's record)."""
+    if not (event.phone and event.text):
+        return
+    if is_stop(event.text):
+        await Resends(ctx.store).opt_out(event.phone, "stop_reply", event.received_at)
+        ctx.log.info("number opted out by reply")
+    elif is_start(event.text) and await Resends(ctx.store).opt_in(event.phone):
+        ctx.log.info("number opted in again by reply")
+
+
+# No handler for number-opt-in: it is the iMessage/RCS opt-in to a Sender Identity, not
+# SMS consent (docs/mta.md, "number-opt-in"), so it never lifts an SMS opt-out.
+
+
+@registry.on("delivery-status", "message-send")
+async def follow_resend(event: Event, ctx: Context) -> None:
+    """Our resend's own webhooks: learn its messageId, then whether it arrived."""
+    if not is_resend(event):
+        return
+    resends = Resends(ctx.store)
+    resend = await resends.find_by_resend(event.external_id, event.message_id)
+    if resend is None and event.tags.get(TAG):  # MTA echoed our tags, not the externalId
+        resend = await resends.get(event.tags[TAG])
+    if resend is None:
+        ctx.log.warning("webhook tagged as a resend matches no resend we made")
+        return
+    original, now = resend.original_message_id, event.received_at
+    if event.message_id and resend.resend_message_id is None:
+        # Reconciles a send whose answer we never got (timeout, dropped connection).
+        await resends.transition(
+            original,
+            SENT,
+            from_=(SENDING, RECONCILING, UNKNOWN),
+            now=now,
+            resend_message_id=event.message_id,
+            sent_at=now,
+        )
+    if event.status == STATUS_DELIVERED:
+        await resends.transition(original, DELIVERED, from_=(SENT, FAILED), now=now)
+    elif event.status in FAILURES:
+        await resends.transition(
+            original, FAILED, from_=(SENT,), now=now, reason=f"resend {event.status_name}"
+        )
+
+
+@registry.on("delivery-status.stopped-number")
+async def remember_stopped_number(event: Event, ctx: Context) -> None:
+    """Status 11 (the recipient opted out) opts the number out, on any message, our own
+    resends included."""
+    if event.phone:
+        await Resends(ctx.store).opt_out(event.phone, "status_11", event.received_at)
+
+
+@registry.on("delivery-status")
+async def fallback(event: Event, ctx: Context) -> None:
+    """Schedule, skip or cancel the resend of an original message."""
+    if is_resend(event) or event.message_id is None or event.status is None:
+        return
+    resends, settings = Resends(ctx.store), ctx.settings
+    original, now = event.message_id, event.received_at
+    if event.status in NEVER_RESEND:
+        # Invalid, opted out or a landline, learnt after a failure scheduled a resend.
+        never = STATUS_NAMES.get(event.status, "never_resend")
+        if await resends.transition(original, SKIPPED, from_=(SCHEDULED,), now=now, reason=never):
+            ctx.log.info("scheduled resend skipped: %s", never)
+            return
+    if event.status == STATUS_DELIVERED:
+        outcome = await resends.original_delivered(original, now)
+        if outcome == CANCELLED:
+            ctx.log.info("resend cancelled: the original was delivered (MTA's own fallback?)")
+        elif outcome == "double_delivery":
+            ctx.log.warning("double delivery: the original arrived after its SMS resend")
+        return
+    if not settings.fallback_enabled or settings.mta_api_key is None:
+        return
+    eligible = event.status in settings.fallback_statuses and event.status not in NEVER_RESEND
+    if not (eligible or event.status in NEVER_RESEND) or not await _went_as_imessage(event, ctx):
+        return
+    if await resends.find_by_resend(None, original) is not None:
+        return  # a webhook of our own resend that came without our tags and externalId
+    reason = await _skip_reason(event, ctx, resends)
+    claimed = await resends.schedule(
+        original_message_id=original,
+        phone=event.phone,
+        tags=dict(event.tags),
+        original_external_id=event.external_id,
+        failure_status=event.status,
+        failed_at=now,
+        due_at=now + settings.fallback_grace_seconds,
+        now=now,
+        state=SKIPPED if reason else SCHEDULED,
+        reason=reason,
+    )
+    if claimed:
+        ctx.log.info(
+            "resend %s%s",
+            "skipped: " if reason else "scheduled",
+            reason or "",
+        )
+
+
+async def _went_as_imessage(event: Event, ctx: Context) -> bool:
+    """The iMessage route: a Sender Identity on this or an earlier webhook of the message,
+    a tag the sender set, or our own send path (docs/mta.md: senderName/longcodeId pick it)."""
+    if event.sender_name:
+        return True
+    wanted = ctx.settings.fallback_imessage_tags
+    if wanted and any(event.tags.get(key) == value for key, value in wanted):
+        return True
+    state = await ctx.message_state(event.message_id)
+    if state is not None and state.sender_name:
+        return True
+    sent = await Resends(ctx.store).sent_message(event.message_id or "")
+    return sent is not None and sent[1] is not None
+
+
+async def _skip_reason(event: Event, ctx: Context, resends: Resends) -> str | None:
+    if event.status in NEVER_RESEND:
+        return STATUS_NAMES.get(event.status, "never_resend")
+    if event.phone is None:
+        return "number_unknown"
+    if "@" in phone_key(event.phone):  # an Apple ID email gets no SMS
+        return "not_a_phone_number"
+    if await resends.opted_out(event.phone):
+        return "opted_out"
+    state = await ctx.message_state(event.message_id)
+    if state is not None and state.status == STATUS_DELIVERED:
+        return "delivered"
+    return None
+
+
+__all__ = ["is_resend", "registry"]
