@@ -165,7 +165,8 @@ class MTAClient:
             else:
                 self.on_call(endpoint, str(response.status_code))
                 if response.status_code < 300:
-                    self._respect_remaining(response)
+                    if send:  # reads count against MTA's general limit, not /send's
+                        self._respect_remaining(response)
                     return response
                 code, body = response.status_code, _json(response)
                 error = MTAError.from_response(code, body, response.headers.get("x-request-id"))

@@ -91,6 +91,27 @@ def test_exhausted_rate_limit_pauses_the_next_send(
     assert clock.slept == ([pause] if pause else [])
 
 
+def test_an_exhausted_read_limit_does_not_pause_sends() -> None:
+    """Remaining 0 on a read (MTA's general 30/min limit) leaves /send's own limit alone."""
+    clock = Clock()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            headers = {"RateLimit-Remaining": "0", "RateLimit-Reset": "4000"}
+            return httpx.Response(200, json={"data": {"rows": []}}, headers=headers)
+        return httpx.Response(200, json={"data": {"messageId": 7}})
+
+    mta = client(answer, clock)
+
+    async def read_then_send() -> None:
+        await mta.request("GET", "webhooks")
+        await mta.send({"subscribers": ["+1"], "message": "a"}, request_id="r1")
+        await mta.aclose()
+
+    asyncio.run(read_then_send())
+    assert clock.slept == []
+
+
 def test_rejection_keeps_mtas_message_and_request_id() -> None:
     """A 400 becomes MTARejected with MTA's message and requestId, after one attempt."""
     clock = Clock()
