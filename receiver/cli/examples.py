@@ -29,7 +29,8 @@ EXAMPLES: dict[str, str] = {
     "webhooks list": "mta-receiver webhooks list",
     "webhooks prune": "mta-receiver webhooks prune --dry-run",
     "webhooks delete": "mta-receiver webhooks delete 1234",
-    "webhooks rotate-secret": 'mta-receiver webhooks rotate-secret --new-secret "$NEW_SECRET"',
+    "webhooks rotate-secret": "mta-receiver webhooks rotate-secret"
+    ' --new-secret "$NEW_SECRET" --url https://example.com/webhooks/mta',
     "doctor": "mta-receiver doctor --url https://example.com/webhooks/mta",
     "events": "mta-receiver events list --since 1h",
     "dead-letters": "mta-receiver dead-letters list",

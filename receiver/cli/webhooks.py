@@ -16,7 +16,6 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..app import WEBHOOK_PATH
 from ..metrics import Metrics
 from ..mta import MTAClient
 from ..mta.events import EVENT_TYPES
@@ -54,7 +53,9 @@ def register(commands: Any) -> None:
     rotate = actions.add_parser("rotate-secret", help="switch our registrations to a new secret")
     rotate.add_argument("--new-secret", help="the new secret (default: generate one)")
     rotate.add_argument(
-        "--url", help="our public URL: only its registrations change, after a signed test"
+        "--url",
+        required=True,
+        help="our public URL: only its registrations change, after a signed test there",
     )
     add_json(rotate)
     rotate.set_defaults(func=rotate_secret)
@@ -76,13 +77,9 @@ def event_url(url: str, event: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def ours(row: dict[str, Any], url: str | None) -> bool:
-    """Whether a registration points at our URL (any ``?event=``), or, without a URL, at
-    a receiver's webhook path."""
-    target = str(row.get("url", ""))
-    if url is None:
-        return urlsplit(target).path.rstrip("/").endswith(WEBHOOK_PATH)
-    return base_url(target) == base_url(url)
+def ours(row: dict[str, Any], url: str) -> bool:
+    """Whether a registration points at our URL (any ``?event=``)."""
+    return base_url(str(row.get("url", ""))) == base_url(url)
 
 
 async def all_registrations(client: MTAClient) -> list[dict[str, Any]]:
@@ -176,16 +173,15 @@ def rotate_secret(args: argparse.Namespace) -> int:
         )
         print(ROTATION_STEPS)
         return 1
-    if args.url:
-        result = asyncio.run(send_probe(args.url, new, probe_body()))
-        if not result.accepted:
-            print(
-                f"refusing: a test webhook signed with the new secret got"
-                f" {result.status or result.error} from {base_url(args.url)}; make sure"
-                " every replica runs with it (step 1), then try again.\n"
-            )
-            print(ROTATION_STEPS)
-            return 1
+    result = asyncio.run(send_probe(args.url, new, probe_body()))
+    if not result.accepted:
+        print(
+            f"refusing: a test webhook signed with the new secret got"
+            f" {result.status or result.error} from {base_url(args.url)}; make sure"
+            " every replica runs with it (step 1), then try again.\n"
+        )
+        print(ROTATION_STEPS)
+        return 1
 
     async def work(client: MTAClient) -> list[dict[str, Any]]:
         changed = []

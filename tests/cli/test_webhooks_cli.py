@@ -143,11 +143,11 @@ def test_rotate_refuses_a_secret_not_yet_accepted(
 ) -> None:
     """rotate-secret refuses (exit 1, steps printed) while receivers would reject it."""
     assert cli(capsys, "webhooks", "register", "--url", URL)[0] == 0
-    status, out = cli(capsys, "webhooks", "rotate-secret", "--new-secret", NEW_SECRET)
+    status, out = cli(capsys, "webhooks", "rotate-secret", "--new-secret", NEW_SECRET, "--url", URL)
     assert status == 1
     assert "RECEIVER_WEBHOOK_SECRETS" in out
     assert "1. add the new secret" in out
-    status, out = cli(capsys, "webhooks", "rotate-secret")
+    status, out = cli(capsys, "webhooks", "rotate-secret", "--url", URL)
     assert status == 1
     assert "generated a new secret: " in out
     assert {h.secret for h in fake.webhooks} == {SECRET}
