@@ -21,6 +21,7 @@ from . import auth, charts, csrf, forms
 from .render import page
 
 log = logging.getLogger("receiver.admin")
+MAX_ID = 2**63 - 1  # the largest id either database stores
 
 
 class LoginRequired(Exception):
@@ -155,8 +156,12 @@ class Dashboard:
         """One event of any kind (quarantined, opt-in, test ...): its row, runs and body."""
         self._require_login(request)
         event_id = request.path_params["event_id"]
-        rows = await ops.list_events(self.store, ops.EventFilter(before_id=event_id + 1, limit=1))
-        row = rows[0] if rows and rows[0].id == event_id else None
+        row = None
+        if event_id <= MAX_ID:  # a longer id can be no event's (and would overflow)
+            found = await ops.list_events(
+                self.store, ops.EventFilter(before_id=event_id + 1, limit=1)
+            )
+            row = found[0] if found and found[0].id == event_id else None
         body = await reports.event_body(self.store, event_id) if row else None
         raw = body.raw if body else ""
         if row and self.redact:
@@ -187,7 +192,7 @@ class Dashboard:
         event_id = request.path_params["event_id"]
         return await self._act(
             request,
-            lambda now: ops.retry_dead_letter(self.store, event_id, now),
+            lambda now: self._retry(event_id, now),
             f"Event {event_id} is pending again.",
             f"Event {event_id} is not a dead letter (any more).",
             wake=True,
@@ -214,6 +219,10 @@ class Dashboard:
         )
 
     # --- helpers ---------------------------------------------------------------------
+
+    async def _retry(self, event_id: int, now: float) -> bool:
+        # A longer id can be no event's (and would overflow the database's integer).
+        return event_id <= MAX_ID and await ops.retry_dead_letter(self.store, event_id, now)
 
     async def _act(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from importlib import metadata
@@ -63,6 +64,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ReceiverError as exc:
         print(f"mta-receiver: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # an input no check foresaw: still one line, not a traceback
+        if os.environ.get("RECEIVER_LOG_LEVEL", "").strip().upper() == "DEBUG":
+            raise
+        hint = ""
+        if "no such table" in str(exc) or "does not exist" in str(exc):
+            hint = "; is this the receiver's database? (mta-receiver db status)"
+        print(
+            f"mta-receiver: {type(exc).__name__}: {exc}{hint}"
+            " (RECEIVER_LOG_LEVEL=DEBUG shows the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

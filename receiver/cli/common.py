@@ -35,6 +35,32 @@ def duration(value: str) -> float:
 duration.__name__ = "duration"  # argparse names the type in its error message
 
 
+MAX_ID = 2**63 - 1  # the largest id either database stores
+
+
+def row_id(value: str) -> int:
+    """An event or registration id (an ``argparse`` type): a whole number the database
+    can hold, so a mistyped 30-digit id is a usage error, not an overflow."""
+    number = int(value)
+    if not 0 <= number <= MAX_ID:
+        raise ValueError(f"not an id: {value!r}")
+    return number
+
+
+row_id.__name__ = "id"
+
+
+def status_code(value: str) -> int:
+    """An MTA delivery status code (an ``argparse`` type)."""
+    number = int(value)
+    if not 0 <= number <= 2**31 - 1:
+        raise ValueError(f"not a status code: {value!r}")
+    return number
+
+
+status_code.__name__ = "status code"
+
+
 def add_json(parser: Any) -> None:
     """The ``--json`` flag every reading command takes."""
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -24,6 +24,8 @@ from .common import (
     print_value,
     progress,
     require,
+    row_id,
+    status_code,
     with_store,
 )
 
@@ -42,7 +44,7 @@ def register(commands: Any) -> None:
     add_json(list_)
     list_.set_defaults(func=list_events)
     show = actions.add_parser("show", help="one event, its handler runs and its raw body")
-    show.add_argument("id", type=int, help="the event id")
+    show.add_argument("id", type=row_id, help="the event id")
     add_numbers(show)
     add_json(show)
     show.set_defaults(func=show_event)
@@ -65,13 +67,13 @@ def register(commands: Any) -> None:
 def add_filters(parser: argparse.ArgumentParser, *, with_id: bool = False) -> None:
     """The event filters ``events list`` and ``replay`` share."""
     if with_id:
-        parser.add_argument("--id", type=int, help="one event by id")
+        parser.add_argument("--id", type=row_id, help="one event by id")
     parser.add_argument(
         "--type",
         type=event_type,
         help="event type or name (delivery-status, delivery-status.delivered, message-reply ...)",
     )
-    parser.add_argument("--status", type=int, help="MTA delivery status code")
+    parser.add_argument("--status", type=status_code, help="MTA delivery status code")
     parser.add_argument("--number", help="phone number (any spelling)")
     parser.add_argument("--since", type=duration, help="received within, e.g. 1h, 30m, 2d")
     parser.add_argument("--state", choices=EVENT_STATES, help="only events in this state")

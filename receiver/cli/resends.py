@@ -31,6 +31,7 @@ from .common import (
     mask_numbers,
     print_page,
     progress,
+    row_id,
     with_store,
 )
 from .events import LIST_COLUMNS
@@ -61,7 +62,7 @@ def register(commands: Any) -> None:
     dead_list.set_defaults(func=list_dead)
     retry = dead_actions.add_parser("retry", help="run the failed handlers again")
     target = retry.add_mutually_exclusive_group(required=True)
-    target.add_argument("id", nargs="?", type=int, help="one dead-lettered event")
+    target.add_argument("id", nargs="?", type=row_id, help="one dead-lettered event")
     target.add_argument("--all", action="store_true", help="every dead-lettered event")
     add_json(retry)
     retry.set_defaults(func=retry_dead)

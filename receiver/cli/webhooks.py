@@ -22,7 +22,7 @@ from ..mta.events import EVENT_TYPES
 from ..mta.paging import all_rows
 from ..services import mta_client
 from ..settings import Settings
-from .common import add_json, load_settings, print_rows, require
+from .common import add_json, load_settings, print_rows, require, row_id
 from .probe import base_url, probe_body, send_probe
 
 # docs/mta.md: MTA's defaults for these are undocumented, so register always sends them;
@@ -66,7 +66,7 @@ def register(commands: Any) -> None:
     add_json(prune)
     prune.set_defaults(func=prune_webhooks)
     delete = actions.add_parser("delete", help="delete one registration by its id")
-    delete.add_argument("id", type=int, help="the registration's id (see webhooks list)")
+    delete.add_argument("id", type=row_id, help="the registration's id (see webhooks list)")
     delete.set_defaults(func=delete_webhook)
 
 

@@ -136,3 +136,15 @@ async def test_longest_due_counts_from_due_not_arrival(store: Store) -> None:
     assert figures.oldest_pending_age == 30
     await store.execute("UPDATE events SET run_after = ?", (now + 60,))  # backing off
     assert (await ops.backlog(store, now)).oldest_pending_age == 0
+
+
+def test_an_id_past_the_databases_integers_is_a_404_not_a_500(tmp_path: Path) -> None:
+    """A 23-digit event id on the event page or its retry action is no event's: 404 and a
+    refusal, never an overflow."""
+    settings = admin_settings(tmp_path, run_worker=False)
+    with dashboard(settings) as client:
+        log_in(client)
+        assert client.get("/admin/events/99999999999999999999999").status_code == 404
+        csrf = token(client.get("/admin/events").text)
+        done = client.post("/admin/events/99999999999999999999999/retry", data={"csrf": csrf})
+        assert done.status_code == 303

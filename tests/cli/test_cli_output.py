@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,26 @@ def test_purge_and_doctor_report_progress(
     ]
     _, _, err = run(capsys, "doctor", "--url", "http://127.0.0.1:1/webhooks/mta")
     assert "sending a signed test webhook to http://127.0.0.1:1/webhooks/mta" in err
+
+
+def test_inputs_no_check_foresaw_still_end_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 30-digit id is a usage error; a file that is not the receiver's database, or a
+    URL httpx cannot parse, is one line naming the problem, never a traceback."""
+    with pytest.raises(SystemExit) as usage:
+        main(["events", "show", "9" * 30])
+    assert usage.value.code == 2
+    assert "invalid id value" in capsys.readouterr().err
+    monkeypatch.setenv("RECEIVER_WEBHOOK_SECRETS", SECRET)
+    foreign = tmp_path / "other.db"
+    sqlite3.connect(foreign).execute("CREATE TABLE t (x)").connection.commit()
+    monkeypatch.setenv("RECEIVER_DATABASE_URL", f"sqlite:///{foreign}")
+    assert main(["events", "list"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
+    assert main(["trigger", "message-reply", "--url", "http://[::1"]) != 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip()
