@@ -19,7 +19,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
-from .errors import MTAError
+from .errors import MTAError, MTARejected
 from .phones import e164
 
 log = logging.getLogger("receiver.mta")
@@ -80,23 +80,30 @@ class ReadBack:
         self._reads.append(now)
         return 0.0
 
-    async def _get(self, path: str) -> dict[str, Any] | None:
+    async def _get(self, path: str, *, unavailable_raises: bool = False) -> dict[str, Any] | None:
         try:
             return await self.client.request("GET", path)
-        except MTAError as exc:  # 404, 400, an unreachable MTA: nothing learnt
+        except MTARejected as exc:  # 404, 400: MTA has nothing for us there
             log.info("MTA read-back GET /%s: %s", path, exc)
+            return None
+        except MTAError as exc:  # unreachable or failing: nothing learnt, for now
+            log.info("MTA read-back GET /%s: %s", path, exc)
+            if unavailable_raises:
+                raise
             return None
 
     async def text(self, message_id: str) -> str | None:
         """The text MTA holds for ``message_id``, or None (unknown or unreadable: the
-        resend is then skipped as ``content_unknown``, as without read-back)."""
+        resend is then skipped as ``content_unknown``, as without read-back). An MTA that
+        cannot answer now raises (nothing cached): the outbox tries the resend later
+        instead of giving it up."""
         if message_id in self._texts:
             return self._texts[message_id]
         if not message_id.isdigit():
             return None
         while (wait := self._slot()) > 0:
             await self.sleep(wait)
-        data = await self._get(f"sent-messages/{message_id}")
+        data = await self._get(f"sent-messages/{message_id}", unavailable_raises=True)
         text = None
         if data is not None:
             if str(data.get("id")) != message_id:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from receiver.mta.errors import MTARejected
+from receiver.mta.errors import MTARejected, MTAUnavailable
 from receiver.mta.readback import ReadBack
 
 from ..fallback.test_fallback import PHONE, fallback
@@ -97,6 +97,17 @@ def test_text_is_checked_and_cached() -> None:
 
     assert asyncio.run(read()) == ["hello", "hello", None, None, None, None]
     assert client.calls == ["sent-messages/1", "sent-messages/2", "sent-messages/4"]
+
+
+def test_an_unavailable_mta_is_asked_again_not_taken_for_unknown_text() -> None:
+    """A 5xx or an unreachable MTA while reading the text raises (the outbox tries the
+    resend later) and caches nothing: the next read asks again and finds the text."""
+    client = Answers({"sent-messages/7": MTAUnavailable("502 from MTA", http_code=502)})
+    reader = ReadBack(client)
+    with pytest.raises(MTAUnavailable):
+        asyncio.run(reader.text("7"))
+    client.answers["sent-messages/7"] = {"id": 7, "message": "hello"}
+    assert asyncio.run(reader.text("7")) == "hello"
 
 
 @pytest.mark.parametrize(
