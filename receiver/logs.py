@@ -32,15 +32,34 @@ def redact_phone(number: str | None, redact: bool = True) -> str | None:
     return "***" + number[-2:] if len(number) > 4 else "***"
 
 
+_PHONE_LIKE = r"\+?\(?\d[\d ().\-]{5,}\d"
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_QUOTED_PHONE = re.compile(f'"({_PHONE_LIKE})"')
+_ANY_PHONE = re.compile(f"(?<![\\w.]){_PHONE_LIKE}(?![\\w.])")
+
+
+def _masked_run(match: re.Match[str]) -> str:
+    run = match.group(match.lastindex or 0)
+    digits = re.sub(r"\D", "", run)
+    if not 7 <= len(digits) <= 15 or _DATE.fullmatch(run):  # E.164 has 7 to 15 digits
+        return match.group(0)
+    return match.group(0).replace(run, "***" + digits[-2:])
+
+
 def mask_number(text: str, phone: str | None) -> str:
-    """``text`` (a raw body) with ``phone`` masked in its E.164 and national spellings."""
-    if not phone or len(phone) < 5:
-        return text
-    spellings = {phone, phone.lstrip("+")}
-    if phone.startswith("+1"):
-        spellings.add(phone[2:])  # MTA may send North American numbers national
-    for spelling in sorted(spellings, key=len, reverse=True):
-        text = text.replace(spelling, redact_phone(phone) or "***")
+    """``text`` (a raw body) with phone numbers masked: ``phone`` in its E.164 and
+    national spellings, every quoted value spelled like a phone number (``"(555)
+    555-0199"``), and, when the event has no number of its own (a quarantined body),
+    every such run of 7 to 15 digits, quoted or not."""
+    if phone and len(phone) >= 5:
+        spellings = {phone, phone.lstrip("+")}
+        if phone.startswith("+1"):
+            spellings.add(phone[2:])  # MTA may send North American numbers national
+        for spelling in sorted(spellings, key=len, reverse=True):
+            text = text.replace(spelling, redact_phone(phone) or "***")
+    text = _QUOTED_PHONE.sub(_masked_run, text)
+    if not phone:
+        text = _ANY_PHONE.sub(_masked_run, text)
     return text
 
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from receiver import Context, Event, Registry
 from receiver.dispatch.registry import handler_name
@@ -18,6 +21,7 @@ from receiver.logs import (
     TextFormatter,
     configure_logging,
     label,
+    mask_number,
 )
 
 from .conftest import SECRET, delivery, encode, make_settings, running, wait_for
@@ -149,3 +153,24 @@ def test_numbers_and_text_a_handler_quotes_are_masked(tmp_path: Path) -> None:
         f"{handler_name(careless)}: ValueError: cannot handle reply from"
         f" ***{PHONE[-2:]}: <text, {len(QUOTING)} characters>"
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "phone", "shown"),
+    [
+        ('{"destinationNumber":"(555) 555-0199","messageId":77}', "+15555550199", "***99"),
+        ('{"destinationNumber":"+1 555 555 0198"}', "+15555550198", "***98"),
+        ('{"fromNumber":"07911123456","messageId":123456789}', "+447911123456", "***56"),
+        ("not json: call 555 555 0123", None, "***23"),
+    ],
+)
+def test_raw_bodies_are_masked_in_every_spelling(body: str, phone: str | None, shown: str) -> None:
+    """A raw body shown by the CLI or dashboard masks the number however MTA spelled it,
+    and a quarantined body (no number of its own) every phone-like run, but not ids or
+    dates."""
+    masked = mask_number(body + ' {"at":"2026-12-05"}', phone)
+    assert shown in masked
+    assert not re.search(r"\d{3}\D?\d{4}\b(?!\d)", masked.replace("123456789", ""))
+    assert "2026-12-05" in masked
+    if "messageId" in body:
+        assert "messageId" in masked
