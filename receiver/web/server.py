@@ -23,10 +23,11 @@ before anything verifies it stays bounded per request:
   while the client reads no answer (measured: ~600 MB for 15 MB of pipelined
   ``GET /healthz``): a connection with `MAX_PIPELINED` requests waiting loses its queue.
 
-A refusal never overtakes an answer owed: while an earlier request of the connection is
-still being answered, it waits for that answer and then closes the connection (written at
-once, it would have gone out as that request's answer). A refusal about the request whose
-body is being read is written at once; its app sees the client as gone.
+A refusal (a 408 too) never overtakes an answer owed: while an earlier request of the
+connection is still being answered, or queued behind one, it waits for that answer and then
+closes the connection without a refusal of its own (written at once, it would have gone out
+as that request's answer). A refusal about the request whose body is being read, with no
+answer owed before it, is written at once; its app sees the client as gone.
 
 A timer per request would cost more than the rest of the protocol's work on the webhook
 path, so requests only note their deadline and one sweep per server checks them
@@ -196,15 +197,11 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
             if self.transport.is_closing():
                 return
             self._deadline = None
+            if self._answer_owed():
+                self._close_when_answered()
+                return
             cycle = self.cycle
             if cycle is not None and not cycle.response_complete:
-                if not cycle.more_body:
-                    # An earlier request, read whole, is still being answered: read
-                    # nothing more, drop the queue; its answer goes out, then we close.
-                    self.pipeline.clear()
-                    self._closing_when_idle = True
-                    self.flow.pause_reading()
-                    return
                 # The refusal is about the request being read: its app sees a client gone.
                 cycle.disconnected = True
                 cycle.message_event.set()
@@ -219,12 +216,30 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
             if self._deadline is None or now < self._deadline or self.transport.is_closing():
                 return
             self._deadline = None
+            if self._answer_owed():
+                self._close_when_answered()  # a 408 now would pass for that answer
+                return
             # A 408 only where no response of this request has begun: before its headers
-            # were complete (self.cycle may be the previous request's), or before the app
+            # were complete (self.cycle is then an answered request's), or before the app
             # started answering.
             if not self._headers_done or not self.cycle.response_started:
                 self.transport.write(REFUSALS["request_timeout"])
             self.transport.close()
+
+        def _answer_owed(self) -> bool:
+            """Whether an earlier request of this connection is still being answered."""
+            if self.pipeline:
+                return True  # requests queue there only behind one being answered
+            # self.cycle is the request being read (its body still coming) or, once that
+            # is read whole, the last one: unanswered, it is owed its answer.
+            cycle = self.cycle
+            return cycle is not None and not cycle.more_body and not cycle.response_complete
+
+        def _close_when_answered(self) -> None:
+            """Read nothing more, drop the queue; the answer owed goes out, then we close."""
+            self.pipeline.clear()
+            self._closing_when_idle = True
+            self.flow.pause_reading()
 
     def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
         now = loop.time()

@@ -218,3 +218,38 @@ def test_trailer_cannot_bypass_the_allow_list(tmp_path: Path, processes: list[Pr
     with connect(process) as sock:  # the header itself still counts (the proxy's)
         sock.sendall(chunked(body, headers=headers + b"X-Forwarded-For: 10.1.2.3\r\n"))
         assert status(read_response(sock)) == b"HTTP/1.1 200 OK"
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"POST /webhooks/mta HTTP/1.1\r\nHo",  # next request's headers never complete
+        b"POST /webhooks/mta HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab",  # its body
+    ],
+    ids=["headers", "body"],
+)
+def test_read_deadline_waits_for_the_webhook_answer_owed(
+    tmp_path: Path, processes: list[Process], tail: bytes
+) -> None:
+    """A pipelined request that misses its read deadline while the webhook before it
+    still waits for the database: no 408 overtakes the webhook's 200, which goes out
+    alone once it is stored, then the connection closes."""
+    read_timeout = 1.0
+    env = process_env(tmp_path, RECEIVER_RUN_WORKER="false", RECEIVER_READ_TIMEOUT="1")
+    processes.append(process := start_process(tmp_path, env))
+    body = encode(delivery(message_id=1109))
+    lock = sqlite3.connect(tmp_path / "receiver.db", isolation_level=None)
+    try:
+        lock.execute("BEGIN IMMEDIATE")  # the webhook's commit waits for this lock
+        with connect(process) as sock:
+            sock.sendall(request_bytes(body) + tail)
+            sock.settimeout(3 * read_timeout)  # past the deadline and its sweep
+            with pytest.raises(TimeoutError):  # bounded wait: nothing may arrive yet
+                sock.recv(65536)
+            lock.execute("COMMIT")
+            answer, _ = read_until_closed(sock, within=5)
+    finally:
+        lock.close()
+    assert status(answer) == b"HTTP/1.1 200 OK", answer
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+    assert stored(process, 1109) == 1
