@@ -253,3 +253,35 @@ def test_read_deadline_waits_for_the_webhook_answer_owed(
     assert status(answer) == b"HTTP/1.1 200 OK", answer
     assert answer.count(b"HTTP/1.1 ") == 1, answer
     assert stored(process, 1109) == 1
+
+
+H2C = (  # what curl --http2 adds on http://
+    b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+    b"HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
+)
+
+
+@pytest.mark.parametrize("shape", ["one-write", "body-later", "chunked"])
+def test_webhook_asking_an_h2c_upgrade_is_answered_as_http_1_1(server: Process, shape: str) -> None:
+    """A signed webhook with ``Upgrade: h2c`` (as ``curl --http2`` sends on http://) is
+    answered 200 over HTTP/1.1 and stored, its body read whole however it arrives; the
+    connection then serves the next request as usual."""
+    message_id = {"one-write": 1110, "body-later": 1111, "chunked": 1112}[shape]
+    body = encode(delivery(message_id=message_id))
+    signature = b"X-Signature: " + sign(SECRET, body).encode() + b"\r\n"
+    if shape == "chunked":
+        data = chunked(body, headers=signature + H2C)
+    else:
+        data = request_bytes(body, headers=H2C)
+    split = data.index(b"\r\n\r\n") + 4 if shape == "body-later" else len(data)
+    with connect(server) as sock:
+        sock.sendall(data[:split])
+        if split < len(data):
+            time.sleep(0.05)  # the headers are parsed before the body arrives
+            sock.sendall(data[split:])
+        answer = read_response(sock)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        after = read_response(sock)
+    assert status(answer) == b"HTTP/1.1 200 OK", answer
+    assert stored(server, message_id) == 1
+    assert status(after) == b"HTTP/1.1 200 OK", after
