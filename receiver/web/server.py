@@ -19,14 +19,17 @@ before anything verifies it stays bounded per request:
   (RFC 9110 section 6.5.1);
 - a transfer coding other than plain ``chunked`` gets a 501, malformed framing (a bad
   chunk size, an invalid header) a 400; both close the connection at once;
+- an ``Upgrade`` other than WebSocket is ignored (RFC 9110 section 7.8): the request,
+  body included, is answered as plain HTTP/1.1;
 - and httptools parses every request a read brings, queueing pipelined ones without bound
   while the client reads no answer (measured: ~600 MB for 15 MB of pipelined
   ``GET /healthz``): a connection with `MAX_PIPELINED` requests waiting loses its queue.
 
-A refusal never overtakes an answer owed: while an earlier request of the connection is
-still being answered, it waits for that answer and then closes the connection (written at
-once, it would have gone out as that request's answer). A refusal about the request whose
-body is being read is written at once; its app sees the client as gone.
+A refusal (a 408 too) never overtakes an answer owed: while an earlier request of the
+connection is still being answered, or queued behind one, it waits for that answer and then
+closes the connection without a refusal of its own (written at once, it would have gone out
+as that request's answer). A refusal about the request whose body is being read, with no
+answer owed before it, is written at once; its app sees the client as gone.
 
 A timer per request would cost more than the rest of the protocol's work on the webhook
 path, so requests only note their deadline and one sweep per server checks them
@@ -73,6 +76,7 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
         _stalled = 0  # bytes of consecutive reads that did not (header/trailer bytes)
         _refusal: str | None = None  # outcome of a refusal decided in a parser callback
         _closing_when_idle = False  # refused while an answer was owed: close after it
+        _resuming = False  # feeding a fresh parser the framing of the request in hand
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -88,9 +92,12 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
             self._moved = False
             try:
                 self.parser.feed_data(data)
-            except httptools.HttpParserUpgrade:
+            except httptools.HttpParserUpgrade as exc:
                 if self._should_upgrade():
                     self.handle_websocket_upgrade()
+                elif self._ignores_upgrade():
+                    self._read_past_upgrade(data[exc.args[0] :])
+                    return
                 else:
                     self._unsupported_upgrade_warning()
             except httptools.HttpParserError as exc:
@@ -119,6 +126,8 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
                 self._refuse("headers_too_large")
 
         def on_message_begin(self) -> None:
+            if self._resuming:
+                return
             super().on_message_begin()
             self._moved = True
             self._headers_done = False
@@ -127,6 +136,8 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
             self._deadline = self.loop.time() + read_timeout
 
         def on_url(self, url: bytes) -> None:
+            if self._resuming:
+                return
             self._header_bytes += len(url)
             if self._header_bytes > MAX_HEADER_BYTES:
                 self._stop(
@@ -137,6 +148,8 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
             super().on_url(url)
 
         def on_header(self, name: bytes, value: bytes) -> None:
+            if self._resuming:
+                return
             self._fields += 1
             self._header_bytes += len(name) + len(value) + 4  # ": " and CRLF
             if self._fields > MAX_HEADER_FIELDS or self._header_bytes > MAX_HEADER_BYTES:
@@ -153,6 +166,8 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
             super().on_header(name, value)
 
         def on_headers_complete(self) -> None:
+            if self._resuming:
+                return
             self._moved = self._headers_done = True
             if self._codings is not None and (refusal := coding_refusal(self._codings)):
                 self._stop(refusal, "transfer coding not plain chunked, refused: %r", self._codings)
@@ -171,6 +186,8 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
 
         def on_message_complete(self) -> None:
             self._moved = True
+            if self._ignores_upgrade():
+                return  # httptools skipped the body as upgrade data: not complete yet
             super().on_message_complete()
             self._deadline = None
 
@@ -196,15 +213,11 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
             if self.transport.is_closing():
                 return
             self._deadline = None
+            if self._answer_owed():
+                self._close_when_answered()
+                return
             cycle = self.cycle
             if cycle is not None and not cycle.response_complete:
-                if not cycle.more_body:
-                    # An earlier request, read whole, is still being answered: read
-                    # nothing more, drop the queue; its answer goes out, then we close.
-                    self.pipeline.clear()
-                    self._closing_when_idle = True
-                    self.flow.pause_reading()
-                    return
                 # The refusal is about the request being read: its app sees a client gone.
                 cycle.disconnected = True
                 cycle.message_event.set()
@@ -219,12 +232,61 @@ def deadline_protocol(read_timeout: float) -> type[asyncio.Protocol]:
             if self._deadline is None or now < self._deadline or self.transport.is_closing():
                 return
             self._deadline = None
+            if self._answer_owed():
+                self._close_when_answered()  # a 408 now would pass for that answer
+                return
             # A 408 only where no response of this request has begun: before its headers
-            # were complete (self.cycle may be the previous request's), or before the app
+            # were complete (self.cycle is then an answered request's), or before the app
             # started answering.
             if not self._headers_done or not self.cycle.response_started:
                 self.transport.write(REFUSALS["request_timeout"])
             self.transport.close()
+
+        def _ignores_upgrade(self) -> bool:
+            """Whether the request in hand asks an upgrade we ignore (all but WebSocket)."""
+            return (
+                self.parser.should_upgrade()
+                and not self._should_upgrade()
+                and self.scope["method"] != "CONNECT"
+            )
+
+        def _read_past_upgrade(self, rest: bytes) -> None:
+            """Answer the request in hand as plain HTTP/1.1, reading its body and what follows.
+
+            httptools takes all after the headers as the new protocol's bytes: an ``Upgrade:
+            h2c`` webhook (``curl --http2`` on http://) lost its body, a 401. A fresh parser
+            gets the request's framing (callbacks ignored until its headers end), then reads
+            the body and any later request as usual.
+            """
+            framing = [
+                b"%s: %s\r\n" % field
+                for field in self.headers
+                if field[0] in (b"content-length", b"transfer-encoding")
+            ]
+            version = self.parser.get_http_version().encode()
+            self.parser = httptools.HttpRequestParser(self)
+            self.parser.set_dangerous_leniencies(lenient_data_after_close=True)  # as uvicorn
+            self._resuming = True
+            try:
+                self.parser.feed_data(b"POST / HTTP/%s\r\n%s\r\n" % (version, b"".join(framing)))
+            finally:
+                self._resuming = False
+            self.data_received(rest)
+
+        def _answer_owed(self) -> bool:
+            """Whether an earlier request of this connection is still being answered."""
+            if self.pipeline:
+                return True  # requests queue there only behind one being answered
+            # self.cycle is the request being read (its body still coming) or, once that
+            # is read whole, the last one: unanswered, it is owed its answer.
+            cycle = self.cycle
+            return cycle is not None and not cycle.more_body and not cycle.response_complete
+
+        def _close_when_answered(self) -> None:
+            """Read nothing more, drop the queue; the answer owed goes out, then we close."""
+            self.pipeline.clear()
+            self._closing_when_idle = True
+            self.flow.pause_reading()
 
     def _sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
         now = loop.time()

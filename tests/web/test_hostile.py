@@ -218,3 +218,70 @@ def test_trailer_cannot_bypass_the_allow_list(tmp_path: Path, processes: list[Pr
     with connect(process) as sock:  # the header itself still counts (the proxy's)
         sock.sendall(chunked(body, headers=headers + b"X-Forwarded-For: 10.1.2.3\r\n"))
         assert status(read_response(sock)) == b"HTTP/1.1 200 OK"
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"POST /webhooks/mta HTTP/1.1\r\nHo",  # next request's headers never complete
+        b"POST /webhooks/mta HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab",  # its body
+    ],
+    ids=["headers", "body"],
+)
+def test_read_deadline_waits_for_the_webhook_answer_owed(
+    tmp_path: Path, processes: list[Process], tail: bytes
+) -> None:
+    """A pipelined request that misses its read deadline while the webhook before it
+    still waits for the database: no 408 overtakes the webhook's 200, which goes out
+    alone once it is stored, then the connection closes."""
+    read_timeout = 1.0
+    env = process_env(tmp_path, RECEIVER_RUN_WORKER="false", RECEIVER_READ_TIMEOUT="1")
+    processes.append(process := start_process(tmp_path, env))
+    body = encode(delivery(message_id=1109))
+    lock = sqlite3.connect(tmp_path / "receiver.db", isolation_level=None)
+    try:
+        lock.execute("BEGIN IMMEDIATE")  # the webhook's commit waits for this lock
+        with connect(process) as sock:
+            sock.sendall(request_bytes(body) + tail)
+            sock.settimeout(3 * read_timeout)  # past the deadline and its sweep
+            with pytest.raises(TimeoutError):  # bounded wait: nothing may arrive yet
+                sock.recv(65536)
+            lock.execute("COMMIT")
+            answer, _ = read_until_closed(sock, within=5)
+    finally:
+        lock.close()
+    assert status(answer) == b"HTTP/1.1 200 OK", answer
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+    assert stored(process, 1109) == 1
+
+
+H2C = (  # what curl --http2 adds on http://
+    b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+    b"HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
+)
+
+
+@pytest.mark.parametrize("shape", ["one-write", "body-later", "chunked"])
+def test_webhook_asking_an_h2c_upgrade_is_answered_as_http_1_1(server: Process, shape: str) -> None:
+    """A signed webhook with ``Upgrade: h2c`` (as ``curl --http2`` sends on http://) is
+    answered 200 over HTTP/1.1 and stored, its body read whole however it arrives; the
+    connection then serves the next request as usual."""
+    message_id = {"one-write": 1110, "body-later": 1111, "chunked": 1112}[shape]
+    body = encode(delivery(message_id=message_id))
+    signature = b"X-Signature: " + sign(SECRET, body).encode() + b"\r\n"
+    if shape == "chunked":
+        data = chunked(body, headers=signature + H2C)
+    else:
+        data = request_bytes(body, headers=H2C)
+    split = data.index(b"\r\n\r\n") + 4 if shape == "body-later" else len(data)
+    with connect(server) as sock:
+        sock.sendall(data[:split])
+        if split < len(data):
+            time.sleep(0.05)  # the headers are parsed before the body arrives
+            sock.sendall(data[split:])
+        answer = read_response(sock)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        after = read_response(sock)
+    assert status(answer) == b"HTTP/1.1 200 OK", answer
+    assert stored(server, message_id) == 1
+    assert status(after) == b"HTTP/1.1 200 OK", after
