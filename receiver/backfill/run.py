@@ -110,7 +110,9 @@ async def backfill(
     summary = Summary()
     held_here = BackfillStore(store)
     paced = _Paced(client, limiter)
-    async for rows in pages(paced, "deliveries", query=window.query(), max_pages=MAX_PAGES):
+    async for rows in pages(
+        paced, "deliveries", query=window.query(), max_pages=MAX_PAGES, odd=True
+    ):
         summary.pages += 1
         for raw in rows:
             summary.rows_read += 1

@@ -46,9 +46,11 @@ async def pages(
     *,
     query: Mapping[str, str] | None = None,
     max_pages: int = MAX_PAGES,
-) -> AsyncIterator[list[dict[str, Any]]]:
+    odd: bool = False,
+) -> AsyncIterator[list[Any]]:
     """The rows of the list at ``path`` page by page, each row once; ``query`` (filters,
-    say) goes with every request, the paging parameters are added as above."""
+    say) goes with every request, the paging parameters are added as above. ``odd``:
+    rows that are not objects are passed on too (for the caller to count), not dropped."""
     seen: set[str] = set()
     collected = 0
     params: dict[str, int] = {}
@@ -60,6 +62,8 @@ async def pages(
             key = _key(row)
             if key is not None and key not in seen:
                 seen.add(key)
+                fresh.append(row)
+            elif key is None and odd:
                 fresh.append(row)
         collected += len(fresh)
         if fresh:

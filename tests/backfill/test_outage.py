@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,5 +179,53 @@ def test_dry_run_stores_nothing_and_says_what_it_would(
         assert f"would store: message {sent} to ***07: 4 delivered" in out
         assert o.rows("SELECT COUNT(*) FROM events") == [(0,)]
         status, out = cli(capsys, "backfill", "--since", TODAY)
+        assert status == 0, out
         assert "1 stored" in out
         assert o.rows("SELECT source FROM events") == [("backfill",)]
+
+
+@pytest.mark.parametrize("failure", [6, 10, 11, 12])
+def test_an_ambiguous_word_never_causes_a_resend(
+    failure: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """A failed iMessage that /deliveries shows as "undeliverable" (it could be 10, 11
+    or 12) is stored without a code and never resent."""
+    with outage_setup("sqlite", tmp_path, monkeypatch) as o:
+        o.fake.webhooks_down = True
+        o.fake.auto_timeline = (3, failure)
+        sent = send(capsys, "+15550000008")
+        wait_for(lambda: o.fake.sent.deliveries(None, None))
+        status, out = cli(capsys, "backfill", "--since", TODAY)
+        assert status == 0, out
+        assert f"message {sent} to ***08: undeliverable (no code)" in out
+        o.settled()
+        assert (str(sent), None, "backfill") in o.sources
+        assert o.rows("SELECT COUNT(*) FROM resends") == [(0,)]
+        assert len(o.fake.sends) == 1
+
+
+def test_a_failure_past_the_max_age_is_skipped_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any, caplog: Any
+) -> None:
+    """A backfilled failure older than RECEIVER_FALLBACK_MAX_AGE (MTA's date, not the
+    backfill's) is not resent: the resend is recorded as skipped, too_old, and logged."""
+    caplog.set_level(logging.INFO)
+    with outage_setup("sqlite", tmp_path, monkeypatch, fallback_max_age=3600.0) as o:
+        o.fake.webhooks_down = True
+        old = send(capsys, "+15550000009")
+        recent = send(capsys, "+15550000010")
+        two_hours_ago = time.time() - 7200
+        o.fake.sent.status(old, "+15550000009", 9, at=two_hours_ago)
+        o.fake.sent.status(recent, "+15550000010", 9)
+        since = dt.datetime.fromtimestamp(two_hours_ago, dt.UTC).date().isoformat()
+        status, out = cli(capsys, "backfill", "--since", since)
+        assert status == 0, out
+        assert "2 stored" in out
+        o.settled()
+        wait_for(lambda: len(o.fake.sends) == 3)
+        assert o.fake.sends[2].body["subscribers"] == ["+15550000010"]
+        assert o.rows(f"SELECT state, reason FROM resends WHERE original_message_id = '{old}'") == [
+            ("skipped", "too_old")
+        ]
+        assert any("over RECEIVER_FALLBACK_MAX_AGE" in r.getMessage() for r in caplog.records)
+        assert len(o.fake.sends) == 3
