@@ -25,10 +25,7 @@ def register(commands: Any) -> None:
     """Add ``backfill``."""
     parser = commands.add_parser(
         "backfill",
-        help="store delivery statuses MTA holds but whose webhooks never arrived",
-        description="Read MTA's GET /deliveries for the days given and store, as"
-        " backfilled delivery-status events dispatched like webhooks, every status the"
-        " receiver does not hold. Safe to repeat: what is held is never stored twice.",
+        help="store the delivery statuses MTA holds whose webhooks never arrived",
     )
     parser.add_argument("--since", type=_day, required=True, help="first day, YYYY-MM-DD (UTC)")
     parser.add_argument("--until", type=_day, help="last day, YYYY-MM-DD (default: today, UTC)")

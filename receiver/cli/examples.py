@@ -31,6 +31,7 @@ EXAMPLES: dict[str, str] = {
     "webhooks delete": "mta-receiver webhooks delete 1234",
     "webhooks rotate-secret": 'mta-receiver webhooks rotate-secret --new-secret "$NEW_SECRET"',
     "doctor": "mta-receiver doctor --url https://example.com/webhooks/mta",
+    "backfill": "mta-receiver backfill --since 2026-01-30 --dry-run    # then without",
     "events": "mta-receiver events list --since 1h",
     "dead-letters": "mta-receiver dead-letters list",
     "resends": "mta-receiver resends list",

@@ -22,6 +22,7 @@ from receiver.fake_mta import FakeMTA, TimelineMessage, play_timeline, running_f
 from receiver.mta import Rate
 from receiver.settings import Secret
 
+from ..admin.test_admin import PASSWORD, log_in
 from ..conftest import SECRET, Server, cli, make_settings, running, wait_for
 from ..pg import fresh_database_sync
 from ..pg import query as pg_query
@@ -167,8 +168,17 @@ def test_backfill_repairs_an_outage_and_resends_once(
 def test_dry_run_stores_nothing_and_says_what_it_would(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    """--dry-run lists what it would store and stores nothing; the real run then does."""
-    with outage_setup("sqlite", tmp_path, monkeypatch) as o:
+    """--dry-run lists what it would store and stores nothing; the real run then does,
+    and the event's source shows in `events list` and on the dashboard with the run."""
+    dashboard = {
+        "admin_password": Secret(PASSWORD),
+        "session_secret": Secret("s" * 48),
+        "admin_secure_cookies": False,
+    }
+    with outage_setup("sqlite", tmp_path, monkeypatch, **dashboard) as o:
+        o.server.client.follow_redirects = False
+        log_in(o.server.client)
+        assert "No backfill has run" in o.server.client.get("/admin/").text
         o.fake.webhooks_down = True
         o.fake.auto_timeline = (3, 4)
         sent = send(capsys, "+15550000007")
@@ -182,6 +192,14 @@ def test_dry_run_stores_nothing_and_says_what_it_would(
         assert status == 0, out
         assert "1 stored" in out
         assert o.rows("SELECT source FROM events") == [("backfill",)]
+        status, out = cli(capsys, "events", "list")
+        assert status == 0, out
+        assert out.split("\n")[0].split()[-1] == "SOURCE"
+        assert out.split("\n")[1].split()[-1] == "backfill"
+        overview = o.server.client.get("/admin/").text
+        assert "Last backfill (cli," in overview
+        assert "<strong>1 stored</strong>" in overview
+        assert "· backfilled" in overview
 
 
 @pytest.mark.parametrize("failure", [6, 10, 11, 12])
