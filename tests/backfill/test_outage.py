@@ -64,9 +64,13 @@ def _database(backend: str, tmp_path: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def outage_setup(
-    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **overrides: Any
+    backend: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fake: FakeMTA | None = None,
+    **overrides: Any,
 ) -> Iterator[Outage]:
-    fake = FakeMTA(API_KEY, rate_limit=1000, rate_window=1.0)
+    fake = fake or FakeMTA(API_KEY, rate_limit=1000, rate_window=1.0)
     fake.general_rate_limit = 1000
     fake.webhook_backoff = 0.05
     sources: list[tuple[str | None, int | None, str]] = []
