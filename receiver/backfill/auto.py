@@ -24,7 +24,7 @@ from ..store import Store
 from ..store.backfill import BackfillStore
 from .metrics import BackfillMetrics
 from .repair import repair
-from .run import Window
+from .run import Window, pace
 
 log = logging.getLogger("receiver.backfill")
 
@@ -57,6 +57,7 @@ class AutoRepair:
         self.notify = notify
         self.clock = clock
         self.sleep = sleep
+        self.limiter = pace()  # one pace for all of this process's runs
 
     async def gap(self) -> Window | None:
         """The days to repair at start-up, or None (no gap, or no worker ever ran here).
@@ -95,6 +96,7 @@ class AutoRepair:
                 cause=cause,
                 country=self.settings.default_country_code,
                 metrics=self.metrics,
+                limiter=self.limiter,
                 on_stored=self.notify,
                 clock=self.clock,
             )

@@ -49,29 +49,22 @@ async def repair(
     started = clock()
     summary = Summary()
     error: str | None = None
-    renewals: list[Summary] = []
-
-    def page(done: Summary) -> None:
-        renewals.append(done)
-        on_page(done)
-
     try:
-        summary = await backfill(
+        await backfill(
             _Renewing(client, kept, owner, clock),
             store,
             window,
             country=country,
             limiter=limiter,
-            on_page=page,
+            on_page=on_page,
             on_stored=on_stored,
             clock=clock,
+            summary=summary,
         )
-    except Exception as exc:
+    except BaseException as exc:  # recorded, then raised (a cancelled run too)
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        if renewals:
-            summary = renewals[-1] if error else summary
         await kept.record_run(
             RunRecord(
                 cause,

@@ -32,8 +32,9 @@ from .twin import incoming
 
 log = logging.getLogger("receiver.backfill")
 
-PAGES_PER_MINUTE = 20
-"""Our share of MTA's 30/min general limit for ``/deliveries`` pages."""
+PAGES_PER_MINUTE = 10
+"""Our share of MTA's 30/min general limit for ``/deliveries`` pages (read-back of sent
+messages takes 20, receiver/mta/readback.py; a 429 is waited out all the same)."""
 MAX_PAGES = 400
 """The most pages one run reads (10,000 rows at MTA's default 25)."""
 
@@ -80,6 +81,11 @@ class Summary:
     found: list[Found] = field(default_factory=list)
 
 
+def pace() -> Limiter:
+    """A limiter of `PAGES_PER_MINUTE` (share one across the runs of a process)."""
+    return SlidingWindowLimiter(Rate(PAGES_PER_MINUTE, 60.0))
+
+
 class _Paced:
     """A `Lister` that waits for a slot of ``limiter`` before each request."""
 
@@ -103,11 +109,13 @@ async def backfill(
     on_page: Callable[[Summary], None] = lambda summary: None,
     on_stored: Callable[[], None] = lambda: None,
     clock: Callable[[], float] = time.time,
+    summary: Summary | None = None,
 ) -> Summary:
     """Read ``window`` from MTA and store what is missing; ``on_page`` after each page,
-    ``on_stored`` after each stored status (wake the worker)."""
-    limiter = limiter or SlidingWindowLimiter(Rate(PAGES_PER_MINUTE, 60.0))
-    summary = Summary()
+    ``on_stored`` after each stored status (wake the worker). Counts go to ``summary``
+    (a new one by default), so a caller still has them when a page fails."""
+    limiter = limiter or pace()
+    summary = summary if summary is not None else Summary()
     held_here = BackfillStore(store)
     paced = _Paced(client, limiter)
     async for rows in pages(

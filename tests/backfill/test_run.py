@@ -10,8 +10,10 @@ import pytest
 
 from receiver.backfill.repair import LEASE, repair
 from receiver.backfill.rows import read_row
-from receiver.backfill.run import Window, backfill
+from receiver.backfill.run import PAGES_PER_MINUTE, Window, backfill
 from receiver.mta.events import dedup_key, identify
+from receiver.mta.ratelimit import Rate, SlidingWindowLimiter
+from receiver.mta.readback import READS_PER_MINUTE
 from receiver.store import Store
 from receiver.store.backfill import BackfillStore
 from receiver.web.intake import incoming_from
@@ -127,3 +129,26 @@ async def test_one_backfill_at_a_time(store: Store) -> None:
         None,
     )
     assert await kept.last_success() == 200.0
+
+
+async def test_pages_are_paced_under_mtas_general_limit(store: Store) -> None:
+    """A long run reads no more than PAGES_PER_MINUTE pages in any minute (MTA allows 30
+    a minute on its general endpoints, read-back takes 20 of them)."""
+    now = [0.0]
+    times: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    class Timed(Pages):
+        async def request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+            times.append(now[0])
+            return await super().request(method, path, **kwargs)
+
+    rows = [{"messageId": n, "to": f"+1555000{n:04d}", "status": "sent"} for n in range(50)]
+    limiter = SlidingWindowLimiter(Rate(PAGES_PER_MINUTE, 60.0), clock=lambda: now[0], sleep=sleep)
+    summary = await backfill(Timed(rows), store, WINDOW, limiter=limiter)
+    assert (summary.pages, summary.stored) == (25, 50)
+    assert PAGES_PER_MINUTE + READS_PER_MINUTE <= 30
+    for start in times:
+        assert len([t for t in times if start <= t < start + 60]) <= PAGES_PER_MINUTE
