@@ -54,7 +54,8 @@ class Outage:
 
 
 @contextlib.contextmanager
-def _database(backend: str, tmp_path: Path) -> Iterator[str]:
+def database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database of ``backend``, for the block."""
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'receiver.db'}"
     else:
@@ -68,6 +69,7 @@ def outage_setup(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     fake: FakeMTA | None = None,
+    url: str | None = None,
     **overrides: Any,
 ) -> Iterator[Outage]:
     fake = fake or FakeMTA(API_KEY, rate_limit=1000, rate_window=1.0)
@@ -80,7 +82,8 @@ def outage_setup(
     async def record_source(event: Event, ctx: Context) -> None:
         sources.append((event.message_id, event.status, event.source))
 
-    with _database(backend, tmp_path) as url, running_fake_mta(fake) as base_url:
+    given = contextlib.nullcontext(url) if url else database(backend, tmp_path)
+    with given as url, running_fake_mta(fake) as base_url:
         values: dict[str, Any] = {
             "database_url": url,
             "mta_api_key": Secret(API_KEY),
