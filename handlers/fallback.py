@@ -5,7 +5,9 @@ MTA falls back to SMS by itself in several cases and no webhook says when it did
 ``RECEIVER_FALLBACK_GRACE_SECONDS`` later; any DELIVERED of the message before then
 cancels it, and the outbox (receiver/fallback/outbox.py) checks again right before sending.
 Invalid, opted-out and landline numbers (10, 11, 12) are never resent, nor numbers that
-opted out, nor our own resends (their webhooks only update the resend's state).
+opted out, nor our own resends (their webhooks only update the resend's state), nor a
+failure older than ``RECEIVER_FALLBACK_MAX_AGE`` (one a backfill found late: its date is
+MTA's, receiver/backfill/).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import re
 
 from receiver import Context, Event, Registry
+from receiver.backfill.mark import occurred_at
 from receiver.fallback.resends import (
     CANCELLED,
     DELIVERED,
@@ -150,23 +153,30 @@ async def fallback(event: Event, ctx: Context) -> None:
     if await resends.find_by_resend(None, original) is not None:
         return  # a webhook of our own resend that came without our tags and externalId
     reason = await _skip_reason(event, ctx, resends)
+    # A backfilled failure happened when MTA says: MTA's own fallback has had that long.
+    failed_at = occurred_at(event)
+    if reason is None and now - failed_at > settings.fallback_max_age:
+        reason = "too_old"
     claimed = await resends.schedule(
         original_message_id=original,
         phone=event.phone,
         tags=dict(event.tags),
         original_external_id=event.external_id,
         failure_status=event.status,
-        failed_at=now,
-        due_at=now + settings.fallback_grace_seconds,
+        failed_at=failed_at,
+        due_at=max(now, failed_at + settings.fallback_grace_seconds),
         now=now,
         state=SKIPPED if reason else SCHEDULED,
         reason=reason,
     )
     if claimed:
         ctx.log.info(
-            "resend %s%s",
+            "resend %s%s%s",
             "skipped: " if reason else "scheduled",
             reason or "",
+            f" (failed {now - failed_at:.0f} s ago, over RECEIVER_FALLBACK_MAX_AGE)"
+            if reason == "too_old"
+            else "",
         )
 
 

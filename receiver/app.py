@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from . import services
 from .admin import create_admin
+from .backfill.auto import AutoRepair
 from .dispatch.loader import build_registry
 from .dispatch.registry import Registry
 from .dispatch.worker import Worker
@@ -91,6 +92,16 @@ class Receiver:
                     tasks.append(asyncio.create_task(self.outbox.run(), name="receiver-outbox"))
                     if not self.settings.fallback_longcode_id:
                         log.warning(NO_LONGCODE)
+                auto = AutoRepair(
+                    self.store,
+                    self.mta,
+                    self.settings,
+                    self.metrics.backfill,
+                    notify=self.worker.notify,
+                )
+                gap = await auto.gap()  # before this process's first heartbeat
+                if gap is not None or self.settings.backfill_interval > 0:
+                    tasks.append(asyncio.create_task(auto.run(gap), name="receiver-backfill"))
             if self.settings.run_worker:
                 tasks.append(asyncio.create_task(self.worker.run(), name="receiver-worker"))
             log.info(
@@ -111,6 +122,9 @@ class Receiver:
             self.outbox.stop()
         if self.settings.run_worker:
             await _logged("stopping the worker", self.worker.stop())
+        for task in tasks:
+            if task.get_name() == "receiver-backfill":  # runs until stopped
+                task.cancel()
         for task, outcome in zip(
             tasks, await asyncio.gather(*tasks, return_exceptions=True), strict=True
         ):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from .backfill.metrics import BackfillMetrics
 from .gauges import StoreGauges
 
 
@@ -91,6 +92,7 @@ class Metrics:
             "Authentic webhooks waiting for their commit (their 200) right now",
             registry=r,
         )
+        self.backfill = BackfillMetrics(r)
         # Read from the store at scrape time (GET /metrics awaits their refresh first).
         self.store_gauges = StoreGauges()
         r.register(self.store_gauges)

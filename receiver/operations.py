@@ -22,7 +22,7 @@ RESENT = "resend ordered by operator"
 
 _EVENT_COLUMNS = (
     "id, type, name, message_id, status, phone, received_at, state, attempts,"
-    " duplicates, last_error, run_after, finished_at"
+    " duplicates, last_error, run_after, finished_at, source"
 )
 
 
@@ -43,6 +43,7 @@ class EventRow:
     last_error: str | None
     run_after: float
     finished_at: float | None
+    source: str = "webhook"  # or "backfill": read back from MTA (receiver/backfill/)
 
     @property
     def status_name(self) -> str | None:

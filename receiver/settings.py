@@ -80,6 +80,12 @@ class Settings:
     fallback_statuses: frozenset[int] = frozenset({5, 6, 8, 9, 13})
     fallback_grace_seconds: float = 300.0
     fallback_reconcile_seconds: float = 900.0
+    # A failure older than this (a backfilled one, docs/backfill.md) is not resent.
+    fallback_max_age: float = 14_400.0
+    # receiver/backfill/: a rolling backfill every this many seconds (0: off), and the
+    # silence of every worker, found at start-up, that makes a repair of the gap.
+    backfill_interval: float = 0.0
+    backfill_gap_seconds: float = 600.0
     fallback_resend_unknown: bool = False
     fallback_imessage_tags: tuple[tuple[str, str], ...] = ()
     fallback_text_lookup: str | None = None
@@ -138,6 +144,9 @@ class Settings:
             )
         if self.fallback_grace_seconds < 0 or self.fallback_reconcile_seconds <= 0:
             raise ConfigError("RECEIVER_FALLBACK_GRACE_SECONDS/RECONCILE_SECONDS must be >= 0")
+        for name in ("fallback_max_age", "backfill_interval", "backfill_gap_seconds"):
+            if not 0 <= getattr(self, name) < math.inf:
+                raise ConfigError(f"RECEIVER_{name.upper()} must be >= 0 seconds")
         netpolicy.check_forwarded_allow_ips(self.forwarded_allow_ips)
         netpolicy.parse_networks(self.webhook_allow_networks, netpolicy.WEBHOOK_ALLOW_NETWORKS)
         if self.log_level not in LOG_LEVELS:
@@ -179,6 +188,9 @@ class Settings:
             "mta_timeout": float,
             "fallback_grace_seconds": float,
             "fallback_reconcile_seconds": float,
+            "fallback_max_age": float,
+            "backfill_interval": float,
+            "backfill_gap_seconds": float,
         }
         for name, kind in typed.items():
             raw = get(name.upper())

@@ -268,3 +268,21 @@ def test_cli_with_a_module_lacking_registry_explains(tmp_path: Path) -> None:
     assert "json" in output
     assert "Registry" in output
     assert "Traceback" not in done.stderr
+
+
+def test_backfill_and_max_age_settings() -> None:
+    """The backfill's settings: the rolling run off, a 10-minute gap and a 4-hour max age
+    by default; read in seconds; negative values refused, naming the variable."""
+    default = from_env(WEBHOOK_SECRETS=SECRET)
+    assert (default.backfill_interval, default.backfill_gap_seconds) == (0.0, 600.0)
+    assert default.fallback_max_age == 14_400.0
+    chosen = from_env(
+        WEBHOOK_SECRETS=SECRET,
+        BACKFILL_INTERVAL="300",
+        BACKFILL_GAP_SECONDS="0",
+        FALLBACK_MAX_AGE="7200",
+    )
+    assert (chosen.backfill_interval, chosen.backfill_gap_seconds) == (300.0, 0.0)
+    assert chosen.fallback_max_age == 7200.0
+    for name in ("BACKFILL_INTERVAL", "BACKFILL_GAP_SECONDS", "FALLBACK_MAX_AGE"):
+        assert f"RECEIVER_{name}" in refusal(WEBHOOK_SECRETS=SECRET, **{name: "-1"})

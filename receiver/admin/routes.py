@@ -17,6 +17,7 @@ from .. import operations as ops
 from ..logs import mask_number
 from ..mta.statuses import STATUS_NAMES
 from ..store import Store, reports
+from ..store.backfill import BackfillStore
 from . import auth, charts, csrf, forms
 from .render import page
 
@@ -131,6 +132,7 @@ class Dashboard:
             dead=await ops.list_events(self.store, ops.EventFilter(state="dead", limit=50)),
             unknown=await ops.awaiting_decision(self.store, 50),
             events=await ops.list_events(self.store, ops.EventFilter(limit=15)),
+            backfill=await BackfillStore(self.store).last_run(),
         )
 
     async def events(self, request: Request) -> Response:

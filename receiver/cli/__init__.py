@@ -12,7 +12,17 @@ from importlib import metadata
 from ..errors import ConfigError, ReceiverError
 from .examples import describe
 
-MODULES = ("run", "send", "trigger", "events", "resends", "db", "webhooks", "doctor")
+MODULES = (
+    "run",
+    "send",
+    "trigger",
+    "events",
+    "resends",
+    "db",
+    "webhooks",
+    "doctor",
+    "backfill",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,7 +31,7 @@ from .common import (
 
 SHOWN = 20
 """Rows a replay prints before its count: the count is what matters."""
-LIST_COLUMNS = ("id", "name", "message_id", "phone", "state", "attempts", "received_at")
+LIST_COLUMNS = ("id", "name", "message_id", "phone", "state", "attempts", "received_at", "source")
 
 
 def register(commands: Any) -> None:

@@ -32,6 +32,7 @@ EXAMPLES: dict[str, str] = {
     "webhooks rotate-secret": "mta-receiver webhooks rotate-secret"
     ' --new-secret "$NEW_SECRET" --url https://example.com/webhooks/mta',
     "doctor": "mta-receiver doctor --url https://example.com/webhooks/mta",
+    "backfill": "mta-receiver backfill --since 2026-01-30 --dry-run    # then without",
     "events": "mta-receiver events list --since 1h",
     "dead-letters": "mta-receiver dead-letters list",
     "resends": "mta-receiver resends list",

@@ -32,6 +32,7 @@ EVENT_COLUMNS = (
     "received_at",
     "finished_at",
     "last_error",
+    "source",
 )
 RESEND_COLUMNS = (
     "original_message_id",

@@ -1,5 +1,5 @@
-"""The fake MTA API v3 as a Starlette app: ``/v3/send``, auth, webhook management and
-``/sent-messages``.
+"""The fake MTA API v3 as a Starlette app: ``/v3/send``, auth, webhook management,
+``/sent-messages`` and ``/deliveries``.
 
 Behaviour follows MTA's documentation as docs/mta.md records it (tests/test_fake_conformance.py
 holds it to fixtures written from those docs); test-only controls live in ``control.py``.
@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from .autoplay import play_to_registrations
 from .control import control_routes
+from .deliveries import date_filter
 from .faults import drop, hold
 from .records import Fault
 from .responses import mta_error, new_request_id
@@ -153,6 +154,21 @@ class _Api:
         body = {"success": True, "error": None, "message": "OK", "data": data}
         return JSONResponse(body, headers=headers)
 
+    async def deliveries(self, request: Request) -> Response:
+        """GET /deliveries: the latest status per message, date-filtered and paged."""
+        rid, fake = new_request_id(), self.fake
+        await _arrive(fake, request)
+        headers, refused = self._gate(request, rid)
+        if refused is not None:
+            return refused
+        query = request.query_params
+        try:
+            start = date_filter(query.get("filters[startDate]"), end=False)
+            end = date_filter(query.get("filters[endDate]"), end=True)
+        except ValueError:
+            return mta_error(400, "filters[startDate]/filters[endDate] must be dates", rid)
+        return self._list(request, fake.sent.deliveries(start, end), headers)
+
     async def webhooks(self, request: Request) -> Response:
         """POST/GET /webhooks and PATCH/DELETE /webhooks/{id}."""
         rid, fake = new_request_id(), self.fake
@@ -232,6 +248,7 @@ def create_fake_mta(state: FakeMTA | None = None) -> Starlette:
         Route(f"{PREFIX}/webhooks", api.webhooks, methods=["GET", "POST"]),
         Route(f"{PREFIX}/webhooks/{{webhook_id:int}}", api.webhooks, methods=["PATCH", "DELETE"]),
         Route(f"{PREFIX}/sent-messages/{{message_id:int}}", api.sent_message, methods=["GET"]),
+        Route(f"{PREFIX}/deliveries", api.deliveries, methods=["GET"]),
         Route(
             f"{PREFIX}/sent-messages/{{message_id:int}}/delivery-report",
             api.sent_message,

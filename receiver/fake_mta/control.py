@@ -109,6 +109,13 @@ def control_routes(fake: FakeMTA) -> list[Route]:
             {"playing": event.event}, background=BackgroundTask(play_inbound, fake, event)
         )
 
+    async def outage(request: Request) -> Response:
+        body = await _json(request)
+        if body is None or not isinstance(body.get("down"), bool):
+            return _bad("expected {down: true|false}")
+        fake.webhooks_down = body["down"]
+        return JSONResponse({"down": fake.webhooks_down})
+
     async def reset(request: Request) -> Response:
         fake.reset()
         return JSONResponse({"reset": True})
@@ -120,5 +127,6 @@ def control_routes(fake: FakeMTA) -> list[Route]:
         Route("/_fake/timeline", timeline, methods=["POST"]),
         Route("/_fake/reply", inbound, methods=["POST"]),
         Route("/_fake/opt-in", inbound, methods=["POST"]),
+        Route("/_fake/outage", outage, methods=["POST"]),
         Route("/_fake/reset", reset, methods=["POST"]),
     ]

@@ -1,4 +1,4 @@
-"""What the fake MTA serves under ``/sent-messages/{id}``: sent messages and deliveries.
+"""What the fake MTA serves under ``/sent-messages/{id}`` and ``/deliveries``.
 
 docs/mta.md ("Reading back"): ``GET /sent-messages/{outboundId}`` answers the envelope
 with ``data`` = ``{id, recipients, message, url}``; ``/delivery-report``'s answer fields
@@ -9,10 +9,12 @@ statusCode}``, the latest status per recipient) that the receiver must read tole
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from ..mta.statuses import STATUS_NAMES
+from .deliveries import delivery_rows
 
 __all__ = ["SentLog"]
 
@@ -23,11 +25,19 @@ class SentLog:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._messages: dict[int, dict[str, Any]] = {}
-        self._statuses: dict[int, dict[str, int]] = {}
+        self._statuses: dict[int, dict[str, tuple[int, float]]] = {}
+        self._external_ids: dict[int, str | None] = {}
 
-    def add(self, message_id: int, recipients: Sequence[str], message: str | None) -> None:
+    def add(
+        self,
+        message_id: int,
+        recipients: Sequence[str],
+        message: str | None,
+        external_id: str | None = None,
+    ) -> None:
         """Know a message: one the fake sent, or one a test says MTA sent earlier."""
         with self._lock:
+            self._external_ids[message_id] = external_id
             self._messages[message_id] = {
                 "id": message_id,
                 "recipients": [str(r) for r in recipients],
@@ -35,10 +45,22 @@ class SentLog:
                 "url": "",
             }
 
-    def status(self, message_id: int, number: str, status: int) -> None:
-        """Record a delivery status of one recipient (what a played webhook said)."""
+    def status(self, message_id: int, number: str, status: int, at: float | None = None) -> None:
+        """Record a delivery status of one recipient (what a played webhook said), at
+        ``at`` (wall-clock seconds; now by default)."""
+        when = time.time() if at is None else at
         with self._lock:
-            self._statuses.setdefault(message_id, {})[number] = int(status)
+            self._statuses.setdefault(message_id, {})[number] = (int(status), when)
+
+    def deliveries(self, start: float | None, end: float | None) -> list[dict[str, Any]]:
+        """The rows of ``GET /deliveries`` between ``start`` and ``end``, oldest first."""
+        with self._lock:
+            latest = {
+                (message_id, number): found
+                for message_id, by_number in self._statuses.items()
+                for number, found in by_number.items()
+            }
+            return delivery_rows(latest, dict(self._external_ids), start, end)
 
     def message(self, message_id: int) -> dict[str, Any] | None:
         """``data`` of ``GET /sent-messages/{id}``, or None (a 404)."""
@@ -53,7 +75,7 @@ class SentLog:
                 return None
             rows = [
                 {"number": n, "status": STATUS_NAMES.get(s, "unknown"), "statusCode": s}
-                for n, s in self._statuses.get(message_id, {}).items()
+                for n, (s, _) in self._statuses.get(message_id, {}).items()
             ]
             return {"rows": rows, "total": len(rows)}
 
@@ -62,3 +84,4 @@ class SentLog:
         with self._lock:
             self._messages.clear()
             self._statuses.clear()
+            self._external_ids.clear()

@@ -40,7 +40,9 @@ class FakeMTA:
     ``reject_repeated_request_id`` (409 on a repeated X-Request-Id; unconfirmed in docs/mta.md),
     ``max_sms_length`` (None = no check), ``hang_limit`` (seconds a ``hang`` lasts at most),
     ``webhook_backoff`` (seconds before the first webhook retry), ``first_page`` (what
-    lists count pages from: 0 as MTA's example shows, 1 to test the other base).
+    lists count pages from: 0 as MTA's example shows, 1 to test the other base),
+    ``webhooks_down`` (an outage: timelines still happen, as ``/deliveries`` then shows,
+    but none of their webhooks is delivered).
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class FakeMTA:
         self.max_sms_length: int | None = 160  # docs/mta.md: longer SMS text gets a 400
         self.hang_limit = 60.0
         self.webhook_backoff = 1.0
+        self.webhooks_down = False
         self._clock = clock
         self._cond = threading.Condition(threading.RLock())
         self._window = SlidingWindow()
@@ -202,10 +205,12 @@ class FakeMTA:
             self._sends.append(record)
             subscribers = body.get("subscribers")
             text = body.get("message")
+            external_id = body.get("externalId")
             self.sent.add(
                 record.message_id,
                 subscribers if isinstance(subscribers, list) else [],
                 text if isinstance(text, str) else None,
+                str(external_id) if external_id is not None else None,
             )
             self._cond.notify_all()
             return record

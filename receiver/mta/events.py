@@ -21,6 +21,7 @@ MESSAGE_SEND = "message-send"
 NUMBER_OPT_IN = "number-opt-in"
 UNKNOWN = "unknown"
 EVENT_TYPES = (MESSAGE_REPLY, DELIVERY_STATUS, MESSAGE_SEND, NUMBER_OPT_IN)
+BACKFILL_MARK = "_receiver"  # our own key in a status read back from MTA (receiver/backfill/)
 
 # The literal value of the payload's ``type`` field is undocumented (docs/mta.md): accept the
 # spellings integrations are known to use, all mapped to our names.
@@ -72,6 +73,11 @@ class Event:
     text: str | None = field(default=None, repr=False)
     id: int | None = None
     reply_digest: str | None = field(default=None, repr=False)
+
+    @property
+    def source(self) -> str:
+        """``backfill`` for a status read back from MTA after its webhook was lost."""
+        return "backfill" if isinstance(self.raw.get(BACKFILL_MARK), Mapping) else "webhook"
 
 
 class Identity(NamedTuple):
@@ -229,12 +235,10 @@ _STATUS_LIMIT = 2**31
 
 
 def _int(value: object) -> int | None:
-    number: int | None = None
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, float) and value.is_integer():
+    number: int | None = value if isinstance(value, int) else None
+    if isinstance(value, float) and value.is_integer():
         number = int(value)
     elif isinstance(value, str) and len(value) <= 32:
         try:
@@ -247,15 +251,11 @@ def _int(value: object) -> int | None:
 def _ident(value: object) -> str | None:
     """Ids arrive as numbers (documented) or strings (seen in the wild): keep one spelling."""
     number = _int(value)
-    if number is not None:
-        return str(number)
-    return _text(value)
+    return str(number) if number is not None else _text(value)
 
 
 def _text(value: object) -> str | None:
-    if isinstance(value, str) and value:
-        return clean_text(value)
-    return None
+    return clean_text(value) if isinstance(value, str) and value else None
 
 
 def clean_text(value: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 log = logging.getLogger("receiver.mta")
@@ -34,11 +35,28 @@ async def all_rows(
 ) -> list[dict[str, Any]]:
     """Every row of the list at ``path``, each once, oldest page first."""
     found: list[dict[str, Any]] = []
+    async for rows in pages(client, path, max_pages=max_pages):
+        found += rows
+    return found
+
+
+async def pages(
+    client: Lister,
+    path: str,
+    *,
+    query: Mapping[str, str] | None = None,
+    max_pages: int = MAX_PAGES,
+    odd: bool = False,
+) -> AsyncIterator[list[Any]]:
+    """The rows of the list at ``path`` page by page, each row once; ``query`` (filters,
+    say) goes with every request, the paging parameters are added as above. ``odd``:
+    rows that are not objects are passed on too (for the caller to count), not dropped."""
     seen: set[str] = set()
+    collected = 0
     params: dict[str, int] = {}
     skipped = False
     for _ in range(max_pages):
-        data = await client.request("GET", path, params=params or None)
+        data = await client.request("GET", path, params={**(query or {}), **params} or None)
         rows = data.get("rows")
         rows = rows if isinstance(rows, list) else []
         fresh = []
@@ -47,7 +65,11 @@ async def all_rows(
             if key is not None and key not in seen:
                 seen.add(key)
                 fresh.append(row)
-        found += fresh
+            elif key is None and odd:
+                fresh.append(row)
+        collected += len(fresh)
+        if fresh:
+            yield fresh
         total = _int(data.get("total"))
         page = _int(data.get("page"))
         if not fresh and rows and page is None and params and not skipped:
@@ -59,8 +81,8 @@ async def all_rows(
             )
             params["page"] += 1
             continue
-        if not fresh or (total is not None and len(found) >= total):
-            return found
+        if not fresh or (total is not None and collected >= total):
+            return
         if page is None:  # not echoed: the page we asked for, or the documented first (0)
             page = params.get("page", 0)
         params = {"page": page + 1}
@@ -68,7 +90,6 @@ async def all_rows(
         if size is not None and size > 0:
             params["pageSize"] = size
     log.warning("GET /%s: stopped after %d pages; the list may be incomplete", path, max_pages)
-    return found
 
 
 def _key(row: object) -> str | None:

@@ -293,3 +293,74 @@ def test_reply_and_opt_in_playback_reach_their_registrations(fake: FakeMTA) -> N
     assert seen[0][1]["replyId"] == 7
     assert seen[1][1]["originationNumber"] == "5550001111"
     assert seen[2][1]["optInType"] == "keyword"
+
+
+DELIVERY_WORDS = {"sent", "delivered", "undelivered", "undeliverable", "unknown", "rejected"}
+
+
+def test_deliveries_list_the_latest_status_as_documented(
+    fake: FakeMTA, client: httpx.Client
+) -> None:
+    """GET /deliveries: one row per recipient, latest status as one of MTA's six words,
+    paged like every list (0-based, 25, echoed), date filters applied."""
+    day = 86_400.0
+    for n in range(30):
+        fake.sent.add(n + 1, [f"+1555000{n:04d}"], "hi", f"ext-{n}")
+        fake.sent.status(n + 1, f"+1555000{n:04d}", 3, at=1_767_225_600.0 + n)  # 2026-01-01
+        fake.sent.status(n + 1, f"+1555000{n:04d}", 4 if n % 2 else 9, at=1_767_225_600.0 + n)
+    fake.sent.status(99, "+15550009999", 10, at=1_767_225_600.0 + 3 * day)  # 2026-01-04
+    first = client.get("/deliveries")
+    assert first.url.query == b""
+    assert mismatches(fixture("deliveries_list.json"), first.json()) == []
+    data = first.json()["data"]
+    assert (data["page"], data["pageSize"], data["total"], len(data["rows"])) == (0, 25, 31, 25)
+    assert {r["status"] for r in data["rows"]} <= DELIVERY_WORDS
+    assert data["rows"][0] == {
+        "messageId": 1,
+        "externalId": "ext-0",
+        "to": "+15550000000",
+        "status": "undelivered",
+        "date": "2026-01-01T00:00:00.000Z",
+        "carrier": None,
+    }
+    rest = client.get("/deliveries", params={"page": 1}).json()["data"]["rows"]
+    assert [r["status"] for r in rest][-1] == "undeliverable"  # 10 is no plain word
+    window = {"filters[startDate]": "2026-01-01", "filters[endDate]": "2026-01-01"}
+    assert client.get("/deliveries", params=window).json()["data"]["total"] == 30
+    later = client.get("/deliveries", params={"filters[startDate]": "2026-01-02"})
+    assert [r["messageId"] for r in later.json()["data"]["rows"]] == [99]
+    bad = client.get("/deliveries", params={"filters[startDate]": "soon"})
+    assert bad.status_code == 400
+
+
+def test_an_outage_keeps_the_webhooks_but_not_the_record(fake: FakeMTA) -> None:
+    """With webhooks down the timeline still happens (/deliveries shows it) and no
+    webhook is delivered; back up, the next send's webhooks go out again."""
+    received: list[bytes] = []
+
+    async def hook(request: Request) -> Response:
+        received.append(await request.body())
+        return Response("ok")
+
+    app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    with (
+        running_server(app) as hook_url,
+        running_fake_mta(fake) as url,
+        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as client,
+    ):
+        client.post("/webhooks", json={**registration(), "url": f"{hook_url}/hook"})
+        fake.auto_timeline = (3, 9)
+        fake.webhooks_down = True
+        client.post("/send", json={"subscribers": ["+15555550001"], "message": "a"})
+
+        def recorded() -> list[Any]:
+            rows: list[Any] = client.get("/deliveries").json()["data"]["rows"]
+            return [(r["messageId"], r["status"]) for r in rows]
+
+        assert wait_for(lambda: recorded() == [(1, "undelivered")])
+        assert received == []
+        assert fake.webhook_deliveries == []
+        fake.webhooks_down = False
+        client.post("/send", json={"subscribers": ["+15555550002"], "message": "b"})
+        assert wait_for(lambda: len(received) == 2)
+        assert {json.loads(b)["messageId"] for b in received} == {2}

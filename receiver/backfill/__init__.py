@@ -1,0 +1,1 @@
+"""Backfill: repair the statuses whose webhooks MTA gave up on, from GET /deliveries."""

@@ -1,0 +1,31 @@
+"""The backfill's Prometheus metrics, on the process's registry (receiver/metrics.py)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class BackfillMetrics:
+    """Rows read, statuses stored, gaps repaired, the last successful run."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.rows_read = Counter(
+            "receiver_backfill_rows_read",
+            "Rows of MTA's GET /deliveries read by backfills",
+            registry=registry,
+        )
+        self.stored = Counter(
+            "receiver_backfill_stored",
+            "Delivery statuses a backfill stored (their webhooks were lost)",
+            registry=registry,
+        )
+        self.gaps_repaired = Counter(
+            "receiver_backfill_gaps_repaired",
+            "Backfill runs that stored at least one lost status",
+            registry=registry,
+        )
+        self.last_success = Gauge(
+            "receiver_backfill_last_success_timestamp_seconds",
+            "When this process last finished a backfill without error",
+            registry=registry,
+        )

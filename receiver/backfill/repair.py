@@ -1,0 +1,114 @@
+"""A backfill run as the CLI and the automatic repair start it: one process at a time
+(a lease in the store, so across replicas), its record kept, its metrics counted."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+
+from ..mta.paging import Lister
+from ..mta.ratelimit import Limiter
+from ..store import Store
+from ..store.backfill import BackfillStore, RunRecord
+from .metrics import BackfillMetrics
+from .run import Summary, Window, backfill
+
+log = logging.getLogger("receiver.backfill")
+
+LEASE = "backfill"
+LEASE_SECONDS = 300.0
+"""How long a run holds the lease without renewing it (it renews after every page)."""
+
+
+class LeaseLost(Exception):
+    """Another process took the backfill lease over (ours expired mid-run)."""
+
+
+async def repair(
+    client: Lister,
+    store: Store,
+    window: Window,
+    *,
+    cause: str,
+    country: str = "1",
+    metrics: BackfillMetrics | None = None,
+    limiter: Limiter | None = None,
+    on_page: Callable[[Summary], None] = lambda summary: None,
+    on_stored: Callable[[], None] = lambda: None,
+    owner: str | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Summary | None:
+    """Backfill ``window`` under the lease; None when another process holds it."""
+    kept = BackfillStore(store)
+    owner = owner or f"backfill-{uuid.uuid4().hex[:12]}"
+    if not await kept.take_lease(LEASE, owner, clock(), LEASE_SECONDS):
+        log.info("backfill (%s): another process is backfilling; not started", cause)
+        return None
+    started = clock()
+    summary = Summary()
+    error: str | None = None
+    try:
+        await backfill(
+            _Renewing(client, kept, owner, clock),
+            store,
+            window,
+            country=country,
+            limiter=limiter,
+            on_page=on_page,
+            on_stored=on_stored,
+            clock=clock,
+            summary=summary,
+        )
+    except BaseException as exc:  # recorded, then raised (a cancelled run too)
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        await kept.record_run(
+            RunRecord(
+                cause,
+                window.since.isoformat(),
+                window.until.isoformat(),
+                started,
+                clock(),
+                summary.rows_read,
+                summary.held,
+                summary.stored,
+                summary.unreadable,
+                error,
+            )
+        )
+        await kept.release_lease(LEASE, owner)
+        if metrics is not None:
+            metrics.rows_read.inc(summary.rows_read)
+            metrics.stored.inc(summary.stored)
+            if summary.stored:
+                metrics.gaps_repaired.inc()
+            if error is None:
+                metrics.last_success.set(clock())
+    log.info(
+        "backfill (%s) %s..%s: %d rows read, %d already held, %d stored, %d unreadable",
+        cause,
+        window.since,
+        window.until,
+        summary.rows_read,
+        summary.held,
+        summary.stored,
+        summary.unreadable,
+    )
+    return summary
+
+
+class _Renewing:
+    """A `Lister` that renews the lease before each page; `LeaseLost` if it cannot."""
+
+    def __init__(
+        self, client: Lister, kept: BackfillStore, owner: str, clock: Callable[[], float]
+    ) -> None:
+        self.client, self.kept, self.owner, self.clock = client, kept, owner, clock
+
+    async def request(self, method: str, path: str, **kwargs: object) -> dict[str, object]:
+        if not await self.kept.take_lease(LEASE, self.owner, self.clock(), LEASE_SECONDS):
+            raise LeaseLost("another process took the backfill lease over")
+        return await self.client.request(method, path, **kwargs)
