@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from receiver.errors import ConfigError
 from receiver.settings import Settings
 
 from ..conftest import ROOT, SECRET
@@ -70,10 +71,14 @@ def test_example_env_documents_every_setting() -> None:
 
 
 def test_example_env_values_are_valid_settings() -> None:
-    """The example env file, uncommented as it stands, builds valid settings."""
+    """The example env file, uncommented, builds valid settings once its placeholder
+    secret is replaced, and refuses to start while it is not."""
     values = documented(DEPLOY / "example.env")
     del values["RECEIVER_WEBHOOK_SECRETS_FILE"]  # the alternative to the variable, not both
-    Settings.from_env({k: v for k, v in values.items() if v})
+    env = {k: v for k, v in values.items() if v}
+    with pytest.raises(ConfigError, match="placeholder"):
+        Settings.from_env(env)
+    Settings.from_env({**env, "RECEIVER_WEBHOOK_SECRETS": "a" * 128})
 
 
 def test_compose_has_receiver_worker_postgres_and_caddy() -> None:
