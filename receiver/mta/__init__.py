@@ -30,7 +30,20 @@ _WHERE = {
     "SlidingWindowLimiter": "ratelimit",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [  # a literal, so type checkers and linters see the lazy names as exported
+    "DEFAULT_BASE_URL",
+    "Limiter",
+    "MTAClient",
+    "MTAError",
+    "MTAOutcomeUnknown",
+    "MTARejected",
+    "MTAUnavailable",
+    "Rate",
+    "SendResult",
+    "SendWithdrawn",
+    "SlidingWindowLimiter",
+]
+assert sorted(__all__) == sorted(_WHERE)
 
 
 def __getattr__(name: str) -> Any:

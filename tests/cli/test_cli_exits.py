@@ -113,7 +113,7 @@ def test_failed_start_exits_with_one_short_line(tmp_path: Path, command: str) ->
         failed[0]
         .split(" ERROR ", 1)[1]
         .startswith(
-            f"receiver.{'app start-up' if command == 'serve' else 'worker worker'} failed:"
+            f"receiver.{'app start-up' if command == 'serve' else 'dispatch.worker worker'} failed:"
             " configuration error: RECEIVER_FALLBACK_TEXT_LOOKUP: cannot import"
         )
     ), out
