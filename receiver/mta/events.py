@@ -94,6 +94,11 @@ class Identity(NamedTuple):
     """A reply without a ``replyId``: hash of (subscriber, our number, text, timestamp)."""
 
 
+def message_send_key(message_id: str) -> str:
+    """The dedup key of a message's ``message-send`` webhook (one per messageId)."""
+    return f"ms:{message_id}"
+
+
 def dedup_key(event: Identity | Event, body: bytes) -> str:
     """Identity of an event: MTA resends whole histories, retries and duplicate registrations.
 
@@ -108,7 +113,7 @@ def dedup_key(event: Identity | Event, body: bytes) -> str:
         recipient = f":{event.phone}" if event.phone else ""
         return f"ds:{event.message_id}:{event.status}{recipient}"
     if event.type == MESSAGE_SEND and event.message_id:
-        return f"ms:{event.message_id}"
+        return message_send_key(event.message_id)
     if event.type == MESSAGE_REPLY and event.reply_id:
         return f"mr:{event.reply_id}"
     if event.type == MESSAGE_REPLY and event.reply_digest:

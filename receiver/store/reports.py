@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import Store
+from .connector import Connector
 from .records import HandlerRun
 
 EVENT_BODY = "SELECT body, external_id FROM events WHERE id = ?"
@@ -56,13 +56,13 @@ class OutcomeCount:
     count: int
 
 
-async def event_body(store: Store, event_id: int) -> EventBody | None:
+async def event_body(db: Connector, event_id: int) -> EventBody | None:
     """The raw body and handler runs of one event, or None."""
-    rows = await store.fetch(EVENT_BODY, (event_id,))
+    rows = await db.fetch(EVENT_BODY, (event_id,))
     if not rows:
         return None
     body, external_id = rows[0]
-    runs = await store.fetch(EVENT_RUNS, (event_id,))
+    runs = await db.fetch(EVENT_RUNS, (event_id,))
     return EventBody(
         bytes(body).decode("utf-8", errors="replace"),
         external_id,
@@ -70,13 +70,13 @@ async def event_body(store: Store, event_id: int) -> EventBody | None:
     )
 
 
-async def webhooks_per_hour(store: Store, since: float) -> list[HourCount]:
+async def webhooks_per_hour(db: Connector, since: float) -> list[HourCount]:
     """Stored webhooks received since ``since``, counted per hour and event name."""
-    rows = await store.fetch(WEBHOOKS_PER_HOUR, (since,))
+    rows = await db.fetch(WEBHOOKS_PER_HOUR, (since,))
     return [HourCount(int(h), t, n, int(c)) for h, t, n, c in rows]
 
 
-async def resend_outcomes(store: Store, since: float) -> list[OutcomeCount]:
+async def resend_outcomes(db: Connector, since: float) -> list[OutcomeCount]:
     """Resends last changed since ``since``, counted by state and reason."""
-    rows = await store.fetch(RESEND_OUTCOMES, (since,))
+    rows = await db.fetch(RESEND_OUTCOMES, (since,))
     return [OutcomeCount(s, r, int(c)) for s, r, c in rows]
