@@ -18,7 +18,7 @@ from ..mta.phones import e164, opt_out_keys
 from ..mta.statuses import DELIVERED, STATUS_NAMES
 from . import sql
 from .connector import Connector, named
-from .records import RESEND_COLUMNS, RESEND_OUT, Resend, ResendState
+from .records import RESEND_ACTIVE, RESEND_COLUMNS, RESEND_OUT, Resend, ResendState
 
 _SELECT = ", ".join(RESEND_COLUMNS)
 
@@ -26,6 +26,12 @@ _SELECT = ", ".join(RESEND_COLUMNS)
 STOP_REPLY = "stop_reply"
 STATUS_11 = "status_11"
 DOUBLE_DELIVERY = "double_delivery"
+
+# Literals, not parameters: only then can the planners use the partial index resends_due
+# (migrations/*/0002_fallback.sql), whose predicate lists these states in this order.
+_DUE_ORDER = (ResendState.SCHEDULED, ResendState.SENDING, ResendState.RECONCILING)
+assert frozenset(_DUE_ORDER) == RESEND_ACTIVE
+_DUE_STATES = ", ".join(f"'{state}'" for state in _DUE_ORDER)
 
 
 def resend_external_id(original_message_id: str, original_external_id: str | None) -> str:
@@ -175,8 +181,7 @@ class Resends:
         the row that claim committed, so without it both claims would win the row.
         """
         due = (
-            "state IN ('scheduled', 'sending', 'reconciling') AND due_at <= ?"
-            " AND (lease_until IS NULL OR lease_until < ?)"
+            f"state IN ({_DUE_STATES}) AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
         )
         rows = await self._db.fetch_write(
             "UPDATE resends SET lease_owner = ?, lease_until = ? WHERE original_message_id IN ("
