@@ -54,8 +54,7 @@ class Event:
 
     ``name`` refines ``type``: for delivery status it is ``delivery-status.<status>``
     (``delivery-status.delivered``, ``delivery-status.unknown`` for codes MTA added after
-    us); for other types it equals ``type``. ``raw`` is the payload exactly as parsed.
-    """
+    us); for other types it equals ``type``. ``raw`` is the payload exactly as parsed."""
 
     type: str
     name: str
@@ -75,11 +74,9 @@ class Event:
 
 
 class Identity(NamedTuple):
-    """What intake needs of a payload before answering: who, which message, which status.
-
-    `normalize` adds the rest (tags, text) for handlers; intake skips that work. A named
-    tuple: built for every webhook, it costs half of what a frozen dataclass does.
-    """
+    """What intake needs of a payload before answering: who, which message, which status;
+    `normalize` adds the rest (tags, text) for handlers, work intake skips. A named tuple:
+    built for every webhook, it is cheaper to make than a frozen dataclass."""
 
     type: str
     name: str
@@ -104,8 +101,7 @@ def dedup_key(event: Identity | Event, body: bytes) -> str:
 
     delivery-status by (messageId, status, recipient); message-send by messageId;
     message-reply by replyId, else by (subscriber, our number, text, timestamp); anything
-    else by a hash of the exact body.
-    """
+    else by a hash of the exact body."""
     if event.type == DELIVERY_STATUS and event.message_id and event.status is not None:
         # One POST /send to several subscribers has one messageId (docs/mta.md, "Sending"):
         # the recipient is part of a status's identity, or B's DELIVERED would be
