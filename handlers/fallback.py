@@ -3,11 +3,15 @@
 MTA falls back to SMS by itself in several cases and no webhook says when it did
 (docs/mta.md, "iMessage route and SMS"). So a failure only *schedules* a resend,
 ``RECEIVER_FALLBACK_GRACE_SECONDS`` later; any DELIVERED of the message before then
-cancels it, and the outbox (receiver/fallback/outbox.py) checks again right before sending.
-Invalid, opted-out and landline numbers (10, 11, 12) are never resent, nor numbers that
-opted out, nor our own resends (their webhooks only update the resend's state), nor a
-failure older than ``RECEIVER_FALLBACK_MAX_AGE`` (one a backfill found late: its date is
-MTA's, receiver/backfill/).
+cancels it, and the outbox (receiver/fallback/outbox.py) checks again right before
+sending. Invalid, opted-out and landline numbers (10, 11, 12) are never resent, nor
+numbers that opted out, nor our own resends (their webhooks only update the resend's
+state), nor a failure older than ``RECEIVER_FALLBACK_MAX_AGE`` (one a backfill found
+late: its date is MTA's, receiver/backfill/).
+
+These handlers use only what any handler gets (``ctx.store``, a narrow view of the
+store); the rules they apply (the never-resend set, the resend transitions) are written
+once in receiver/fallback/policy.py, the rest of the feature in receiver/fallback/.
 """
 
 from __future__ import annotations
@@ -16,23 +20,11 @@ import re
 
 from receiver import Context, Event, Registry
 from receiver.backfill.mark import occurred_at
-from receiver.fallback.resends import (
-    CANCELLED,
-    DELIVERED,
-    FAILED,
-    RECONCILING,
-    SCHEDULED,
-    SENDING,
-    SENT,
-    SKIPPED,
-    TAG,
-    UNKNOWN,
-    Resends,
-    phone_key,
-)
-from receiver.mta.statuses import DELIVERED as STATUS_DELIVERED
-from receiver.mta.statuses import FAILURES, STATUS_NAMES
-from receiver.settings import NEVER_RESEND
+from receiver.fallback.policy import DELIVERED_REASON, TAG, Move, move, never_resend_reason
+from receiver.mta.phones import e164
+from receiver.mta.statuses import FAILURES, NEVER_RESEND, DeliveryStatus
+from receiver.store.records import ResendState
+from receiver.store.resends import DOUBLE_DELIVERY, STATUS_11, STOP_REPLY
 
 registry = Registry()
 
@@ -76,9 +68,9 @@ async def remember_stop(event: Event, ctx: Context) -> None:
     if not (event.phone and event.text):
         return
     if is_stop(event.text):
-        await Resends(ctx.store).opt_out(event.phone, "stop_reply", event.received_at)
+        await ctx.store.resends.opt_out(event.phone, STOP_REPLY, event.received_at)
         ctx.log.info("number opted out by reply")
-    elif is_start(event.text) and await Resends(ctx.store).opt_in(event.phone):
+    elif is_start(event.text) and await ctx.store.resends.opt_in(event.phone):
         ctx.log.info("number opted in again by reply")
 
 
@@ -91,7 +83,7 @@ async def follow_resend(event: Event, ctx: Context) -> None:
     """Our resend's own webhooks: learn its messageId, then whether it arrived."""
     if not is_resend(event):
         return
-    resends = Resends(ctx.store)
+    resends = ctx.store.resends
     resend = await resends.find_by_resend(event.external_id, event.message_id)
     if resend is None and event.tags.get(TAG):  # MTA echoed our tags, not the externalId
         resend = await resends.get(event.tags[TAG])
@@ -101,19 +93,19 @@ async def follow_resend(event: Event, ctx: Context) -> None:
     original, now = resend.original_message_id, event.received_at
     if event.message_id and resend.resend_message_id is None:
         # Reconciles a send whose answer we never got (timeout, dropped connection).
-        await resends.transition(
+        await move(
+            resends,
             original,
-            SENT,
-            from_=(SENDING, RECONCILING, UNKNOWN),
+            Move.LEARN_ID,
             now=now,
             resend_message_id=event.message_id,
             sent_at=now,
         )
-    if event.status == STATUS_DELIVERED:
-        await resends.transition(original, DELIVERED, from_=(SENT, FAILED), now=now)
+    if event.status == DeliveryStatus.DELIVERED:
+        await move(resends, original, Move.ARRIVED, now=now)
     elif event.status in FAILURES:
-        await resends.transition(
-            original, FAILED, from_=(SENT,), now=now, reason=f"resend {event.status_name}"
+        await move(
+            resends, original, Move.RESEND_FAILED, now=now, reason=f"resend {event.status_name}"
         )
 
 
@@ -122,7 +114,7 @@ async def remember_stopped_number(event: Event, ctx: Context) -> None:
     """Status 11 (the recipient opted out) opts the number out, on any message, our own
     resends included."""
     if event.phone:
-        await Resends(ctx.store).opt_out(event.phone, "status_11", event.received_at)
+        await ctx.store.resends.opt_out(event.phone, STATUS_11, event.received_at)
 
 
 @registry.on("delivery-status")
@@ -130,19 +122,19 @@ async def fallback(event: Event, ctx: Context) -> None:
     """Schedule, skip or cancel the resend of an original message."""
     if is_resend(event) or event.message_id is None or event.status is None:
         return
-    resends, settings = Resends(ctx.store), ctx.settings
+    resends, settings = ctx.store.resends, ctx.settings
     original, now = event.message_id, event.received_at
     if event.status in NEVER_RESEND:
         # Invalid, opted out or a landline, learnt after a failure scheduled a resend.
-        never = STATUS_NAMES.get(event.status, "never_resend")
-        if await resends.transition(original, SKIPPED, from_=(SCHEDULED,), now=now, reason=never):
+        never = never_resend_reason(event.status)
+        if await move(resends, original, Move.NEVER_RESEND, now=now, reason=never):
             ctx.log.info("scheduled resend skipped: %s", never)
             return
-    if event.status == STATUS_DELIVERED:
+    if event.status == DeliveryStatus.DELIVERED:
         outcome = await resends.original_delivered(original, now)
-        if outcome == CANCELLED:
+        if outcome == ResendState.CANCELLED:
             ctx.log.info("resend cancelled: the original was delivered (MTA's own fallback?)")
-        elif outcome == "double_delivery":
+        elif outcome == DOUBLE_DELIVERY:
             ctx.log.warning("double delivery: the original arrived after its SMS resend")
         return
     if not settings.fallback_enabled or settings.mta_api_key is None:
@@ -152,7 +144,7 @@ async def fallback(event: Event, ctx: Context) -> None:
         return
     if await resends.find_by_resend(None, original) is not None:
         return  # a webhook of our own resend that came without our tags and externalId
-    reason = await _skip_reason(event, ctx, resends)
+    reason = await _skip_reason(event, ctx)
     # A backfilled failure happened when MTA says: MTA's own fallback has had that long.
     failed_at = occurred_at(event)
     if reason is None and now - failed_at > settings.fallback_max_age:
@@ -166,7 +158,7 @@ async def fallback(event: Event, ctx: Context) -> None:
         failed_at=failed_at,
         due_at=max(now, failed_at + settings.fallback_grace_seconds),
         now=now,
-        state=SKIPPED if reason else SCHEDULED,
+        state=ResendState.SKIPPED if reason else ResendState.SCHEDULED,
         reason=reason,
     )
     if claimed:
@@ -191,22 +183,22 @@ async def _went_as_imessage(event: Event, ctx: Context) -> bool:
     state = await ctx.message_state(event.message_id)
     if state is not None and state.sender_name:
         return True
-    sent = await Resends(ctx.store).sent_message(event.message_id or "")
+    sent = await ctx.store.resends.sent_message(event.message_id or "")
     return sent is not None and sent[1] is not None
 
 
-async def _skip_reason(event: Event, ctx: Context, resends: Resends) -> str | None:
+async def _skip_reason(event: Event, ctx: Context) -> str | None:
     if event.status in NEVER_RESEND:
-        return STATUS_NAMES.get(event.status, "never_resend")
+        return never_resend_reason(event.status)
     if event.phone is None:
         return "number_unknown"
-    if "@" in phone_key(event.phone):  # an Apple ID email gets no SMS
+    if "@" in e164(event.phone):  # an Apple ID email gets no SMS
         return "not_a_phone_number"
-    if await resends.opted_out(event.phone):
+    if await ctx.store.opted_out(event.phone):
         return "opted_out"
     state = await ctx.message_state(event.message_id)
-    if state is not None and state.status == STATUS_DELIVERED:
-        return "delivered"
+    if state is not None and state.status == DeliveryStatus.DELIVERED:
+        return DELIVERED_REASON
     return None
 
 

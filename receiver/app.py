@@ -21,6 +21,7 @@ from .backfill.auto import AutoRepair
 from .dispatch.loader import build_registry
 from .dispatch.registry import Registry
 from .dispatch.worker import Worker
+from .fallback import wiring
 from .fallback.content import NO_LONGCODE
 from .fallback.outbox import Outbox
 from .metrics import Metrics
@@ -88,7 +89,7 @@ class Receiver:
             if self.settings.mta_api_key is not None:
                 self.mta = services.mta_client(self.settings, self.metrics, self.store)
                 if self.settings.fallback_enabled and self.settings.run_worker:
-                    self.outbox = services.outbox(self.settings, self.store, self.mta, self.metrics)
+                    self.outbox = wiring.outbox(self.settings, self.store, self.mta, self.metrics)
                     tasks.append(asyncio.create_task(self.outbox.run(), name="receiver-outbox"))
                     if not self.settings.fallback_longcode_id:
                         log.warning(NO_LONGCODE)
@@ -106,7 +107,7 @@ class Receiver:
                 tasks.append(asyncio.create_task(self.worker.run(), name="receiver-worker"))
             log.info(
                 "receiver ready: store=%s handlers=%d worker=%s fallback=%s",
-                self.store.dialect,
+                self.store.describe(),
                 len(self.registry),
                 "on" if self.settings.run_worker else "off",
                 "on" if self.outbox else "off",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .operations import Backlog, backlog
+from .store.operator import Backlog
 
 if TYPE_CHECKING:
     from .store import Store
@@ -37,7 +37,7 @@ class StoreGauges(Collector):
         """Read the figures; on failure keep the last ones and report ``up`` 0."""
         try:
             self.figures = await asyncio.wait_for(
-                backlog(store, time.time() if now is None else now), self.timeout
+                store.operator.backlog(time.time() if now is None else now), self.timeout
             )
         except Exception as exc:
             self.up = False

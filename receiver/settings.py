@@ -17,13 +17,11 @@ from . import webhook_secrets
 from .errors import ConfigError
 from .mta import DEFAULT_BASE_URL
 from .mta.ratelimit import Rate
+from .mta.statuses import NEVER_RESEND
 from .web import netpolicy
 
 DEFAULT_DATABASE_URL = "sqlite:///receiver.db"
 MTA_SEND_RATE = Rate(25, 15.0)  # POST /send: 25 requests per 15 s per account (docs/mta.md)
-# Status codes that never trigger a resend, whatever the configuration says: the number is
-# invalid (10), opted out (11) or a landline (12) -- SMS would fail or be unlawful too.
-NEVER_RESEND = frozenset({10, 11, 12})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -130,7 +128,7 @@ class Settings:
         for name, value in positive.items():
             if not (0 < value < math.inf):  # also refuses nan
                 raise ConfigError(f"{name} must be greater than 0, got {value}")
-        if banned := sorted(self.fallback_statuses & NEVER_RESEND):
+        if banned := sorted(int(code) for code in self.fallback_statuses & NEVER_RESEND):
             raise ConfigError(
                 f"RECEIVER_FALLBACK_STATUSES may not contain {banned}: invalid, opted-out and"
                 " landline numbers are never resent"

@@ -24,9 +24,8 @@ import uvicorn
 from receiver import Registry, Settings, create_app, sign
 from receiver.cli import main
 from receiver.fake_mta import FakeMTA, running_fake_mta
-from receiver.fallback.resends import Resends
 from receiver.settings import Secret
-from receiver.store import Store
+from receiver.store import ResendState, Store
 from receiver.web.server import deadline_protocol
 
 from .pg import BACKENDS, empty_database, opened_store
@@ -308,11 +307,11 @@ async def schedule_resend(
     *,
     phone: str = "+15550001111",
     at: float = 0.0,
-    state: str = "scheduled",
+    state: ResendState | str = ResendState.SCHEDULED,
     reason: str | None = None,
 ) -> None:
     """One resend of ``original``, failed and due at ``at``, in ``state``."""
-    await Resends(store).schedule(
+    await store.resends.schedule(
         original_message_id=original,
         phone=phone,
         tags={},
@@ -321,6 +320,6 @@ async def schedule_resend(
         failed_at=at,
         due_at=at,
         now=at,
-        state=state,
+        state=ResendState(state),
         reason=reason,
     )

@@ -15,8 +15,8 @@ from starlette.requests import Request
 
 from ..mta.events import EVENT_TYPES, UNKNOWN
 from ..mta.statuses import STATUS_NAMES
-from ..operations import EventFilter
 from ..store import EVENT_STATES
+from ..store.operator import EventFilter
 
 MAX_FORM_BYTES = 8192
 STATES = EVENT_STATES

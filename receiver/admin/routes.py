@@ -13,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from .. import operations as ops
+from ..fallback.policy import operator_drop, operator_resend
 from ..logs import mask_number
 from ..mta.statuses import STATUS_NAMES
-from ..store import Store, reports
-from ..store.backfill import BackfillStore
+from ..store import Store
+from ..store.operator import EventFilter
 from . import auth, charts, csrf, forms
 from .render import page
 
@@ -42,7 +42,7 @@ class Throttled(Exception):
 
 
 class Dashboard:
-    """Endpoints of ``/admin``, over the store and the operations module."""
+    """Endpoints of ``/admin``, over the store's operator reads and actions."""
 
     def __init__(
         self,
@@ -113,7 +113,7 @@ class Dashboard:
         span = span if span in charts.RANGES else "24h"
         hours = charts.RANGES[span]
         by_type, by_outcome = charts.webhook_charts(
-            await reports.webhooks_per_hour(self.store, (int(now) // 3600 - hours + 1) * 3600),
+            await self.store.operator.webhooks_per_hour((int(now) // 3600 - hours + 1) * 3600),
             now,
             hours,
         )
@@ -126,20 +126,20 @@ class Dashboard:
             by_type=by_type,
             by_outcome=by_outcome,
             resends=charts.resend_rows(
-                await reports.resend_outcomes(self.store, now - hours * 3600)
+                await self.store.operator.resend_outcomes(now - hours * 3600)
             ),
-            headline=await ops.headline(self.store, now),
-            dead=await ops.list_events(self.store, ops.EventFilter(state="dead", limit=50)),
-            unknown=await ops.awaiting_decision(self.store, 50),
-            events=await ops.list_events(self.store, ops.EventFilter(limit=15)),
-            backfill=await BackfillStore(self.store).last_run(),
+            headline=await self.store.operator.headline(now),
+            dead=await self.store.operator.list_events(EventFilter(state="dead", limit=50)),
+            unknown=await self.store.operator.awaiting_decision(50),
+            events=await self.store.operator.list_events(EventFilter(limit=15)),
+            backfill=await self.store.backfill.last_run(),
         )
 
     async def events(self, request: Request) -> Response:
         """Events with filters (type, state, status, number, message, time), newest first."""
         self._require_login(request)
         chosen = forms.filters(request.query_params)
-        rows = await ops.list_events(self.store, chosen.query)
+        rows = await self.store.operator.list_events(chosen.query)
         full = len(rows) == chosen.query.limit  # a full page: there may be older events
         older = dict(chosen.values, before=str(rows[-1].id)) if full else None
         return page(
@@ -160,11 +160,11 @@ class Dashboard:
         event_id = request.path_params["event_id"]
         row = None
         if event_id <= MAX_ID:  # a longer id can be no event's (and would overflow)
-            found = await ops.list_events(
-                self.store, ops.EventFilter(before_id=event_id + 1, limit=1)
+            found = await self.store.operator.list_events(
+                EventFilter(before_id=event_id + 1, limit=1)
             )
             row = found[0] if found and found[0].id == event_id else None
-        body = await reports.event_body(self.store, event_id) if row else None
+        body = await self.store.operator.event_body(event_id) if row else None
         raw = body.raw if body else ""
         if row and self.redact:
             raw = mask_number(raw, row.phone)
@@ -182,7 +182,7 @@ class Dashboard:
     async def timeline(self, request: Request) -> Response:
         """Everything about one message: statuses, duplicates, handler runs, its resend."""
         self._require_login(request)
-        found = await ops.message_timeline(self.store, request.path_params["message_id"])
+        found = await self.store.operator.message_timeline(request.path_params["message_id"])
         return page(
             self.views, request, "timeline.html", 200 if found.found else 404, timeline=found
         )
@@ -205,7 +205,7 @@ class Dashboard:
         original = request.path_params["message_id"]
         return await self._act(
             request,
-            lambda now: ops.resend_unknown(self.store, original, now),
+            lambda now: operator_resend(self.store.resends, original, now),
             f"The resend of message {original} is scheduled now.",
             f"The resend of message {original} is not awaiting a decision (any more).",
         )
@@ -215,7 +215,7 @@ class Dashboard:
         original = request.path_params["message_id"]
         return await self._act(
             request,
-            lambda now: ops.drop_resend(self.store, original, now),
+            lambda now: operator_drop(self.store.resends, original, now),
             f"The resend of message {original} is dropped.",
             f"The resend of message {original} is not awaiting a decision (any more).",
         )
@@ -224,7 +224,7 @@ class Dashboard:
 
     async def _retry(self, event_id: int, now: float) -> bool:
         # A longer id can be no event's (and would overflow the database's integer).
-        return event_id <= MAX_ID and await ops.retry_dead_letter(self.store, event_id, now)
+        return event_id <= MAX_ID and await self.store.maintenance.retry_dead_letter(event_id, now)
 
     async def _act(
         self,

@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from ..mta.paging import Lister
 from ..settings import Settings
 from ..store import Store
-from ..store.backfill import BackfillStore
 from .metrics import BackfillMetrics
 from .repair import repair
 from .run import Window, pace
@@ -65,7 +64,7 @@ class AutoRepair:
         threshold = self.settings.backfill_gap_seconds
         if threshold <= 0:
             return None
-        last = await BackfillStore(self.store).last_heartbeat()
+        last = await self.store.backfill.last_heartbeat()
         now = self.clock()
         if last is None or now - last <= threshold:
             return None

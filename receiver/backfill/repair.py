@@ -41,7 +41,7 @@ async def repair(
     clock: Callable[[], float] = time.time,
 ) -> Summary | None:
     """Backfill ``window`` under the lease; None when another process holds it."""
-    kept = BackfillStore(store)
+    kept = store.backfill
     owner = owner or f"backfill-{uuid.uuid4().hex[:12]}"
     if not await kept.take_lease(LEASE, owner, clock(), LEASE_SECONDS):
         log.info("backfill (%s): another process is backfilling; not started", cause)

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..mta.paging import Lister, pages
 from ..mta.ratelimit import Limiter, Rate, SlidingWindowLimiter
-from ..mta.statuses import STATUS_NAMES, TERMINAL, rank
+from ..mta.statuses import DELIVERED, FAILURES, STATUS_NAMES, rank
 from ..store import Incoming, Store
 from ..store.backfill import BackfillStore
 from .rows import DeliveryRow, read_row
@@ -116,7 +116,7 @@ async def backfill(
     (a new one by default), so a caller still has them when a page fails."""
     limiter = limiter or pace()
     summary = summary if summary is not None else Summary()
-    held_here = BackfillStore(store)
+    held_here = store.backfill
     paced = _Paced(client, limiter)
     async for rows in pages(
         paced, "deliveries", query=window.query(), max_pages=MAX_PAGES, odd=True
@@ -157,7 +157,7 @@ async def _held(store: Store, held_here: BackfillStore, row: DeliveryRow, item: 
     if state is None or state.status is None or state.phone != item.phone:
         return False
     if row.status is None:
-        return state.status in TERMINAL
+        return state.status in FAILURES or state.status == DELIVERED  # a final state
     return rank(state.status) >= rank(row.status)
 
 

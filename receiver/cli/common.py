@@ -6,10 +6,12 @@ Not a command module (it is not listed in ``MODULES``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import re
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -17,6 +19,7 @@ from ..errors import ConfigError, StoreUnavailable
 from ..logs import mask_number, redact_phone
 from ..settings import Secret, Settings
 from ..store import Store, create_store, missing_database
+from ..store.operator import EventFilter, EventRow
 
 T = TypeVar("T")
 
@@ -207,3 +210,41 @@ def require(condition: bool, message: str) -> None:
     """Raise a `ConfigError` (exit 2) when a command's arguments do not fit together."""
     if not condition:
         raise ConfigError(message)
+
+
+PAGE = 500
+"""Events read or changed per round trip when a command works through many."""
+
+
+def event_filter(
+    *,
+    type: str | None = None,
+    status: int | None = None,
+    number: str | None = None,
+    since: float | None = None,
+    state: str | None = None,
+    limit: int = 50,
+) -> EventFilter:
+    """An `EventFilter` from CLI values (``since`` in seconds back from now)."""
+    start = None if since is None else time.time() - since
+    return EventFilter(
+        type=type, status=status, number=number, since=start, state=state, limit=limit
+    )
+
+
+async def select_events(
+    store: Store, filters: EventFilter, limit: int | None
+) -> list[dict[str, Any]]:
+    """Events matching ``filters``, newest first, as dicts; ``limit`` None pages through
+    all of them (`Operator.list_events` answers at most 500 at a time)."""
+    found: list[EventRow] = []
+    while limit is None or len(found) < limit:
+        page = min(500, PAGE if limit is None else limit - len(found))
+        before = found[-1].id if found else None
+        rows = await store.operator.list_events(
+            dataclasses.replace(filters, limit=page, before_id=before)
+        )
+        found += rows
+        if len(rows) < page:
+            break
+    return [dataclasses.asdict(row) for row in found]

@@ -9,30 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 from ..store import Store
-from ..store.migrate import migrations
+from ..store.schema import MigrationStatus
 from .common import add_json, load_settings, timestamp, with_store
-
-# Whether the bookkeeping table exists yet, asked of each dialect's catalog (reading it
-# on an empty database would be an error, and `status` must not write).
-_HAS_TABLE = {
-    "sqlite": "SELECT count(*) FROM sqlite_master"
-    " WHERE type = 'table' AND name = 'schema_migrations'",
-    "postgres": "SELECT count(*) FROM information_schema.tables"
-    " WHERE table_schema = current_schema() AND table_name = 'schema_migrations'",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class MigrationStatus:
-    """One shipped migration and when it was applied (None: pending)."""
-
-    version: int
-    name: str
-    applied_at: float | None
 
 
 def register(commands: Any) -> None:
@@ -47,40 +29,27 @@ def register(commands: Any) -> None:
     status_.set_defaults(func=status)
 
 
-async def migration_status(store: Store) -> list[MigrationStatus]:
-    """Every migration shipped for the store's dialect, with its applied time if any."""
-    applied: dict[int, float] = {}
-    [(exists,)] = await store.fetch(_HAS_TABLE[store.dialect])
-    if exists:
-        rows = await store.fetch("SELECT version, applied_at FROM schema_migrations")
-        applied = {int(version): float(at) for version, at in rows}
-    return [
-        MigrationStatus(m.version, m.name, applied.get(m.version))
-        for m in migrations(store.dialect)
-    ]
-
-
 def upgrade(args: argparse.Namespace) -> int:
     """Apply what is missing; print what was applied."""
     settings = load_settings()
     _, before = with_store(settings, _status, migrate=False)
-    dialect, after = with_store(settings, _status)  # opening the store migrates it
+    backend, after = with_store(settings, _status)  # opening the store migrates it
     pending = {m.version for m in before if m.applied_at is None}
     applied = [m for m in after if m.version in pending and m.applied_at is not None]
     for m in applied:
         print(f"applied {m.version:04d}_{m.name}")
-    print(f"{dialect}: schema at version {max((m.version for m in after), default=0):04d}")
+    print(f"{backend}: schema at version {max((m.version for m in after), default=0):04d}")
     return 0 if all(m.applied_at is not None for m in after) else 1
 
 
 def status(args: argparse.Namespace) -> int:
     """Print each migration: applied (when) or pending."""
-    dialect, found = with_store(load_settings(read_only=True), _status, read_only=True)
+    backend, found = with_store(load_settings(read_only=True), _status, read_only=True)
     pending = [m for m in found if m.applied_at is None]
     if args.json:
-        print(json.dumps({"store": dialect, "migrations": [asdict(m) for m in found]}))
+        print(json.dumps({"store": backend, "migrations": [asdict(m) for m in found]}))
     else:
-        print(f"store: {dialect}")
+        print(f"store: {backend}")
         for m in found:
             when = "pending" if m.applied_at is None else f"applied {timestamp(m.applied_at)}"
             print(f"{m.version:04d}  {m.name:<24} {when}")
@@ -89,4 +58,4 @@ def status(args: argparse.Namespace) -> int:
 
 
 async def _status(store: Store) -> tuple[str, list[MigrationStatus]]:
-    return store.dialect, await migration_status(store)
+    return store.describe(), await store.migration_status()

@@ -24,7 +24,6 @@ from ..services import mta_client
 from ..settings import Settings
 from ..store import Store, create_store, missing_database
 from .common import load_settings, progress
-from .db import migration_status
 from .probe import base_url, fix_for, probe_body, send_probe
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
@@ -133,7 +132,7 @@ async def database(store: Store) -> list[Check]:
     """Migrations current and a write accepted."""
     checks = []
     try:
-        pending = [m for m in await migration_status(store) if m.applied_at is None]
+        pending = [m for m in await store.migration_status() if m.applied_at is None]
     except Exception as exc:
         pending = []
         checks.append(Check("migrations", FAIL, f"cannot read: {exc}", "mta-receiver db status"))
@@ -149,7 +148,7 @@ async def database(store: Store) -> list[Check]:
                 )
             )
         else:
-            checks.append(Check("migrations", OK, f"current ({store.dialect})"))
+            checks.append(Check("migrations", OK, f"current ({store.describe()})"))
     try:
         await asyncio.wait_for(store.heartbeat("doctor", time.time()), 10)
     except Exception as exc:
@@ -164,23 +163,23 @@ async def database(store: Store) -> list[Check]:
         )
     else:
         checks.append(Check("database writes", OK, "a write committed"))
-    if store.dialect == "postgres":
-        checks.append(await autovacuum(store))
+    if (vacuum := await autovacuum(store)) is not None:
+        checks.append(vacuum)
     return checks
 
 
-_VACUUM_SETTINGS = ("autovacuum", "track_counts")
-
-
-async def autovacuum(store: Store) -> Check:
+async def autovacuum(store: Store) -> Check | None:
     """PostgreSQL's autovacuum: without it finished events leave dead index entries and
     the planner has no statistics, and the worker's claims slow down as backlogs grow.
-    Autovacuum also needs ``track_counts`` to know which tables changed."""
+    Autovacuum also needs ``track_counts`` to know which tables changed. None: the store
+    has no autovacuum (SQLite)."""
     try:
-        settings = {name: (await store.fetch(f"SHOW {name}"))[0][0] for name in _VACUUM_SETTINGS}
+        settings = await store.vacuum_settings()
     except Exception as exc:
         return Check("autovacuum", WARN, f"cannot read: {type(exc).__name__}: {exc}")
-    off = [name for name in _VACUUM_SETTINGS if settings[name] != "on"]
+    if settings is None:
+        return None
+    off = [name for name, value in settings.items() if value != "on"]
     if not off:
         return Check("autovacuum", OK, "on")
     return Check(
@@ -294,12 +293,12 @@ async def round_trip(settings: Settings, store: Store | None, url: str | None) -
     if store is None:
         return Check(name, WARN, f"{target} answered 200; the database could not be checked")
     key = dedup_key(identify(json.loads(body)), body)
-    rows = await store.fetch("SELECT id FROM events WHERE dedup_key = ?", (key,))
-    if not rows:
+    event_id = await store.operator.event_id(key)
+    if event_id is None:
         return Check(
             name,
             FAIL,
             f"{target} answered 200 but the test event is not in this database",
             "the URL reaches a receiver with another RECEIVER_DATABASE_URL: use the same one",
         )
-    return Check(name, OK, f"a signed test event round-tripped (event {rows[0][0]})")
+    return Check(name, OK, f"a signed test event round-tripped (event {event_id})")

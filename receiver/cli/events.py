@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from typing import Any
 
-from .. import operations
 from ..mta.events import DELIVERY_STATUS, EVENT_TYPES, UNKNOWN
 from ..mta.statuses import STATUS_NAMES
 from ..store import EVENT_STATES, PENDING, QUARANTINED, Store
-from . import queries
+from ..store.maintenance import REPLAYABLE
+from ..store.operator import EventFilter
 from .common import (
+    PAGE,
     add_json,
     add_numbers,
     confirm,
     duration,
+    event_filter,
     load_settings,
     mask_in_text,
     mask_numbers,
@@ -25,6 +28,7 @@ from .common import (
     progress,
     require,
     row_id,
+    select_events,
     status_code,
     with_store,
 )
@@ -103,9 +107,9 @@ def event_type(value: str) -> str:
 event_type.__name__ = "event type"
 
 
-def selector(args: argparse.Namespace) -> operations.EventFilter:
-    """The `operations.EventFilter` of parsed arguments."""
-    return queries.event_filter(
+def selector(args: argparse.Namespace) -> EventFilter:
+    """The `EventFilter` of parsed arguments."""
+    return event_filter(
         type=args.type,
         status=args.status,
         number=args.number,
@@ -120,7 +124,7 @@ def list_events(args: argparse.Namespace) -> int:
     settings = load_settings(read_only=True)
     rows = with_store(
         settings,
-        lambda store: queries.select_events(store, selector(args), args.limit + 1),
+        lambda store: select_events(store, selector(args), args.limit + 1),
         read_only=True,
     )
     print_page(mask_numbers(rows, args.show_numbers), LIST_COLUMNS, args.json, args.limit)
@@ -130,7 +134,7 @@ def list_events(args: argparse.Namespace) -> int:
 def show_event(args: argparse.Namespace) -> int:
     """Print one event; exit 1 when there is no such event."""
     settings = load_settings(read_only=True)
-    event = with_store(settings, lambda store: queries.event_detail(store, args.id), read_only=True)
+    event = with_store(settings, lambda store: store.operator.event_detail(args.id), read_only=True)
     if event is None:
         print(f"no event {args.id}")
         return 1
@@ -169,11 +173,11 @@ def replay(args: argparse.Namespace) -> int:
 
     async def select(store: Store) -> list[dict[str, Any]]:
         if args.id is not None:
-            row = await queries.one_event(store, args.id)
+            row = await store.operator.one_event(args.id)
             rows = [row] if row is not None else []
         else:
-            rows = await queries.select_events(store, chosen, args.limit)
-        return [row for row in rows if row["state"] in queries.REPLAYABLE]
+            rows = await select_events(store, chosen, args.limit)
+        return [row for row in rows if row["state"] in REPLAYABLE]
 
     rows = mask_numbers(with_store(settings, select), args.show_numbers)
     if not args.json:
@@ -188,9 +192,9 @@ def replay(args: argparse.Namespace) -> int:
         async def work(store: Store) -> set[int]:
             done: set[int] = set()
             ids = [row["id"] for row in rows]
-            for start in range(0, len(ids), queries.PAGE):
-                done.update(await queries.replay(store, ids[start : start + queries.PAGE]))
-                if len(ids) > queries.PAGE:
+            for start in range(0, len(ids), PAGE):
+                done.update(await store.maintenance.replay(ids[start : start + PAGE], time.time()))
+                if len(ids) > PAGE:
                     progress(f"replayed {len(done)} of {len(ids)}")
             return done
 

@@ -7,47 +7,24 @@ import json
 import time
 from typing import Any
 
-from .. import operations
-from ..fallback.resends import (
-    CANCELLED,
-    DELIVERED,
-    FAILED,
-    RECONCILING,
-    REJECTED,
-    SCHEDULED,
-    SENDING,
-    SENT,
-    SKIPPED,
-    UNKNOWN,
-    Resends,
-)
-from ..store import DEAD, Store
-from . import queries
+from ..fallback.policy import operator_drop, operator_resend
+from ..store import DEAD, ResendState, Store
 from .common import (
     add_json,
     add_numbers,
     duration,
+    event_filter,
     load_settings,
     mask_numbers,
     print_page,
     progress,
     row_id,
+    select_events,
     with_store,
 )
 from .events import LIST_COLUMNS
 
-STATES = (
-    SCHEDULED,
-    SENDING,
-    RECONCILING,
-    SENT,
-    DELIVERED,
-    FAILED,
-    REJECTED,
-    UNKNOWN,
-    CANCELLED,
-    SKIPPED,
-)
+STATES = tuple(state.value for state in ResendState)
 RESEND_LIST = ("original_message_id", "state", "reason", "phone", "failed_at", "sent_at")
 
 
@@ -95,10 +72,10 @@ def register(commands: Any) -> None:
 
 def list_dead(args: argparse.Namespace) -> int:
     """Print dead-lettered events with their last error."""
-    chosen = queries.event_filter(state=DEAD)
+    chosen = event_filter(state=DEAD)
     rows = with_store(
         load_settings(read_only=True),
-        lambda store: queries.select_events(store, chosen, args.limit + 1),
+        lambda store: select_events(store, chosen, args.limit + 1),
         read_only=True,
     )
     rows = mask_numbers(rows, args.show_numbers)
@@ -112,12 +89,10 @@ def retry_dead(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> list[int]:
         if args.all:
-            # A state literal, so the planners can read the partial index events_dead.
-            rows = await store.fetch(f"SELECT id FROM events WHERE state = '{DEAD}'")
-            ids = [int(row[0]) for row in rows]
+            ids = await store.operator.dead_letter_ids()
         else:
             ids = [args.id]
-        return await operations.retry_dead_letters(store, ids, time.time())
+        return await store.maintenance.retry_dead_letters(ids, time.time())
 
     retried = with_store(load_settings(), work)
     if args.json:
@@ -133,7 +108,9 @@ def list_resends(args: argparse.Namespace) -> int:
     """Print resends, optionally of one state."""
     rows = with_store(
         load_settings(read_only=True),
-        lambda store: queries.list_resends(store, args.state, args.limit + 1),
+        lambda store: store.operator.list_resends(
+            None if args.state is None else ResendState(args.state), args.limit + 1
+        ),
         read_only=True,
     )
     print_page(mask_numbers(rows, args.show_numbers), RESEND_LIST, args.json, args.limit)
@@ -142,11 +119,11 @@ def list_resends(args: argparse.Namespace) -> int:
 
 def decide_resend(args: argparse.Namespace) -> int:
     """``send`` or ``drop`` one resend in state ``unknown``; exit 1 otherwise."""
-    decide = operations.resend_unknown if args.decision == "send" else operations.drop_resend
+    decide = operator_resend if args.decision == "send" else operator_drop
 
     async def work(store: Store) -> tuple[bool, str | None]:
-        changed = await decide(store, args.original_id, time.time())
-        resend = await Resends(store).get(args.original_id)
+        changed = await decide(store.resends, args.original_id, time.time())
+        resend = await store.resends.get(args.original_id)
         return changed, None if resend is None else resend.state
 
     changed, state = with_store(load_settings(), work)
@@ -172,8 +149,7 @@ def purge(args: argparse.Namespace) -> int:
     progress(f"{'counting' if args.dry_run else 'purging'} table by table ...")
     counts = with_store(
         settings,
-        lambda store: queries.purge(
-            store,
+        lambda store: store.maintenance.purge(
             cutoff,
             dry_run=args.dry_run,
             on_table=lambda table, n: progress(f"  {table}: {n}"),

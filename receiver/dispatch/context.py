@@ -1,25 +1,72 @@
-"""The context a handler receives beside the event."""
+"""The context a handler receives beside the event, and the narrow view of the store
+it gets: typed reads and the fallback's repository, never a statement executor."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from ..settings import Settings
     from ..store import MessageState, Store
+    from ..store.resends import Resends
+
+
+class HandlerStore(Protocol):
+    """What a handler may ask of the store (``ctx.store``)."""
+
+    async def message_state(self, message_id: str) -> MessageState | None:
+        """The latest (forward-only) state of a message, or None if never seen."""
+        ...
+
+    async def opted_out(self, phone: str) -> bool:
+        """Whether a number opted out of SMS (a STOP reply or MTA's status 11)."""
+        ...
+
+    @property
+    def resends(self) -> Resends:
+        """The SMS fallback's resends, opt-outs and sent messages (the built-in fallback
+        handlers use these; so may yours)."""
+        ...
+
+
+class StoreView:
+    """The `HandlerStore` a worker hands its handlers: it forwards these operations to
+    the store and offers nothing else."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    async def message_state(self, message_id: str) -> MessageState | None:
+        """The latest (forward-only) state of a message, or None if never seen."""
+        return await self._store.message_state(message_id)
+
+    async def opted_out(self, phone: str) -> bool:
+        """Whether a number opted out of SMS (a STOP reply or MTA's status 11)."""
+        return await self._store.resends.opted_out(phone)
+
+    @property
+    def resends(self) -> Resends:
+        """The SMS fallback's resends, opt-outs and sent messages."""
+        return self._store.resends
+
+    def __repr__(self) -> str:
+        return "StoreView()"
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
     """Resources and facts for one handler run.
 
+    ``store`` is a narrow, typed view (`HandlerStore`), not the store itself.
     ``attempt`` counts this handler's runs on this event, from 1. ``log`` carries the
     event's identity on every line.
     """
 
-    store: Store
+    store: HandlerStore
     settings: Settings
     log: logging.LoggerAdapter[logging.Logger]
     handler: str

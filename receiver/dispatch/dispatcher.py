@@ -19,7 +19,7 @@ from ..mta.events import Event, clean_text, normalize
 from ..mta.payload import parse
 from ..settings import Settings
 from ..store import DEAD, DONE, FAILED, PENDING, Claimed, Completion, HandlerRun, Store
-from .context import Context
+from .context import Context, StoreView
 from .registry import Handler, Registry
 from .watchdog import Watchdog
 
@@ -46,6 +46,7 @@ class Dispatcher:
     ) -> None:
         self.registry = registry
         self.store = store
+        self._view = StoreView(store)  # all handlers see of the store
         self.settings = settings
         self.metrics = metrics
         self._runs = functools.cache(metrics.handler_runs.labels)
@@ -66,7 +67,7 @@ class Dispatcher:
             if previous is not None and previous.state in (DONE, DEAD):
                 continue
             attempt = (previous.attempts if previous else 0) + 1
-            ctx = Context(self.store, self.settings, event_log, name, attempt)
+            ctx = Context(self._view, self.settings, event_log, name, attempt)
             started = time.perf_counter()
             try:
                 await self._call(handler, event, ctx)

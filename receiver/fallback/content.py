@@ -1,5 +1,5 @@
 """What a resend says and whether it may still go out: the outbox's questions about the
-message, apart from how the outbox moves resends between states (receiver/fallback/outbox.py)."""
+message, apart from how the outbox moves resends between states (outbox.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable
 from ..errors import PayloadError
 from ..mta.events import normalize
 from ..mta.payload import parse
-from ..mta.statuses import DELIVERED, STATUS_NAMES
-from ..store import Store
-from .resends import CANCELLED, SKIPPED, TAG, Resend, Resends
+from ..mta.statuses import DELIVERED
+from ..store import Resend, Store
+from .policy import DELIVERED_REASON, LATE_NEVER_RESEND, TAG, Move, never_resend_reason
 
 SMS_CHARACTERS = 160
 """Longer texts go as MMS (up to 1,550 characters, docs/mta.md "Sending")."""
@@ -26,19 +26,19 @@ TextLookup = Callable[[str], Awaitable[str | None]]
 """A user's ``async def lookup(original_message_id) -> text | None``."""
 
 
-async def called_off(store: Store, resend: Resend) -> tuple[str, str] | None:
-    """(state, reason) when ``resend`` must not go out (any more), else None: the original
+async def called_off(store: Store, resend: Resend) -> tuple[Move, str] | None:
+    """(move, reason) when ``resend`` must not go out (any more), else None: the original
     was delivered, the number opted out, or a 10 or 12 came after the failure (the
     message's state keeps its first failure, so those show only among its events)."""
-    resends = Resends(store)
+    resends = store.resends
     state = await store.message_state(resend.original_message_id)
     if state is not None and state.status == DELIVERED:
-        return CANCELLED, "delivered"
+        return Move.CANCEL, DELIVERED_REASON
     if resend.phone is None or await resends.opted_out(resend.phone):
-        return SKIPPED, "opted_out"
-    never = await resends.never_resend_status(resend.original_message_id)
+        return Move.SKIP, "opted_out"
+    never = await resends.status_among(resend.original_message_id, LATE_NEVER_RESEND)
     if never is not None:
-        return SKIPPED, STATUS_NAMES.get(never, "never_resend")
+        return Move.SKIP, never_resend_reason(never)
     return None
 
 
@@ -47,7 +47,7 @@ async def original_text(
 ) -> str | None:
     """The original's text: from our own send path, its ``message-send`` webhook, or the
     user's lookup; None when nobody knows it."""
-    resends = Resends(store)
+    resends = store.resends
     sent = await resends.sent_message(original)
     if sent is not None:
         return sent[0]

@@ -20,21 +20,11 @@ from ..metrics import Metrics
 from ..mta import MTAClient, MTAOutcomeUnknown, MTARejected, MTAUnavailable, SendWithdrawn
 from ..mta.readback import ReadBack
 from ..settings import Settings
-from ..store import Store
+from ..store import Resend, ResendState, Store
 from .content import TextLookup, called_off, original_text, send_payload
-from .resends import (
-    CANCELLED,
-    FAILED,
-    RECONCILING,
-    REJECTED,
-    SCHEDULED,
-    SENDING,
-    SENT,
-    SKIPPED,
-    UNKNOWN,
-    Resend,
-    Resends,
-)
+from .policy import MOVES, Move, move
+
+S = ResendState
 
 log = logging.getLogger("receiver.outbox")
 
@@ -59,7 +49,7 @@ class Outbox:
         clock: Callable[[], float] = time.time,
         concurrency: int = 8,
     ) -> None:
-        self.resends = Resends(store)
+        self.resends = store.resends
         self.store = store
         self.client = client
         self.settings = settings
@@ -117,9 +107,9 @@ class Outbox:
     async def _step(self, resend: Resend) -> None:
         self._working.add(resend.original_message_id)
         try:
-            if resend.state == SENDING:
+            if resend.state == S.SENDING:
                 await self._lost_mid_send(resend)
-            elif resend.state == RECONCILING:
+            elif resend.state == S.RECONCILING:
                 await self._window_passed(resend)
             else:
                 await self._send(resend)
@@ -131,13 +121,13 @@ class Outbox:
                 resend.original_message_id,
                 ERROR_DELAY_SECONDS,
             )
-            if resend.state == SCHEDULED:
+            if resend.state == S.SCHEDULED:
                 with contextlib.suppress(Exception):  # the store may be what failed
                     now = self.clock()
-                    await self.resends.transition(
+                    await move(
+                        self.resends,
                         resend.original_message_id,
-                        SCHEDULED,
-                        from_=(SCHEDULED,),
+                        Move.POSTPONE,
                         now=now,
                         due_at=now + ERROR_DELAY_SECONDS,
                         reason=f"error: {type(exc).__name__}: {exc}"[:200],
@@ -149,25 +139,25 @@ class Outbox:
     async def _send(self, resend: Resend) -> None:
         original, now = resend.original_message_id, self.clock()
         if stop := await called_off(self.store, resend):
-            await self._finish(resend, stop[0], (SCHEDULED,), reason=stop[1])
+            await self._finish(resend, stop[0], reason=stop[1])
             return
         text = resend.text or await original_text(self.store, original, self.text_lookup)
         if text is None and self.readback is not None:
             text = await self.readback.text(original)
         if text is None:
-            await self._finish(resend, SKIPPED, (SCHEDULED,), reason="content_unknown")
+            await self._finish(resend, Move.SKIP, reason="content_unknown")
             return
         if (
             self.readback is not None
             and resend.phone
             and await self.readback.delivered(original, resend.phone)
         ):  # MTA's own fallback got it there, and no webhook told us
-            await self._finish(resend, CANCELLED, (SCHEDULED,), reason="delivered_per_report")
+            await self._finish(resend, Move.CANCEL, reason="delivered_per_report")
             return
-        if not await self.resends.transition(
+        if not await move(
+            self.resends,
             original,
-            SENDING,
-            from_=(SCHEDULED,),
+            Move.SEND,
             now=now,
             text=text,
             attempts=resend.attempts + 1,
@@ -179,7 +169,7 @@ class Outbox:
             self.settings.fallback_imessage_tags,
             self.settings.fallback_longcode_id,
         )
-        withdrawn: list[tuple[str, str]] = []
+        withdrawn: list[tuple[Move, str]] = []
 
         async def ready() -> bool:
             # Asked right before each attempt: a DELIVERED or STOP that came in while the
@@ -192,12 +182,10 @@ class Outbox:
             result = await self.client.send(payload, request_id=resend.request_id, ready=ready)
         except SendWithdrawn:
             # Nothing went out: undo the double-delivery mark a DELIVERED set meanwhile.
-            state, reason = withdrawn[0]
-            await self._finish(resend, state, (SENDING,), reason=reason, double_delivery=0)
+            step, reason = withdrawn[0]
+            await self._finish(resend, step, reason=reason, double_delivery=0)
         except MTARejected as exc:
-            await self._finish(
-                resend, REJECTED, (SENDING,), reason=str(exc), mta_request_id=exc.request_id
-            )
+            await self._finish(resend, Move.REJECT, reason=str(exc), mta_request_id=exc.request_id)
         except MTAOutcomeUnknown as exc:
             log.warning(
                 "resend of %s: outcome unknown (%s); waiting for its webhook", original, exc
@@ -209,8 +197,7 @@ class Outbox:
             sent_at = self.clock()
             await self._finish(
                 resend,
-                SENT,
-                (SENDING, RECONCILING),
+                Move.ACCEPTED,
                 sent_at=sent_at,
                 resend_message_id=result.message_id,
                 mta_request_id=result.request_id,
@@ -221,25 +208,25 @@ class Outbox:
         # Nothing was sent: safe to try again later, a bounded number of times.
         attempts = resend.attempts + 1
         if attempts >= self.settings.max_attempts:
-            await self._finish(resend, FAILED, (SENDING,), reason=f"MTA unavailable: {exc}")
+            await self._finish(resend, Move.GIVE_UP, reason=f"MTA unavailable: {exc}")
             return
         delay = min(
             self.settings.retry_max_seconds, self.settings.retry_base_seconds * 2.0**attempts
         )
-        await self.resends.transition(
+        await move(
+            self.resends,
             resend.original_message_id,
-            SCHEDULED,
-            from_=(SENDING,),
+            Move.RETRY,
             now=self.clock(),
             due_at=self.clock() + delay,
             reason=f"MTA unavailable: {exc}",
         )
 
     async def _reconcile(self, resend: Resend, reason: str) -> None:
-        await self.resends.transition(
+        await move(
+            self.resends,
             resend.original_message_id,
-            RECONCILING,
-            from_=(SENDING,),
+            Move.RECONCILE,
             now=self.clock(),
             due_at=self.clock() + self.settings.fallback_reconcile_seconds,
             reason=reason,
@@ -254,10 +241,10 @@ class Outbox:
 
     async def _window_passed(self, resend: Resend) -> None:
         if self.settings.fallback_resend_unknown:
-            await self.resends.transition(
+            await move(
+                self.resends,
                 resend.original_message_id,
-                SCHEDULED,
-                from_=(RECONCILING,),
+                Move.RESEND_UNANSWERED,
                 now=self.clock(),
                 due_at=self.clock(),
                 reason="no webhook in the reconcile window: sending again",
@@ -268,16 +255,11 @@ class Outbox:
             " decide (mta-receiver resends send|drop)",
             resend.original_message_id,
         )
-        await self._finish(
-            resend, UNKNOWN, (RECONCILING,), reason="no webhook after an unknown outcome"
-        )
+        await self._finish(resend, Move.ASK_OPERATOR, reason="no webhook after an unknown outcome")
 
-    async def _finish(
-        self, resend: Resend, state: str, from_: tuple[str, ...], **fields: object
-    ) -> None:
-        if await self.resends.transition(
-            resend.original_message_id, state, from_=from_, now=self.clock(), **fields
-        ):
+    async def _finish(self, resend: Resend, step: Move, **fields: object) -> None:
+        state = MOVES[step].to
+        if await move(self.resends, resend.original_message_id, step, now=self.clock(), **fields):
             self.metrics.resends.labels(state).inc()
             reason = fields.get("reason")
             log.info(

@@ -12,7 +12,6 @@ import uuid
 
 from ..mta import MTAClient, SendResult
 from ..store import Store
-from .resends import Resends
 
 
 async def send_message(
@@ -35,7 +34,7 @@ async def send_message(
         payload["tags"] = tags
     result = await client.send(payload, request_id=uuid.uuid4().hex)
     if result.message_id is not None:
-        await Resends(store).record_sent(
+        await store.resends.record_sent(
             message_id=result.message_id,
             external_id=external_id,
             phone=to,

@@ -33,7 +33,7 @@ _WHERE = {
     "SlidingWindowLimiter": "ratelimit",
 }
 
-__all__ = [
+__all__ = [  # a literal, so type checkers and linters see the lazy names as exported
     "DEFAULT_BASE_URL",
     "Limiter",
     "MTAClient",
@@ -46,6 +46,7 @@ __all__ = [
     "SendWithdrawn",
     "SlidingWindowLimiter",
 ]
+assert sorted(__all__) == sorted([*_WHERE, "DEFAULT_BASE_URL"])
 
 
 def __getattr__(name: str) -> Any:

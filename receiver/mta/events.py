@@ -55,8 +55,7 @@ class Event:
 
     ``name`` refines ``type``: for delivery status it is ``delivery-status.<status>``
     (``delivery-status.delivered``, ``delivery-status.unknown`` for codes MTA added after
-    us); for other types it equals ``type``. ``raw`` is the payload exactly as parsed.
-    """
+    us); for other types it equals ``type``. ``raw`` is the payload exactly as parsed."""
 
     type: str
     name: str
@@ -81,11 +80,9 @@ class Event:
 
 
 class Identity(NamedTuple):
-    """What intake needs of a payload before answering: who, which message, which status.
-
-    `normalize` adds the rest (tags, text) for handlers; intake skips that work. A named
-    tuple: built for every webhook, it costs half of what a frozen dataclass does.
-    """
+    """What intake needs of a payload before answering: who, which message, which status;
+    `normalize` adds the rest (tags, text) for handlers, work intake skips. A named tuple:
+    built for every webhook, it is cheaper to make than a frozen dataclass."""
 
     type: str
     name: str
@@ -100,13 +97,17 @@ class Identity(NamedTuple):
     """A reply without a ``replyId``: hash of (subscriber, our number, text, timestamp)."""
 
 
+def message_send_key(message_id: str) -> str:
+    """The dedup key of a message's ``message-send`` webhook (one per messageId)."""
+    return f"ms:{message_id}"
+
+
 def dedup_key(event: Identity | Event, body: bytes) -> str:
     """Identity of an event: MTA resends whole histories, retries and duplicate registrations.
 
     delivery-status by (messageId, status, recipient); message-send by messageId;
     message-reply by replyId, else by (subscriber, our number, text, timestamp); anything
-    else by a hash of the exact body.
-    """
+    else by a hash of the exact body."""
     if event.type == DELIVERY_STATUS and event.message_id and event.status is not None:
         # One POST /send to several subscribers has one messageId (docs/mta.md, "Sending"):
         # the recipient is part of a status's identity, or B's DELIVERED would be
@@ -114,7 +115,7 @@ def dedup_key(event: Identity | Event, body: bytes) -> str:
         recipient = f":{event.phone}" if event.phone else ""
         return f"ds:{event.message_id}:{event.status}{recipient}"
     if event.type == MESSAGE_SEND and event.message_id:
-        return f"ms:{event.message_id}"
+        return message_send_key(event.message_id)
     if event.type == MESSAGE_REPLY and event.reply_id:
         return f"mr:{event.reply_id}"
     if event.type == MESSAGE_REPLY and event.reply_digest:

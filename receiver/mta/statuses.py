@@ -6,19 +6,40 @@ may grow past 13: an unknown code is recorded with the name ``unknown`` and neve
 
 from __future__ import annotations
 
-QUEUED = 1
-SENDING = 2
-SENT = 3
-DELIVERED = 4
-SENDING_FAILED = 5
-DELIVERY_FAILED = 6
-DELIVERY_UNCONFIRMED = 7
-DELIVERY_REJECTED = 8
-UNDELIVERED = 9
-INVALID_NUMBER = 10
-STOPPED_NUMBER = 11
-LANDLINE = 12
-SEND_REJECTED = 13
+from enum import IntEnum
+
+
+class DeliveryStatus(IntEnum):
+    """MTA's delivery status codes (an event may carry a newer code than these)."""
+
+    QUEUED = 1
+    SENDING = 2
+    SENT = 3
+    DELIVERED = 4
+    SENDING_FAILED = 5
+    DELIVERY_FAILED = 6
+    DELIVERY_UNCONFIRMED = 7
+    DELIVERY_REJECTED = 8
+    UNDELIVERED = 9
+    INVALID_NUMBER = 10
+    STOPPED_NUMBER = 11
+    LANDLINE = 12
+    SEND_REJECTED = 13
+
+
+QUEUED = DeliveryStatus.QUEUED
+SENDING = DeliveryStatus.SENDING
+SENT = DeliveryStatus.SENT
+DELIVERED = DeliveryStatus.DELIVERED
+SENDING_FAILED = DeliveryStatus.SENDING_FAILED
+DELIVERY_FAILED = DeliveryStatus.DELIVERY_FAILED
+DELIVERY_UNCONFIRMED = DeliveryStatus.DELIVERY_UNCONFIRMED
+DELIVERY_REJECTED = DeliveryStatus.DELIVERY_REJECTED
+UNDELIVERED = DeliveryStatus.UNDELIVERED
+INVALID_NUMBER = DeliveryStatus.INVALID_NUMBER
+STOPPED_NUMBER = DeliveryStatus.STOPPED_NUMBER
+LANDLINE = DeliveryStatus.LANDLINE
+SEND_REJECTED = DeliveryStatus.SEND_REJECTED
 
 STATUS_NAMES: dict[int | None, str] = {
     QUEUED: "queued",
@@ -48,7 +69,9 @@ FAILURES = frozenset(
         SEND_REJECTED,
     }
 )
-TERMINAL = FAILURES | {DELIVERED}
+NEVER_RESEND = frozenset({INVALID_NUMBER, STOPPED_NUMBER, LANDLINE})
+"""Never resent as SMS, whatever the configuration says: the number is invalid (10),
+opted out (11) or a landline (12) -- SMS would fail or be unlawful too."""
 
 
 def rank(status: int | None) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ConfigError
 from .records import (
@@ -20,32 +20,99 @@ from .records import (
     Incoming,
     IngestResult,
     MessageState,
+    Resend,
+    ResendState,
 )
+
+if TYPE_CHECKING:
+    from ..mta.ratelimit import Limiter, Rate
+    from .backfill import BackfillStore
+    from .maintenance import Maintenance
+    from .operator import Operator
+    from .resends import Resends
+    from .schema import MigrationStatus
 
 
 class Store(Protocol):
-    """What the app, the worker and the CLI need from storage."""
+    """What the app, the worker, the fallback and the operator tools need from storage:
+    typed operations and repositories only. Statements stay inside ``receiver/store/``
+    (each adapter is a `connector.Connector` for its repositories)."""
 
-    dialect: str
+    async def open(self, migrate: bool = True) -> None:
+        """Connect; with ``migrate``, bring the schema up to date first."""
+        ...
 
-    async def open(self, migrate: bool = True) -> None: ...
-    async def close(self) -> None: ...
-    async def ingest(self, incoming: Incoming) -> IngestResult: ...
+    async def close(self) -> None:
+        """Let queued writes finish, then close every connection."""
+        ...
+
+    async def ingest(self, incoming: Incoming) -> IngestResult:
+        """Commit one authentic webhook (or count it a duplicate) before we answer 200."""
+        ...
+
     async def claim(
         self, owner: str, limit: int, lease_seconds: float, now: float | None = None
-    ) -> list[Claimed]: ...
+    ) -> list[Claimed]:
+        """Lease up to ``limit`` due events to ``owner``, in receipt order per message."""
+        ...
+
     async def complete(
         self, owner: str, completions: Sequence[Completion], now: float | None = None
-    ) -> None: ...
-    async def renew(self, owner: str, until: float, event_ids: Sequence[int]) -> None: ...
-    async def release(self, owner: str, event_ids: Sequence[int] | None = None) -> None: ...
-    async def heartbeat(self, owner: str, now: float | None = None) -> None: ...
-    async def message_state(self, message_id: str) -> MessageState | None: ...
-    async def fetch(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
-    async def fetch_write(
-        self, query: str, params: Sequence[Any] = ()
-    ) -> list[tuple[Any, ...]]: ...
-    async def execute(self, query: str, params: Sequence[Any] = ()) -> int: ...
+    ) -> None:
+        """Record what ``owner`` decided about events it still holds."""
+        ...
+
+    async def renew(self, owner: str, until: float, event_ids: Sequence[int]) -> None:
+        """Extend ``owner``'s leases on ``event_ids``."""
+        ...
+
+    async def release(self, owner: str, event_ids: Sequence[int] | None = None) -> None:
+        """Give back ``owner``'s leases (all, or those of ``event_ids``)."""
+        ...
+
+    async def heartbeat(self, owner: str, now: float | None = None) -> None:
+        """Write a heartbeat row: proves the store takes writes."""
+        ...
+
+    async def message_state(self, message_id: str) -> MessageState | None:
+        """The forward-only state of one message, or None when never seen."""
+        ...
+
+    def describe(self) -> str:
+        """The backend's name for log lines and ``db status``."""
+        ...
+
+    @property
+    def resends(self) -> Resends:
+        """The fallback's tables: resends, opt-outs, our own sends."""
+        ...
+
+    @property
+    def operator(self) -> Operator:
+        """What the dashboard, the CLI and the /metrics gauges read."""
+        ...
+
+    @property
+    def backfill(self) -> BackfillStore:
+        """The backfill's lease, run records and held-status checks."""
+        ...
+
+    @property
+    def maintenance(self) -> Maintenance:
+        """The operator's actions: dead-letter retries, replays, purges."""
+        ...
+
+    async def migration_status(self) -> list[MigrationStatus]:
+        """Every shipped migration of this backend, applied (when) or pending."""
+        ...
+
+    async def vacuum_settings(self) -> dict[str, str] | None:
+        """PostgreSQL's autovacuum settings; None for a backend without them."""
+        ...
+
+    def send_limiter(self, rate: Rate, api_key: str) -> Limiter | None:
+        """A ``POST /send`` limiter shared through this store; None: keep one in memory."""
+        ...
 
 
 def create_store(url: str) -> Store:
@@ -92,6 +159,8 @@ __all__ = [
     "Incoming",
     "IngestResult",
     "MessageState",
+    "Resend",
+    "ResendState",
     "Store",
     "create_store",
     "missing_database",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import Store
+from .connector import Connector
 
 BACKFILL = "backfill"
 WEBHOOK = "webhook"
@@ -58,9 +58,9 @@ class RunRecord:
 
 
 class BackfillStore:
-    """Typed access to what the backfill keeps in a `Store`."""
+    """Typed access to what the backfill keeps in a store (``store.backfill``)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Connector) -> None:
         self.store = store
 
     async def held(self, dedup_key: str) -> bool:

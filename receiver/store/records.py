@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, NamedTuple
 
 from ..mta.statuses import STATUS_NAMES
@@ -14,6 +16,37 @@ DEAD = "dead"
 QUARANTINED = "quarantined"
 EVENT_STATES = (PENDING, DONE, DEAD, QUARANTINED)
 FAILED = "failed"  # a handler run that will be retried
+
+
+class ResendState(StrEnum):
+    """Where an SMS resend stands (the ``resends`` table's ``state``); which state may
+    follow which is receiver/fallback/policy.py's transition table."""
+
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    RECONCILING = "reconciling"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+RESEND_OUT = frozenset(
+    {
+        ResendState.SENDING,
+        ResendState.RECONCILING,
+        ResendState.SENT,
+        ResendState.DELIVERED,
+        ResendState.FAILED,
+        ResendState.UNKNOWN,
+    }
+)
+"""After these, the resend may have reached the person."""
+RESEND_ACTIVE = frozenset({ResendState.SCHEDULED, ResendState.SENDING, ResendState.RECONCILING})
+"""The outbox still works on these (a purge keeps their numbers and texts)."""
 
 
 class Incoming(NamedTuple):
@@ -154,3 +187,74 @@ class MessageState:
     def status_name(self) -> str | None:
         """MTA's name for the status, ``unknown`` for codes newer than us."""
         return None if self.status is None else STATUS_NAMES.get(self.status, "unknown")
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> MessageState:
+        """A `MessageState` from a row of ``sql.SELECT_MESSAGE``, mapped by name."""
+        return cls(**dict(zip(MESSAGE_COLUMNS, row, strict=True)))
+
+
+MESSAGE_COLUMNS = (
+    "message_id",
+    "status",
+    "status_at",
+    "first_seen",
+    "phone",
+    "external_id",
+    "sender_name",
+)
+
+
+RESEND_COLUMNS = (
+    "original_message_id",
+    "state",
+    "reason",
+    "phone",
+    "text",
+    "tags",
+    "original_external_id",
+    "external_id",
+    "request_id",
+    "failure_status",
+    "failed_at",
+    "due_at",
+    "attempts",
+    "sent_at",
+    "resend_message_id",
+    "mta_request_id",
+    "double_delivery",
+    "updated_at",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Resend:
+    """One original message's resend and where it stands."""
+
+    original_message_id: str
+    state: ResendState
+    reason: str | None
+    phone: str | None
+    text: str | None
+    tags: dict[str, str]
+    original_external_id: str | None
+    external_id: str
+    request_id: str
+    failure_status: int | None
+    failed_at: float
+    due_at: float
+    attempts: int
+    sent_at: float | None
+    resend_message_id: str | None
+    mta_request_id: str | None
+    double_delivery: bool
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Resend:
+        """A `Resend` from a row of `RESEND_COLUMNS`, mapped by name."""
+        values = dict(zip(RESEND_COLUMNS, row, strict=True))
+        values["state"] = ResendState(values["state"])
+        values["tags"] = json.loads(values["tags"]) if values["tags"] else {}
+        values["double_delivery"] = bool(values["double_delivery"])
+        return cls(**values)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import Store
+from .connector import Connector, named
 from .records import HandlerRun
 
 EVENT_BODY = "SELECT body, external_id FROM events WHERE id = ?"
@@ -26,6 +26,11 @@ RESEND_OUTCOMES = (
     "SELECT state, reason, COUNT(*) FROM resends WHERE updated_at >= ?"
     " GROUP BY state, reason ORDER BY state, reason"
 )
+
+# Each statement's columns, in its SELECT order: rows are mapped by these names.
+_RUN = ("handler", "state", "attempts", "last_error")
+_HOUR = ("hour", "type", "name", "count")
+_OUTCOME = ("state", "reason", "count")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,27 +61,29 @@ class OutcomeCount:
     count: int
 
 
-async def event_body(store: Store, event_id: int) -> EventBody | None:
+async def event_body(db: Connector, event_id: int) -> EventBody | None:
     """The raw body and handler runs of one event, or None."""
-    rows = await store.fetch(EVENT_BODY, (event_id,))
+    rows = await db.fetch(EVENT_BODY, (event_id,))
     if not rows:
         return None
-    body, external_id = rows[0]
-    runs = await store.fetch(EVENT_RUNS, (event_id,))
+    event = named(("body", "external_id"), rows[0])
+    runs = [named(_RUN, row) for row in await db.fetch(EVENT_RUNS, (event_id,))]
     return EventBody(
-        bytes(body).decode("utf-8", errors="replace"),
-        external_id,
-        tuple(HandlerRun(h, s, int(a), e) for h, s, a, e in runs),
+        bytes(event["body"]).decode("utf-8", errors="replace"),
+        event["external_id"],
+        tuple(HandlerRun(**{**run, "attempts": int(run["attempts"])}) for run in runs),
     )
 
 
-async def webhooks_per_hour(store: Store, since: float) -> list[HourCount]:
+async def webhooks_per_hour(db: Connector, since: float) -> list[HourCount]:
     """Stored webhooks received since ``since``, counted per hour and event name."""
-    rows = await store.fetch(WEBHOOKS_PER_HOUR, (since,))
-    return [HourCount(int(h), t, n, int(c)) for h, t, n, c in rows]
+    rows = await db.fetch(WEBHOOKS_PER_HOUR, (since,))
+    counts = [named(_HOUR, row) for row in rows]
+    return [HourCount(int(c["hour"]), c["type"], c["name"], int(c["count"])) for c in counts]
 
 
-async def resend_outcomes(store: Store, since: float) -> list[OutcomeCount]:
+async def resend_outcomes(db: Connector, since: float) -> list[OutcomeCount]:
     """Resends last changed since ``since``, counted by state and reason."""
-    rows = await store.fetch(RESEND_OUTCOMES, (since,))
-    return [OutcomeCount(s, r, int(c)) for s, r, c in rows]
+    rows = await db.fetch(RESEND_OUTCOMES, (since,))
+    counts = [named(_OUTCOME, row) for row in rows]
+    return [OutcomeCount(c["state"], c["reason"], int(c["count"])) for c in counts]

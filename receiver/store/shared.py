@@ -5,16 +5,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from . import sql
+from . import schema, sql
+from .backfill import BackfillStore
+from .maintenance import Maintenance
+from .operator import Operator
 from .records import MessageState
+from .resends import Resends
+from .schema import MigrationStatus
+
+if TYPE_CHECKING:
+    from ..mta.ratelimit import Limiter, Rate
 
 
 class _Runs(Protocol):
+    dialect: str
+
     async def execute(self, query: str, params: Sequence[Any] = ()) -> int: ...
 
     async def fetch(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    async def fetch_write(
+        self, query: str, params: Sequence[Any] = ()
+    ) -> list[tuple[Any, ...]]: ...
 
 
 class SharedStatements:
@@ -44,4 +58,41 @@ class SharedStatements:
     async def message_state(self: _Runs, message_id: str) -> MessageState | None:
         """The forward-only state of one message, or None when we never saw it."""
         rows = await self.fetch(sql.SELECT_MESSAGE, (message_id,))
-        return MessageState(*rows[0]) if rows else None
+        return MessageState.from_row(rows[0]) if rows else None
+
+    def describe(self: _Runs) -> str:
+        """The backend's name for log lines and ``db status``: ``sqlite`` or ``postgres``."""
+        return self.dialect
+
+    @property
+    def resends(self: _Runs) -> Resends:
+        """The fallback's tables: resends, opt-outs, our own sends."""
+        return Resends(self)
+
+    @property
+    def operator(self: _Runs) -> Operator:
+        """What the dashboard, the CLI and the gauges read."""
+        return Operator(self)
+
+    @property
+    def backfill(self: _Runs) -> BackfillStore:
+        """The backfill's lease, run records and held-status checks."""
+        return BackfillStore(self)
+
+    @property
+    def maintenance(self: _Runs) -> Maintenance:
+        """The operator's actions: dead-letter retries, replays, purges."""
+        return Maintenance(self)
+
+    async def migration_status(self: _Runs) -> list[MigrationStatus]:
+        """Every shipped migration of this backend, applied (when) or pending."""
+        return await schema.migration_status(self, self.dialect)
+
+    async def vacuum_settings(self) -> dict[str, str] | None:
+        """PostgreSQL's autovacuum settings (`schema.VACUUM_SETTINGS`); None elsewhere."""
+        return None
+
+    def send_limiter(self, rate: Rate, api_key: str) -> Limiter | None:
+        """A ``POST /send`` limiter shared by every process using this store, for the
+        account of ``api_key`` (hashed, never stored); None: keep one in memory."""
+        return None

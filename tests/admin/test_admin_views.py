@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from receiver import operations as ops
 from receiver.admin import charts
-from receiver.store import Store, reports
+from receiver.store import Store
 
 from ..conftest import delivery, schedule_resend, signed_headers
 from ..store.test_store import incoming, reply
@@ -106,7 +105,7 @@ async def test_chart_queries_on_each_backend(store: Store) -> None:
     await store.ingest(incoming(reply(5), received_at=now - 20))
     await store.ingest(incoming(delivery(3, status=4), received_at=now - 8 * 86400))
     await schedule_resend(store, "2", at=now - 5, state="skipped", reason="opted_out")
-    rows = await reports.webhooks_per_hour(store, now - 86400)
+    rows = await store.operator.webhooks_per_hour(now - 86400)
     assert sorted((r.hour - hour, r.name, r.count) for r in rows) == sorted(
         [
             (0, "delivery-status.delivered", 1),
@@ -122,9 +121,9 @@ async def test_chart_queries_on_each_backend(store: Store) -> None:
         "unknown": 0,
     }
     assert by_type.total == 3
-    outcomes = await reports.resend_outcomes(store, now - 60)
+    outcomes = await store.operator.resend_outcomes(now - 60)
     assert [(o.state, o.reason, o.count) for o in outcomes] == [("skipped", "opted_out", 1)]
-    assert (await reports.event_body(store, 99999)) is None
+    assert (await store.operator.event_body(99999)) is None
 
 
 async def test_longest_due_counts_from_due_not_arrival(store: Store) -> None:
@@ -132,10 +131,10 @@ async def test_longest_due_counts_from_due_not_arrival(store: Store) -> None:
     now = 1_700_000_000.0
     await store.ingest(incoming(delivery(1, status=6), received_at=now - 86400))
     await store.execute("UPDATE events SET run_after = ?", (now - 30,))
-    figures = await ops.backlog(store, now)
+    figures = await store.operator.backlog(now)
     assert figures.oldest_pending_age == 30
     await store.execute("UPDATE events SET run_after = ?", (now + 60,))  # backing off
-    assert (await ops.backlog(store, now)).oldest_pending_age == 0
+    assert (await store.operator.backlog(now)).oldest_pending_age == 0
 
 
 def test_an_id_past_the_databases_integers_is_a_404_not_a_500(tmp_path: Path) -> None:

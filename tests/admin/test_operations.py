@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from receiver import operations as ops
+from receiver.fallback import policy
 from receiver.store import DEAD, DONE, Completion, HandlerRun, Store
+from receiver.store.operator import EventFilter
 
 from ..conftest import delivery, schedule_resend
 from ..store.test_store import LEASE, NOW, T0, incoming, reply
@@ -32,7 +33,7 @@ async def test_retry_dead_letter_resets_only_dead_runs(store: Store) -> None:
     failed with 0 attempts, the finished run untouched; a second retry is refused."""
     event_id = await dead_letter(store)
 
-    assert await ops.retry_dead_letter(store, event_id, NOW + 50) is True
+    assert await store.maintenance.retry_dead_letter(event_id, NOW + 50) is True
     assert await store.fetch(
         "SELECT state, run_after, attempts, lease_owner, finished_at FROM events WHERE id = ?",
         (event_id,),
@@ -41,7 +42,7 @@ async def test_retry_dead_letter_resets_only_dead_runs(store: Store) -> None:
         "SELECT handler, state, attempts FROM handler_runs WHERE event_id = ? ORDER BY handler",
         (event_id,),
     ) == [("audit", DONE, 1), ("crm", "failed", 0)]
-    assert await ops.retry_dead_letter(store, event_id, NOW + 60) is False
+    assert await store.maintenance.retry_dead_letter(event_id, NOW + 60) is False
     [claimed] = await store.claim("w2", 10, LEASE, now=NOW + 50)
     assert claimed.runs["crm"].attempts == 0
 
@@ -49,8 +50,8 @@ async def test_retry_dead_letter_resets_only_dead_runs(store: Store) -> None:
 async def test_retry_refuses_events_that_are_not_dead(store: Store) -> None:
     """A pending event, or an unknown id, is left alone (and its runs too)."""
     event_id = (await store.ingest(incoming(delivery(5, status=3)))).event_id
-    assert await ops.retry_dead_letter(store, event_id, NOW) is False
-    assert await ops.retry_dead_letter(store, 999_999, NOW) is False
+    assert await store.maintenance.retry_dead_letter(event_id, NOW) is False
+    assert await store.maintenance.retry_dead_letter(999_999, NOW) is False
 
 
 async def test_retry_many_dead_letters_returns_those_requeued(store: Store) -> None:
@@ -60,7 +61,9 @@ async def test_retry_many_dead_letters_returns_those_requeued(store: Store) -> N
     second = await dead_letter(store, message_id=78)
     waiting = (await store.ingest(incoming(delivery(79, status=3)))).event_id
 
-    retried = await ops.retry_dead_letters(store, [second, waiting, 999_999, first], NOW + 50)
+    retried = await store.maintenance.retry_dead_letters(
+        [second, waiting, 999_999, first], NOW + 50
+    )
     assert retried == sorted([first, second])
     assert await store.fetch(
         "SELECT event_id, handler, state, attempts FROM handler_runs ORDER BY event_id, handler"
@@ -77,19 +80,19 @@ async def test_resend_and_drop_only_from_unknown(store: Store) -> None:
     """Resend schedules an unknown resend due now; drop cancels one; neither twice."""
     await unknown(store, "1")
     await unknown(store, "2")
-    assert [r.original_message_id for r in await ops.awaiting_decision(store)] == ["1", "2"]
-    assert await ops.resend_unknown(store, "1", NOW) is True
-    assert await ops.drop_resend(store, "2", NOW) is True
-    assert await ops.resend_unknown(store, "2", NOW) is False
-    assert await ops.drop_resend(store, "1", NOW) is False
+    assert [r.original_message_id for r in await store.operator.awaiting_decision()] == ["1", "2"]
+    assert await policy.operator_resend(store.resends, "1", NOW) is True
+    assert await policy.operator_drop(store.resends, "2", NOW) is True
+    assert await policy.operator_resend(store.resends, "2", NOW) is False
+    assert await policy.operator_drop(store.resends, "1", NOW) is False
     rows = await store.fetch(
         "SELECT original_message_id, state, reason, due_at FROM resends ORDER BY 1"
     )
     assert rows == [
-        ("1", "scheduled", ops.RESENT, NOW),
-        ("2", "cancelled", ops.DROPPED, T0),
+        ("1", "scheduled", policy.OPERATOR_RESENT, NOW),
+        ("2", "cancelled", policy.OPERATOR_DROPPED, T0),
     ]
-    assert await ops.awaiting_decision(store) == []
+    assert await store.operator.awaiting_decision() == []
 
 
 async def test_list_events_filters(store: Store) -> None:
@@ -99,7 +102,7 @@ async def test_list_events_filters(store: Store) -> None:
     c = (await store.ingest(incoming(reply(9), received_at=T0 + 200))).event_id
 
     async def ids(**criteria: Any) -> list[int]:
-        return [e.id for e in await ops.list_events(store, ops.EventFilter(**criteria))]
+        return [e.id for e in await store.operator.list_events(EventFilter(**criteria))]
 
     assert await ids() == [c, b, a]
     assert await ids(type="message-reply") == [c]
@@ -121,7 +124,7 @@ async def test_timeline_and_headline(store: Store) -> None:
     await store.ingest(incoming(delivery(77, status=3), received_at=T0 + 2))
     await unknown(store, "77")
 
-    timeline = await ops.message_timeline(store, "77")
+    timeline = await store.operator.message_timeline("77")
     assert timeline.found
     assert [(e.event.status_name, e.event.duplicates) for e in timeline.entries] == [
         ("delivery-failed", 1),
@@ -131,9 +134,9 @@ async def test_timeline_and_headline(store: Store) -> None:
     assert {r.handler: r.state for r in timeline.entries[0].runs} == {"crm": DEAD, "audit": DONE}
     assert timeline.resend is not None
     assert timeline.resend.state == "unknown"
-    assert not (await ops.message_timeline(store, "nope")).found
+    assert not (await store.operator.message_timeline("nope")).found
 
-    figures = await ops.headline(store, now=T0 + 10)
+    figures = await store.operator.headline(now=T0 + 10)
     assert dict(figures.events_24h) == {"delivery-status": 2}
     assert figures.pending == 1
     assert figures.oldest_pending_age == pytest.approx(8)

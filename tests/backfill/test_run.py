@@ -15,7 +15,6 @@ from receiver.mta.events import dedup_key, identify
 from receiver.mta.ratelimit import Rate, SlidingWindowLimiter
 from receiver.mta.readback import READS_PER_MINUTE
 from receiver.store import Store
-from receiver.store.backfill import BackfillStore
 from receiver.web.intake import incoming_from
 
 from ..conftest import delivery, encode
@@ -112,7 +111,7 @@ async def test_a_status_a_webhook_delivered_is_held(store: Store) -> None:
 async def test_one_backfill_at_a_time(store: Store) -> None:
     """While one process holds the lease another's run does not start; released after a
     run, expired after a crash; every finished run is recorded."""
-    kept = BackfillStore(store)
+    kept = store.backfill
     assert await kept.take_lease(LEASE, "other", 100.0, 60.0)
     assert await repair(Pages([]), store, WINDOW, cause="test", clock=lambda: 120.0) is None
     done = await repair(Pages(SHAPES), store, WINDOW, cause="test", clock=lambda: 200.0)

@@ -11,10 +11,10 @@ import pytest
 
 from receiver import Context, Event, Registry
 from receiver.cli import main
-from receiver.fallback.resends import Resends
 from receiver.settings import Settings
 from receiver.store import Incoming, create_store
 from receiver.store.migrate import migrations
+from receiver.store.resends import Resends
 from receiver.web.intake import incoming_from
 
 from ..conftest import (

@@ -93,7 +93,7 @@ def test_replay_counts_and_asks(
     status, out, _ = run(capsys, "replay", "--status", "6")
     assert status == 1
     assert out.endswith("replay 25 event(s)? [y/N] nothing replayed\n")
-    monkeypatch.setattr("receiver.cli.queries.PAGE", 10)
+    monkeypatch.setattr("receiver.cli.events.PAGE", 10)
     status, out, err = run(capsys, "replay", "--status", "6", "--yes")
     assert (status, out.splitlines()[-1]) == (0, "replayed 25 event(s)")
     assert err.splitlines() == [

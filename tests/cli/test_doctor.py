@@ -6,7 +6,6 @@ import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -133,17 +132,15 @@ def test_postgres_autovacuum_is_reported_as_the_server_has_it(
 
 
 class _Settings:
-    """A store stand-in answering SHOW from a dict (or failing)."""
-
-    dialect = "postgres"
+    """A store stand-in answering its autovacuum settings from a dict (or failing)."""
 
     def __init__(self, values: dict[str, str] | None) -> None:
         self.values = values
 
-    async def fetch(self, query: str, params: Any = ()) -> list[tuple[Any, ...]]:
+    async def vacuum_settings(self) -> dict[str, str] | None:
         if self.values is None:
             raise OSError("connection lost")
-        return [(self.values[query.removeprefix("SHOW ")],)]
+        return dict(self.values)
 
 
 @pytest.mark.parametrize(

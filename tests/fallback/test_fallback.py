@@ -18,11 +18,11 @@ from receiver_handlers.fallback import is_stop
 from receiver.dispatch.loader import build_registry
 from receiver.fake_mta import FakeMTA, TimelineMessage, play_timeline, running_fake_mta
 from receiver.fallback.outbox import Outbox
-from receiver.fallback.resends import phone_key
 from receiver.metrics import Metrics
 from receiver.mta import Rate
 from receiver.services import mta_client
 from receiver.settings import Secret
+from receiver.store.resends import phone_key
 from receiver.store.sqlite import SqliteStore
 
 from ..conftest import SECRET, Server, make_settings, running, schedule_resend, wait_for

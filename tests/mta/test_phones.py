@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from receiver import ConfigError, Context, Event
-from receiver.fallback.resends import Resends
 from receiver.mta.events import dedup_key, identify
 from receiver.mta.phones import e164
 from receiver.settings import Settings
 from receiver.store import Store
+from receiver.store.resends import Resends
 
 from ..conftest import Recorder, running, wait_for
 from ..fallback.test_fallback import PHONE, fallback

@@ -7,11 +7,10 @@ import asyncio
 
 import pytest
 
-from receiver.cli.db import migration_status
 from receiver.errors import StoreError
-from receiver.fallback.resends import Resends
 from receiver.store import Store
 from receiver.store.migrate import migrations
+from receiver.store.resends import Resends
 
 from ..conftest import delivery
 from ..pg import opened_store
@@ -59,7 +58,7 @@ async def test_migrations_apply_once_and_status_reports_them(store_url: str) -> 
     """Unmigrated: all pending. Opened three times, twice concurrently (replicas starting
     together): each migration recorded once, and `db status` reports all applied."""
     async with opened_store(store_url, migrate=False) as bare:
-        before = await migration_status(bare)
+        before = await bare.migration_status()
     assert before, "at least one migration ships"
     assert all(m.applied_at is None for m in before)
 
@@ -69,7 +68,7 @@ async def test_migrations_apply_once_and_status_reports_them(store_url: str) -> 
 
     await asyncio.gather(start(), start())
     async with opened_store(store_url) as store:
-        after = await migration_status(store)
+        after = await store.migration_status()
         rows = await store.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
     assert rows == [(m.version, m.name) for m in migrations(store.dialect)]
     assert [(m.version, m.applied_at is not None) for m in after] == [

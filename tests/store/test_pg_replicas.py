@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 import pytest
 
-from receiver.fallback.resends import Resends
 from receiver.store import postgres
 from receiver.store.postgres import PostgresStore
 from receiver.store.postgres import statements as pg_sql
+from receiver.store.resends import Resends
 
 from ..conftest import schedule_resend
 from ..pg import fresh_database, opened_store

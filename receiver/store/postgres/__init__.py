@@ -27,6 +27,8 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
 from ...errors import StoreUnavailable
+from ...mta.ratelimit import Limiter, Rate
+from .. import schema
 from ..migrate import migrations
 from ..records import (
     PENDING,
@@ -40,6 +42,7 @@ from ..records import (
 from ..shared import SharedStatements
 from . import batch as pg_batch
 from . import statements as pg_sql
+from .limiter import PostgresLimiter, account_key
 from .statements import numbered, rowcount, translated
 
 log = logging.getLogger("receiver.store")
@@ -255,6 +258,14 @@ class PostgresStore(SharedStatements):
                             for r in done.runs
                         ],
                     )
+
+    async def vacuum_settings(self) -> dict[str, str] | None:
+        """PostgreSQL's autovacuum settings (`schema.VACUUM_SETTINGS`)."""
+        return await schema.server_settings(self, schema.VACUUM_SETTINGS)
+
+    def send_limiter(self, rate: Rate, api_key: str) -> Limiter | None:
+        """The ``POST /send`` limit in PostgreSQL, shared by every replica of the account."""
+        return PostgresLimiter(self, rate, account_key(api_key))
 
     async def fetch(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a query written with ``?`` placeholders; return its rows."""

@@ -2,7 +2,7 @@
 dialects differ, and the driver's errors translated at the boundary.
 
 Everything else is the shared text of `receiver.store.sql` (and the ``?`` queries of
-`receiver.fallback.resends`), rewritten once per distinct query and cached.
+the repositories in `receiver.store`), rewritten once per distinct query and cached.
 """
 
 from __future__ import annotations
