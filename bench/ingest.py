@@ -51,6 +51,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import backlog
 import postgres
 import uvloop
 from loadgen import FixedRateResult, percentile, run_fixed_rate
@@ -324,7 +325,11 @@ def ratio(results: Sequence[TargetResult]) -> float | None:
     return None
 
 
-def summary(results: Sequence[TargetResult], args: argparse.Namespace) -> dict[str, Any]:
+def summary(
+    results: Sequence[TargetResult],
+    args: argparse.Namespace,
+    drained: backlog.DrainResult | None = None,
+) -> dict[str, Any]:
     """Machine-readable summary of the run."""
     targets = {}
     for r in results:
@@ -351,13 +356,18 @@ def summary(results: Sequence[TargetResult], args: argparse.Namespace) -> dict[s
         "targets": targets,
         "ratio_receiver_over_bare": ratio(results),
         "postgres_scaling": postgres.scaling(results),
+        "postgres_drain": {**asdict(drained), "events_per_s": drained.rate} if drained else None,
         "target_ratio": TARGET_RATIO,
         "target_p99_ms_at_rate": TARGET_P99_MS,
         "ok": all(r.failures == 0 and all(d.passed for d in r.durability) for r in results),
     }
 
 
-def print_table(results: Sequence[TargetResult], args: argparse.Namespace) -> None:
+def print_table(
+    results: Sequence[TargetResult],
+    args: argparse.Namespace,
+    drained: backlog.DrainResult | None = None,
+) -> None:
     """The human report: one line per target and phase, then the verdicts."""
     print(f"\n{'server':<10} {'phase':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-200':>8}")
     for r in results:
@@ -374,6 +384,8 @@ def print_table(results: Sequence[TargetResult], args: argparse.Namespace) -> No
         )
     print()
     print_verdicts(results, args)
+    if drained is not None:
+        print(f"pg-1 {drained.describe()}")
 
 
 def print_verdicts(results: Sequence[TargetResult], args: argparse.Namespace) -> None:
@@ -412,7 +424,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=int, default=10, help="seconds per phase (10)")
     p.add_argument("--connections", type=int, default=64, help="connections per phase (64)")
     p.add_argument("--rate", type=int, default=2000, help="fixed-rate requests/s (2000)")
-    p.add_argument("--only", choices=["bare", "receiver"], help="run one target")
+    p.add_argument(
+        "--only",
+        choices=["bare", "receiver", "drain"],
+        help="run one target (drain: only the --postgres backlog drain)",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary, not a table")
     p.add_argument("--threads", type=int, default=1, help="wrk threads per wrk process (1)")
     p.add_argument(
@@ -454,6 +470,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="1" if two_cpus else "",
         help="CPUs for the servers ('' = no pinning)",
     )
+    p.add_argument(
+        "--drain-events",
+        type=int,
+        default=30_000,
+        help="with --postgres: events accepted with the worker off, then drained by one"
+        " worker (30000; 0 skips the drain)",
+    )
+    p.add_argument("--drain-rate", type=int, default=2000, help="req/s while accepting them (2000)")
     p.add_argument("--keep", action="store_true", help="keep the work dir (logs, database)")
     return p.parse_args(argv)
 
@@ -463,8 +487,10 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def run(args: argparse.Namespace, work_dir: Path) -> list[TargetResult]:
-    """Build the workload, then benchmark each selected target in turn."""
+def run(
+    args: argparse.Namespace, work_dir: Path
+) -> tuple[list[TargetResult], backlog.DrainResult | None]:
+    """Build the workload, benchmark each selected target in turn, then the drain."""
     if args.client_cpus:
         os.sched_setaffinity(0, {int(c) for c in args.client_cpus.split(",")})
     work = build_workload(args, work_dir)
@@ -472,16 +498,28 @@ def run(args: argparse.Namespace, work_dir: Path) -> list[TargetResult]:
     results = [
         bench_target(t, work, args, work_dir) for t in targets if args.only in (None, t.name)
     ]
-    if args.postgres and args.only in (None, "receiver"):
+    if args.postgres and args.only in (None, "receiver", "drain"):
         if (why := postgres.reachable(args.postgres)) is not None:
             log(f"PostgreSQL rows skipped: {why}")
         else:
-            results += postgres.postgres_results(
-                args,
-                lambda variant: receiver_target(variant, work.secret, work_dir),
-                lambda target: bench_target(target, work, args, work_dir),
-            )
-    return results
+            if args.only != "drain":
+                results += postgres.postgres_results(
+                    args,
+                    lambda variant: receiver_target(variant, work.secret, work_dir),
+                    lambda target: bench_target(target, work, args, work_dir),
+                )
+            if args.drain_events > 0:
+                log(f"pg-drain: {args.drain_events} events with the worker off, then a worker")
+                drained = backlog.backlog_drain(
+                    args,
+                    lambda variant: receiver_target(variant, work.secret, work_dir),
+                    work.secret,
+                    work_dir,
+                    postgres.fresh_database,
+                )
+                log(drained.describe())
+                return results, drained
+    return results, None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -492,7 +530,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, _raise_interrupt)
     work_dir = Path(tempfile.mkdtemp(prefix="mta-ingest-"))
     try:
-        results = run(args, work_dir)
+        results, drained = run(args, work_dir)
     except (TargetError, WrkError) as exc:
         log(f"failed: {exc}")
         return 2
@@ -504,11 +542,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"work dir kept: {work_dir}")
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
-    report = summary(results, args)
+    report = summary(results, args, drained)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print_table(results, args)
+        print_table(results, args, drained)
     return 0 if report["ok"] else 1
 
 

@@ -173,4 +173,9 @@ def create_app(
     settings = settings or Settings.from_env()
     if registry is None:
         registry = build_registry(settings.handlers)
-    return Receiver(settings, registry, store or create_store(settings.database_url))
+    store = store or create_store(
+        settings.database_url,
+        pool_size=settings.pg_pool_size,
+        statement_cache_size=settings.pg_statement_cache_size,
+    )
+    return Receiver(settings, registry, store)

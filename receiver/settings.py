@@ -65,6 +65,9 @@ class Settings:
     lease_seconds: float = 60.0
     worker_concurrency: int = 16
     worker_poll_seconds: float = 1.0
+    heartbeat_seconds: float = 2.0
+    pg_pool_size: int = 10
+    pg_statement_cache_size: int = 100
     shutdown_grace_seconds: float = 10.0
     run_worker: bool = True
     log_format: str = "auto"
@@ -124,6 +127,8 @@ class Settings:
             "RECEIVER_LEASE_SECONDS": self.lease_seconds,
             "RECEIVER_WORKER_CONCURRENCY": self.worker_concurrency,
             "RECEIVER_WORKER_POLL_SECONDS": self.worker_poll_seconds,
+            "RECEIVER_HEARTBEAT_SECONDS": self.heartbeat_seconds,
+            "RECEIVER_PG_POOL_SIZE": self.pg_pool_size,
         }
         for name, value in positive.items():
             if not (0 < value < math.inf):  # also refuses nan
@@ -133,6 +138,8 @@ class Settings:
                 f"RECEIVER_FALLBACK_STATUSES may not contain {banned}: invalid, opted-out and"
                 " landline numbers are never resent"
             )
+        if self.pg_statement_cache_size < 0:
+            raise ConfigError("RECEIVER_PG_STATEMENT_CACHE_SIZE must be >= 0 (0: no cache)")
         if not 0 <= self.shutdown_grace_seconds < math.inf:
             raise ConfigError("RECEIVER_SHUTDOWN_GRACE_SECONDS must be >= 0")
         if not (self.default_country_code.isdigit() and len(self.default_country_code) <= 3):
@@ -182,6 +189,9 @@ class Settings:
             "lease_seconds": float,
             "worker_concurrency": int,
             "worker_poll_seconds": float,
+            "heartbeat_seconds": float,
+            "pg_pool_size": int,
+            "pg_statement_cache_size": int,
             "shutdown_grace_seconds": float,
             "mta_timeout": float,
             "fallback_grace_seconds": float,

@@ -1,7 +1,8 @@
 """``doctor``: check a deployment end to end and say how to fix what is wrong.
 
 Checks, in order: the settings load; the database opens, its migrations are current and
-it takes writes (and, on PostgreSQL, autovacuum is on); MTA accepts the API key; which
+it takes writes (and, on PostgreSQL, autovacuum is on, max_connections fits the pools,
+commits are durable: receiver/cli/pgcheck.py); MTA accepts the API key; which
 proxies are trusted; the body limit; and, with ``--url``, that a signed test webhook sent
 to the public URL gets a 200 and lands in this database. Exit status 1 when any check
 fails, 2 when the settings do not load.
@@ -117,6 +118,9 @@ async def run_checks(settings: Settings, url: str | None) -> list[Check]:
     try:
         if store is not None:
             checks += await database(store)
+            from .pgcheck import postgres_checks  # it imports Check from here
+
+            checks += await postgres_checks(store, settings)
         checks.append(await mta_key(settings))
         checks.append(proxies(settings))
         checks.append(body_limit(settings))

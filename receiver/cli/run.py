@@ -84,7 +84,11 @@ def worker(args: argparse.Namespace) -> int:
             return 1
         return 0
 
-    return asyncio.run(run())
+    if _loop() == "uvloop":  # as `serve` runs: the worker's round trips cost less CPU
+        import uvloop
+
+        return uvloop.run(run())
+    return asyncio.run(run())  # pragma: no cover - Windows
 
 
 def _loop() -> str:

@@ -5,6 +5,12 @@ failed), records each run, and decides the event's next state: ``done``; ``pendi
 after an exponential backoff with jitter; or ``dead`` (the dead-letter, keeping the last
 error) once a handler used up ``max_attempts``. Leases expire, so an event held by a
 crashed worker is picked up again; a heartbeat renews the leases of live work.
+
+Every worker writes a heartbeat row every `heartbeat_interval`, the first one before its
+first claim. A worker that starts, or finds less work than it has room for, releases the
+leases of owners whose heartbeat is `HEARTBEAT_MISSES` intervals old: a process killed
+with SIGKILL and restarted resumes its work within seconds instead of a whole lease. A
+live owner whose handlers are merely slow keeps beating, so it keeps its leases.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 import uuid
@@ -20,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from ..metrics import Metrics
 from ..settings import Settings
 from ..store import Claimed, Completion, Store
+from .completions import Completions
 from .dispatcher import Dispatcher
 from .registry import Registry
 
@@ -29,6 +37,20 @@ YIELD_SECONDS = 0.1
 """While webhooks wait for their 200, the worker claims one batch per this interval."""
 CLAIM_FAILURES_LOGGED_EVERY = 60
 """While claims keep failing (a store outage), one log line per this many of them."""
+
+HEARTBEAT_MISSES = 5
+"""Heartbeat intervals without a beat after which an owner counts as dead. Several, so
+that a slow commit or a busy event loop does not cost a live owner its leases."""
+
+
+def heartbeat_interval(settings: Settings) -> float:
+    """Seconds between two heartbeat rows (at least three per lease)."""
+    return min(settings.heartbeat_seconds, settings.lease_seconds / 3)
+
+
+def stale_after(settings: Settings) -> float:
+    """Age of a heartbeat after which its owner's leases are taken over."""
+    return HEARTBEAT_MISSES * heartbeat_interval(settings)
 
 
 class Worker:
@@ -57,6 +79,9 @@ class Worker:
         self.dispatcher = Dispatcher(
             registry, store, settings, self.metrics, clock=clock, jitter=jitter
         )
+        self._completions = Completions(
+            lambda batch: self.store.complete(self.owner, batch, now=self.clock())
+        )
         self._wake = asyncio.Event()
         self._stopping = False
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -64,6 +89,7 @@ class Worker:
         self._running = False
         self._loop_done = asyncio.Event()
         self._claim_failures = 0  # consecutive
+        self._recovered_at = -math.inf  # time.monotonic() of the last recovery
         self.processed = 0
 
     def notify(self) -> None:
@@ -72,18 +98,22 @@ class Worker:
 
     async def run(self) -> None:
         """Claim and process events until `stop` is called."""
-        beat = asyncio.create_task(self._heartbeat())
         self._running = True
         self._loop_done.clear()
+        await self._beat()  # before the first claim: our leases are never ownerless
+        beat = asyncio.create_task(self._heartbeat())
+        # Commits by other processes wake us too (PostgreSQL: LISTEN/NOTIFY).
+        watch = asyncio.create_task(self.store.watch(self.notify))
         try:
+            await self._recover()
             while not self._stopping:
-                free = self.settings.worker_concurrency - len(self._in_flight)
+                free = self._room()
                 if free > 0 and self.busy():
                     self.metrics.worker_yields.inc()
                     await self.pause(YIELD_SECONDS)
                     if self._stopping:
                         break
-                    free = self.settings.worker_concurrency - len(self._in_flight)
+                    free = self._room()
                 self._wake.clear()
                 claimed = await self._claim(free) if free > 0 else []
                 if self._stopping:
@@ -96,14 +126,23 @@ class Worker:
                     self._in_flight.add(task)
                     task.add_done_callback(self._finished)
                 if free <= 0 or len(claimed) < free:
+                    if free > 0 and await self._recover():
+                        continue  # a dead owner's events are claimable now
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
         finally:
             self._running = False
             self._loop_done.set()
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            for task in (beat, watch):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def _room(self) -> int:
+        """How many events to claim now: the free slots. (Handlers whose completions
+        were recorded together finish in the same loop iteration, so slots free up in
+        groups and claims come in batches without holding any slot back.)"""
+        return self.settings.worker_concurrency - len(self._in_flight)
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop claiming; let work in flight finish within ``grace``, release the rest."""
@@ -121,6 +160,7 @@ class Worker:
             if unfinished:
                 await asyncio.wait(unfinished)
                 log.warning("shutdown: released %d unfinished events", len(unfinished))
+        await self._completions.idle()
         await self.store.release(self.owner)
 
     async def run_once(self) -> int:
@@ -171,7 +211,7 @@ class Worker:
         try:
             completion: Completion = await self.dispatcher.run(event)
             try:
-                await self.store.complete(self.owner, [completion], now=self.clock())
+                await self._completions.submit(completion)
             except Exception:
                 # The heartbeat no longer renews this lease: it expires, and a later
                 # claim re-runs what was not recorded.
@@ -184,14 +224,39 @@ class Worker:
         self._in_flight.discard(task)
         self._wake.set()
 
+    async def _recover(self) -> int:
+        """Release the leases of dead owners; at most once per heartbeat interval."""
+        started = time.monotonic()
+        if started - self._recovered_at < heartbeat_interval(self.settings):
+            return 0
+        self._recovered_at = started
+        try:
+            stale_before = self.clock() - stale_after(self.settings)
+            released = await self.store.recover(self.owner, stale_before)
+        except Exception:
+            log.exception("worker: recovering the leases of dead workers failed")
+            return 0
+        if released:
+            log.warning("worker: took over %d events leased by dead workers", released)
+        return released
+
+    async def _beat(self) -> None:
+        try:
+            await self.store.heartbeat(self.owner, self.clock())
+        except Exception:
+            log.exception("worker: heartbeat failed")
+
     async def _heartbeat(self) -> None:
-        interval = self.settings.lease_seconds / 3
+        interval = heartbeat_interval(self.settings)
+        renew_every = self.settings.lease_seconds / 3
+        renewed = time.monotonic()
         while True:
             await asyncio.sleep(interval)
-            try:
-                if self._working:
+            if self._working and time.monotonic() - renewed >= renew_every - interval / 2:
+                renewed = time.monotonic()
+                try:
                     until = self.clock() + self.settings.lease_seconds
                     await self.store.renew(self.owner, until, sorted(self._working))
-                await self.store.heartbeat(self.owner, self.clock())
-            except Exception:
-                log.exception("worker: heartbeat failed")
+                except Exception:
+                    log.exception("worker: renewing the leases of work in hand failed")
+            await self._beat()

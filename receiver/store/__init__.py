@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ConfigError
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .backfill import BackfillStore
     from .maintenance import Maintenance
     from .operator import Operator
+    from .postgres.health import ServerHealth
     from .resends import Resends
     from .schema import MigrationStatus
 
@@ -48,6 +49,11 @@ class Store(Protocol):
 
     async def ingest(self, incoming: Incoming) -> IngestResult:
         """Commit one authentic webhook (or count it a duplicate) before we answer 200."""
+        ...
+
+    async def watch(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` whenever another process commits events (PostgreSQL's
+        LISTEN/NOTIFY); returns at once where commits are seen in-process (SQLite)."""
         ...
 
     async def claim(
@@ -72,6 +78,11 @@ class Store(Protocol):
 
     async def heartbeat(self, owner: str, now: float | None = None) -> None:
         """Write a heartbeat row: proves the store takes writes."""
+        ...
+
+    async def recover(self, owner: str, stale_before: float) -> int:
+        """Release the leases of owners whose last heartbeat is older than
+        ``stale_before`` (dead processes), never ``owner``'s; how many were released."""
         ...
 
     async def message_state(self, message_id: str) -> MessageState | None:
@@ -106,6 +117,11 @@ class Store(Protocol):
         """Every shipped migration of this backend, applied (when) or pending."""
         ...
 
+    async def server_health(self, since: float, besides: str) -> ServerHealth | None:
+        """PostgreSQL's settings, open connections and processes beating since ``since``
+        (``besides`` excepted), for ``doctor``; None for a backend without them."""
+        ...
+
     async def vacuum_settings(self) -> dict[str, str] | None:
         """PostgreSQL's autovacuum settings; None for a backend without them."""
         ...
@@ -115,8 +131,11 @@ class Store(Protocol):
         ...
 
 
-def create_store(url: str) -> Store:
-    """The store adapter for a ``RECEIVER_DATABASE_URL``."""
+def create_store(
+    url: str, *, pool_size: int | None = None, statement_cache_size: int | None = None
+) -> Store:
+    """The store adapter for a ``RECEIVER_DATABASE_URL``; the PostgreSQL pool's size and
+    per-connection statement cache (``RECEIVER_PG_*``) where given."""
     if url.startswith("sqlite:"):
         from .sqlite import SqliteStore
 
@@ -131,7 +150,15 @@ def create_store(url: str) -> Store:
                 "RECEIVER_DATABASE_URL names PostgreSQL, but its driver is not installed:"
                 " pip install 'mta-receiver[postgres]' (the 'postgres' extra, asyncpg)"
             ) from exc
-        return PostgresStore(url)
+        return PostgresStore(
+            url,
+            **({"max_size": pool_size} if pool_size is not None else {}),
+            **(
+                {"statement_cache_size": statement_cache_size}
+                if statement_cache_size is not None
+                else {}
+            ),
+        )
     raise ConfigError(f"unsupported RECEIVER_DATABASE_URL scheme: {url.split(':', 1)[0]!r}")
 
 

@@ -11,6 +11,7 @@ from . import schema, sql
 from .backfill import BackfillStore
 from .maintenance import Maintenance
 from .operator import Operator
+from .postgres.health import ServerHealth
 from .records import MessageState
 from .resends import Resends
 from .schema import MigrationStatus
@@ -55,6 +56,12 @@ class SharedStatements:
         """Write a heartbeat row: proves the store is writable."""
         await self.execute(sql.HEARTBEAT, (owner, time.time() if now is None else now))
 
+    async def recover(self: _Runs, owner: str, stale_before: float) -> int:
+        """Release the leases of the owners (other than ``owner``) whose last heartbeat is
+        older than ``stale_before``: they died, and their work need not wait for its
+        leases to expire. Return how many events were released."""
+        return await self.execute(sql.RECOVER, (owner, stale_before))
+
     async def message_state(self: _Runs, message_id: str) -> MessageState | None:
         """The forward-only state of one message, or None when we never saw it."""
         rows = await self.fetch(sql.SELECT_MESSAGE, (message_id,))
@@ -87,6 +94,10 @@ class SharedStatements:
     async def migration_status(self: _Runs) -> list[MigrationStatus]:
         """Every shipped migration of this backend, applied (when) or pending."""
         return await schema.migration_status(self, self.dialect)
+
+    async def server_health(self, since: float, besides: str) -> ServerHealth | None:
+        """PostgreSQL's health figures for ``doctor``; None for a backend without them."""
+        return None
 
     async def vacuum_settings(self) -> dict[str, str] | None:
         """PostgreSQL's autovacuum settings (`schema.VACUUM_SETTINGS`); None elsewhere."""

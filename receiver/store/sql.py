@@ -127,6 +127,15 @@ SELECT message_id, status, status_at, first_seen, phone, external_id, sender_nam
 FROM messages WHERE message_id = ?
 """
 
+# Lease recovery: the leases of owners whose heartbeat row is older than a bound go back
+# to the pool. An owner without a heartbeat row (a CLI replay) keeps its leases until
+# they expire, and the asking owner never recovers its own.
+RECOVER = """
+UPDATE events SET lease_owner = NULL, lease_until = NULL
+WHERE state = 'pending' AND lease_owner IS NOT NULL AND lease_owner <> ?
+  AND lease_owner IN (SELECT owner FROM heartbeats WHERE at < ?)
+"""
+
 HEARTBEAT = """
 INSERT INTO heartbeats (owner, at) VALUES (?, ?)
 ON CONFLICT (owner) DO UPDATE SET at = excluded.at

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from receiver.cli.doctor import autovacuum
+from receiver.cli.pgcheck import connections, durability
 from receiver.settings import Settings
 
 from ..conftest import cli, fake_mta_env, free_port, make_settings, running
@@ -171,3 +172,57 @@ def test_autovacuum_check_says_what_is_off_and_how_to_turn_it_on(
     assert check.detail.startswith(detail)
     assert (check.fix or "").startswith(fix or "")
     assert (check.fix is None) == (fix is None)
+
+
+@pytest.mark.postgres
+def test_postgres_connections_and_durability_are_reported_as_the_server_has_them(
+    env: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the doctor reads max_connections and synchronous_commit from the
+    server: its lines name the server's own values."""
+    with fresh_database_sync() as url:
+        monkeypatch.setenv("RECEIVER_DATABASE_URL", url)
+        _, out = doctor(capsys)
+        [(maximum,)] = query(url, "SHOW max_connections")
+        [(reserved,)] = query(url, "SHOW superuser_reserved_connections")
+        [(commit,)] = query(url, "SHOW synchronous_commit")
+    usable = int(maximum) - int(reserved)
+    line = next(line for line in out.splitlines() if "] postgres connections:" in line)
+    assert f"max_connections allows {usable} client connections" in line
+    line = next(line for line in out.splitlines() if "] postgres durability:" in line)
+    assert line == f"[  OK] postgres durability: synchronous_commit {commit}" or commit == "off"
+
+
+SERVER = {"max_connections": "100", "superuser_reserved_connections": "3"}
+
+
+@pytest.mark.parametrize(
+    ("pool", "processes", "status"),
+    [(10, 1, "ok"), (10, 8, "ok"), (10, 9, "warn"), (30, 3, "warn"), (2, 30, "ok")],
+)
+def test_connections_warn_when_the_pools_outgrow_max_connections(
+    tmp_path: Path, pool: int, processes: int, status: str
+) -> None:
+    """97 usable connections hold N x (pool + 1 listener) + 5 spare; more is a warning
+    whose fix names a max_connections that fits."""
+    settings = make_settings(tmp_path, pg_pool_size=pool)
+    check = connections(SERVER, settings, processes, used=12)
+    assert check.status == status
+    need = processes * (pool + 1) + 5
+    assert f"= {need}; 12 open now" in check.detail
+    if status == "warn":
+        assert check.fix is not None
+        assert f"max_connections = {need + pool + 1}" in check.fix
+
+
+@pytest.mark.parametrize(
+    ("commit", "fsync", "status"),
+    [("on", "on", "ok"), ("local", "on", "ok"), ("off", "on", "warn"), ("on", "off", "warn")],
+)
+def test_durability_warns_when_commits_may_be_lost(commit: str, fsync: str, status: str) -> None:
+    """synchronous_commit or fsync off: a 200 may not survive a crash, a warning."""
+    check = durability({"synchronous_commit": commit, "fsync": fsync})
+    assert check.status == status
+    if status == "warn":
+        assert check.fix is not None
+        assert "= on" in check.fix

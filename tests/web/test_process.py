@@ -89,6 +89,21 @@ def test_sigkill_while_leased_is_picked_up_after_lease_expiry(tmp_path, processe
     assert [c["message_id"] for c in read_log(calls)] == ["8"]
 
 
+def test_sigkill_while_leased_resumes_within_seconds_after_restart(tmp_path, processes) -> None:
+    """kill -9 while holding a 60 s lease, restart at once: the new process takes the
+    dead one's lease over when its heartbeat goes stale (5 x 0.5 s), not after 60 s."""
+    env, first = start_holding(tmp_path, processes, 10, RECEIVER_HEARTBEAT_SECONDS="0.5")
+    calls, hold = tmp_path / "calls.jsonl", tmp_path / "hold"
+    first.kill()
+    killed = time.monotonic()
+    hold.unlink()
+
+    processes.append(start_process(tmp_path, env))
+    wait_for(lambda: rows(tmp_path, "SELECT state FROM events") == [("done",)], timeout=20)
+    assert time.monotonic() - killed < 15
+    assert [c["message_id"] for c in read_log(calls)] == ["10"]
+
+
 def test_sigterm_releases_unfinished_work(tmp_path, processes) -> None:
     """SIGTERM stops the process cleanly; work it could not finish is released, not lost."""
     env, first = start_holding(tmp_path, processes, 9, RECEIVER_SHUTDOWN_GRACE_SECONDS="0.5")

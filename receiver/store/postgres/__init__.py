@@ -6,13 +6,13 @@ drivers on the one-row inserts the intake path does; its ``executemany`` and ``C
 cover the batch paths.
 
 Ingests are batched per event-loop iteration (receiver/store/postgres/batch.py): one
-transaction on one pool connection for all the webhooks of an iteration, several
+statement on one pool connection for all the webhooks of an iteration, several
 batches in flight at once on different connections, and PostgreSQL groups concurrent
 commits into one WAL flush itself, so there is no single writer here. A lone webhook,
 or each one of a failed batch, takes the one-statement path (event insert + message
-upsert, one round trip, its own transaction). Claims lock rows with ``FOR UPDATE SKIP LOCKED`` so
-any number of worker processes share the work; leases expire, so a dead worker's events
-are taken over.
+upsert, one round trip, its own transaction). Claims lock rows with
+``FOR UPDATE SKIP LOCKED`` so any number of worker processes share the work; leases
+expire, and a dead worker's are taken over once its heartbeat is stale.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -42,16 +42,21 @@ from ..records import (
 from ..shared import SharedStatements
 from . import batch as pg_batch
 from . import statements as pg_sql
+from .health import ServerHealth, server_health
 from .limiter import PostgresLimiter, account_key
+from .listener import listen
 from .statements import numbered, rowcount, translated
 
 log = logging.getLogger("receiver.store")
 
 POOL_MIN = 2
-# Per process. The worker runs up to RECEIVER_WORKER_CONCURRENCY handlers, which share
-# these connections with the intake path; a short wait for a connection is cheaper than
-# hundreds of idle backends when many replicas run.
+# Per process (RECEIVER_PG_POOL_SIZE). The worker runs up to RECEIVER_WORKER_CONCURRENCY
+# handlers, which share these connections with the intake path; a short wait for a
+# connection is cheaper than hundreds of idle backends when many replicas run.
 POOL_MAX = 10
+STATEMENT_CACHE = 100
+"""Prepared statements kept per connection (RECEIVER_PG_STATEMENT_CACHE_SIZE); 0 for
+PgBouncer in transaction mode, at the price of a prepare round trip per query."""
 SLOW_CLAIM_SECONDS = 0.05
 """A claim this slow (a healthy one takes about a millisecond) means the planner works
 from missing or stale statistics: the store runs ANALYZE on `events` (see `claim`)."""
@@ -69,6 +74,14 @@ SESSION_SETTINGS = {
 }
 
 
+async def _keep_session(conn: Any) -> None:
+    """Give a connection back to the pool as it is. asyncpg rolls back an open
+    transaction itself; its default reset adds a round trip per use (advisory unlock,
+    CLOSE ALL, UNLISTEN, RESET ALL) for session state our connections never keep: no
+    LISTEN (the listener has its own connection), advisory locks that are transaction
+    scoped or unlocked in ``finally``, and migrate RESETs what it SETs."""
+
+
 class PostgresStore(SharedStatements):
     """`Store` on a PostgreSQL database, shared by any number of receiver processes."""
 
@@ -80,16 +93,22 @@ class PostgresStore(SharedStatements):
         *,
         min_size: int = POOL_MIN,
         max_size: int = POOL_MAX,
+        statement_cache_size: int = STATEMENT_CACHE,
         slow_claim_seconds: float = SLOW_CLAIM_SECONDS,
     ) -> None:
         self.url = url
         self._min_size = min_size
         self._max_size = max_size
+        self._statement_cache_size = statement_cache_size
         self.slow_claim_seconds = slow_claim_seconds
         """Claims slower than this run ANALYZE on `events` (`SLOW_CLAIM_SECONDS`)."""
         self._analyzed_at: float | None = None
         self._pool: Any = None
-        self._batcher = pg_batch.IngestBatcher(self._ingest_batch, self._ingest_one)
+        # Half the pool for webhook batches at most: the worker and its handlers keep the
+        # rest, and a batch waiting for a connection is better off gathering.
+        self._batcher = pg_batch.IngestBatcher(
+            self._ingest_batch, self._ingest_one, max_in_flight=max(1, max_size // 2)
+        )
 
     def __repr__(self) -> str:
         return "PostgresStore(url=<hidden>)"  # the URL may hold a password
@@ -99,9 +118,11 @@ class PostgresStore(SharedStatements):
         with translated("cannot connect to PostgreSQL"):
             self._pool = await asyncpg.create_pool(
                 self.url,
-                min_size=self._min_size,
+                min_size=min(self._min_size, self._max_size),
                 max_size=self._max_size,
+                statement_cache_size=self._statement_cache_size,
                 server_settings=SESSION_SETTINGS,
+                reset=_keep_session,
             )
         if migrate:
             applied = await self.migrate()
@@ -137,8 +158,10 @@ class PostgresStore(SharedStatements):
             # Waits as long as another replica migrates (lock_timeout would end its start-up
             # after 10 s of a long index build); the migrations themselves keep the limit.
             await conn.execute("SET lock_timeout = 0")
-            await conn.execute("SELECT pg_advisory_lock($1)", pg_sql.MIGRATION_LOCK)
-            await conn.execute("RESET lock_timeout")
+            try:
+                await conn.execute("SELECT pg_advisory_lock($1)", pg_sql.MIGRATION_LOCK)
+            finally:  # pooled connections keep their session settings (_keep_session)
+                await conn.execute("RESET lock_timeout")
             try:
                 await conn.execute(pg_sql.CREATE_MIGRATIONS)
                 rows = await conn.fetch("SELECT version FROM schema_migrations")
@@ -156,20 +179,21 @@ class PostgresStore(SharedStatements):
                 await conn.execute("SELECT pg_advisory_unlock($1)", pg_sql.MIGRATION_LOCK)
         return done
 
+    async def watch(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` whenever any process commits new events, until cancelled: a
+        dedicated LISTEN connection (receiver/store/postgres/listener.py)."""
+        await listen(self.url, wake)
+
     async def ingest(self, incoming: Incoming) -> IngestResult:
         """Commit an authentic webhook, or count it as a duplicate of the row it repeats."""
         return await self._batcher.submit(incoming)
 
     async def _ingest_batch(self, items: list[Incoming]) -> list[IngestResult]:
-        """Several webhooks in one transaction: two statements, whatever their number."""
-        events = pg_batch.event_rows(items)
-        async with self.connection() as conn, conn.transaction():
-            rows = await conn.fetch(pg_batch.INSERT_EVENTS, *events)
-            results = ingest_results(items, rows)
-            messages = pg_batch.message_rows(items, results)
-            if messages[0]:
-                await conn.execute(pg_batch.UPSERT_MESSAGES, *messages)
-        return results
+        """Several webhooks in one statement (one round trip), whatever their number."""
+        arrays = [*pg_batch.event_rows(items), *pg_batch.message_rows(items)]
+        async with self.connection() as conn:
+            rows = await conn.fetch(pg_batch.INGEST_BATCH, *arrays)
+        return ingest_results(items, rows)
 
     async def _ingest_one(self, item: Incoming) -> IngestResult:
         """One webhook, one statement (its own transaction)."""
@@ -202,11 +226,10 @@ class PostgresStore(SharedStatements):
 
     async def _claim(self, owner: str, limit: int, until: float, now: float) -> list[Claimed]:
         async with self.connection() as conn:
-            rows = await conn.fetch(pg_sql.LEASE, owner, until, now, now, limit)
-            if not rows:
-                return []
-            runs = await conn.fetch(pg_sql.SELECT_RUNS, [row[0] for row in rows])
-        return claimed_events(rows, runs)
+            rows = await conn.fetch(pg_sql.CLAIM, owner, until, now, now, limit)
+        leased = {row[0]: row[:7] for row in rows}
+        runs = [(row[0], *row[7:]) for row in rows if row[7] is not None]
+        return claimed_events(leased.values(), runs)
 
     async def _analyze_if_slow(self, took: float) -> None:
         last = self._analyzed_at
@@ -229,35 +252,39 @@ class PostgresStore(SharedStatements):
     async def complete(
         self, owner: str, completions: Sequence[Completion], now: float | None = None
     ) -> None:
-        """Record handler runs and each event's next state; give the leases back."""
+        """Record handler runs and each event's next state; give the leases back.
+
+        One statement for the whole batch; an event another owner took over meanwhile
+        keeps that owner's record (its completion here is dropped with a warning).
+        """
+        if not completions:
+            return
         now = time.time() if now is None else now
+        by_id = {done.event_id: done for done in completions}  # one row per event
+        ordered = [by_id[event_id] for event_id in sorted(by_id)]
+        runs = [(done.event_id, run) for done in ordered for run in done.runs]
         async with self.connection() as conn:
-            for done in completions:
-                finished = None if done.state == PENDING else now
-                async with conn.transaction():
-                    status = await conn.execute(
-                        pg_sql.FINISH_EVENT,
-                        done.state,
-                        done.run_after,
-                        done.last_error,
-                        finished,
-                        done.event_id,
-                        owner,
-                    )
-                    if not rowcount(status):
-                        # Another worker owns the event now: its record of runs wins.
-                        log.warning(
-                            "event %d: lease lost before completion; results dropped",
-                            done.event_id,
-                        )
-                        continue
-                    await conn.executemany(
-                        pg_sql.UPSERT_RUN,
-                        [
-                            (done.event_id, r.handler, r.state, r.attempts, r.last_error, now)
-                            for r in done.runs
-                        ],
-                    )
+            finished = await conn.fetch(
+                pg_sql.COMPLETE,
+                owner,
+                [done.event_id for done in ordered],
+                [done.state for done in ordered],
+                [done.run_after for done in ordered],
+                [done.last_error for done in ordered],
+                [None if done.state == PENDING else now for done in ordered],
+                [event_id for event_id, _ in runs],
+                [run.handler for _, run in runs],
+                [run.state for _, run in runs],
+                [run.attempts for _, run in runs],
+                [run.last_error for _, run in runs],
+                now,
+            )
+        for lost in sorted(set(by_id) - {row[0] for row in finished}):
+            # Another worker owns the event now: its record of runs wins.
+            log.warning("event %d: lease lost before completion; results dropped", lost)
+
+    async def server_health(self, since: float, besides: str) -> ServerHealth | None:
+        return await server_health(self, since, besides)
 
     async def vacuum_settings(self) -> dict[str, str] | None:
         """PostgreSQL's autovacuum settings (`schema.VACUUM_SETTINGS`)."""

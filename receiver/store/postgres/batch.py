@@ -2,10 +2,10 @@
 
 Like SQLite's writer (receiver/store/sqlite/writer.py), the webhooks that reach `ingest` during
 one loop iteration are handed over together at its end (``loop.call_soon``): one
-transaction on one pool connection inserts all their events with a single ``unnest``
-statement, then upserts their messages with another. Every future resolves only after
-COMMIT, so a 200 answered on it is durable. Several batches may be in flight at once,
-each on its own pool connection.
+statement on one pool connection (one round trip, its own transaction) inserts all
+their events with ``unnest`` and upserts their messages in a second data-modifying CTE.
+Every future resolves only after COMMIT, so a 200 answered on it is durable. Several
+batches may be in flight at once, each on its own pool connection (`IngestBatcher`).
 
 PostgreSQL refuses an ``ON CONFLICT DO UPDATE`` that touches one row twice in a
 statement, so items are grouped by dedup key (and by message id) in Python first, and
@@ -25,31 +25,41 @@ from typing import Any
 
 from .. import sql
 from ..records import PENDING, Incoming, IngestResult
+from .statements import NOTIFY
 
 log = logging.getLogger("receiver.store")
 
-# One row per distinct dedup key; ``duplicates`` preset to its extra copies in the batch.
-# ``xmax = 0`` tells a row inserted now from one that existed (and was only bumped).
-INSERT_EVENTS = f"""
+# One statement, one round trip, its own transaction, for the whole batch: the events
+# (one row per distinct dedup key, ``duplicates`` preset to its extra copies in the
+# batch; ``xmax = 0`` tells a row inserted now from one that existed and was only
+# bumped), then the messages of the events inserted now, with the forward-only rules of
+# sql.MESSAGE_FORWARD_ONLY. The message rows ($15-$22) are folded in Python from every
+# pending item of the batch; a message none of whose events is new here is left alone
+# (re-applying a duplicate's status would change nothing but cost a row version).
+# Workers in every process are woken at commit (listener.py).
+INGEST_BATCH = f"""
 WITH arrived AS MATERIALIZED (
     SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id, rows.*
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
                 $6::text[], $7::text[], $8::float8[], $9::int[], $10::bytea[],
                 $11::text[], $12::float8[], $13::text[], $14::int[])
          AS rows({sql.EVENT_COLUMNS}, duplicates)
+), landed AS (
+    INSERT INTO events (id, {sql.EVENT_COLUMNS}, duplicates) OVERRIDING SYSTEM VALUE
+    SELECT * FROM arrived ORDER BY dedup_key
+    ON CONFLICT (dedup_key) DO UPDATE SET
+        duplicates = events.duplicates + excluded.duplicates + 1
+    RETURNING dedup_key, id, (xmax = 0) AS inserted
+), moved AS ({sql.INSERT_MESSAGES}
+    SELECT m.* FROM unnest($15::text[], $16::int[], $17::int[], $18::float8[],
+                           $19::float8[], $20::text[], $21::text[], $22::text[])
+        AS m(message_id, status, status_rank, status_at, first_seen, phone, external_id,
+             sender_name)
+    WHERE m.message_id IN (SELECT a.message_id FROM arrived a JOIN landed l
+                           ON l.dedup_key = a.dedup_key WHERE l.inserted)
+    {sql.MESSAGE_FORWARD_ONLY}
 )
-INSERT INTO events (id, {sql.EVENT_COLUMNS}, duplicates) OVERRIDING SYSTEM VALUE
-SELECT * FROM arrived ORDER BY dedup_key
-ON CONFLICT (dedup_key) DO UPDATE SET
-    duplicates = events.duplicates + excluded.duplicates + 1
-RETURNING dedup_key, id, (xmax = 0) AS inserted
-"""
-
-# One row per distinct message id, with the forward-only rules of sql.MESSAGE_FORWARD_ONLY.
-UPSERT_MESSAGES = f"""{sql.INSERT_MESSAGES}
-SELECT * FROM unnest($1::text[], $2::int[], $3::int[], $4::float8[], $5::float8[],
-                     $6::text[], $7::text[], $8::text[])
-{sql.MESSAGE_FORWARD_ONLY}
+SELECT landed.* FROM landed, {NOTIFY}
 """
 
 _Waiter = tuple[Incoming, "asyncio.Future[IngestResult]"]
@@ -72,19 +82,19 @@ def event_rows(items: list[Incoming]) -> list[list[Any]]:
     return columns
 
 
-def message_rows(items: list[Incoming], results: list[IngestResult]) -> list[list[Any]]:
-    """The 8 column arrays of `UPSERT_MESSAGES`: one row per message id (sorted).
+def message_rows(items: list[Incoming]) -> list[list[Any]]:
+    """The 8 message column arrays of `INGEST_BATCH`: one row per message id (sorted).
 
-    From the new pending events with a message id: the status of the highest rank
-    (earliest on ties), identity fields from the first item that has them, and the
-    earliest receipt as ``first_seen``.
+    From the pending items with a message id: the status of the highest rank (earliest
+    on ties), identity fields from the first item that has them, and the earliest
+    receipt as ``first_seen``.
     """
     best: dict[str, Incoming] = {}
     first_seen: dict[str, float] = {}
     identity: dict[str, list[str | None]] = {}
-    for item, result in zip(items, results, strict=True):
+    for item in items:
         mid = item.message_id
-        if result.duplicate or mid is None or item.state != PENDING:
+        if mid is None or item.state != PENDING:
             continue
         current = best.get(mid)
         if current is None or (item.status_rank, -item.received_at) > (
@@ -117,16 +127,24 @@ def message_rows(items: list[Incoming], results: list[IngestResult]) -> list[lis
 
 
 class IngestBatcher:
-    """Collects each loop iteration's webhooks and commits them as one batch."""
+    """Collects each loop iteration's webhooks and commits them as one batch.
+
+    At most ``max_in_flight`` batches commit at once. While that many are under way the
+    webhooks that arrive gather into the next batch, flushed as soon as one finishes:
+    under load batches grow instead of queueing for pool connections one by one (which
+    left the worker's handlers without connections and stretched the tail latency).
+    """
 
     def __init__(
         self,
         run_batch: Callable[[list[Incoming]], Awaitable[list[IngestResult]]],
         run_one: Callable[[Incoming], Awaitable[IngestResult]],
+        max_in_flight: int = 4,
     ) -> None:
         self._run_batch = run_batch
         self._run_one = run_one
-        self._pending: list[_Waiter] | None = None  # this loop iteration's items
+        self.max_in_flight = max_in_flight
+        self._pending: list[_Waiter] | None = None  # the items of the next batch
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(self, item: Incoming) -> IngestResult:
@@ -140,10 +158,19 @@ class IngestBatcher:
         return await future
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        if len(self._tasks) >= self.max_in_flight:
+            return  # `_finished` flushes what gathers meanwhile
         waiters, self._pending = self._pending or [], None
+        if not waiters:
+            return
         task = loop.create_task(self._commit(waiters))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._pending:
+            self._flush(task.get_loop())
 
     async def _commit(self, waiters: list[_Waiter]) -> None:
         items = [item for item, _ in waiters]

@@ -39,6 +39,11 @@ def rowcount(status: str) -> int:
     return int(last) if last.isdigit() else 0
 
 
+WAKE_CHANNEL = "mta_receiver_events"
+"""The NOTIFY channel of committed events (receiver/store/postgres/listener.py)."""
+NOTIFY = f"(SELECT pg_notify('{WAKE_CHANNEL}', '')) AS woken"
+"""Joined to an ingest statement's result: one notification, sent at its commit."""
+
 # One request, one statement (its own transaction, one round trip): the shared event
 # insert, and, for a new pending event with a message id, the shared forward-only
 # message upsert fed from it. Concurrent commits share WAL flushes (PostgreSQL's own
@@ -50,7 +55,7 @@ m AS ({sql.INSERT_MESSAGES}    SELECT $4, $5, $14, $15, $8, $7, $6, $16 FROM e
     WHERE e.duplicates = 0 AND $4::text IS NOT NULL AND $11::text = 'pending'
     {sql.MESSAGE_FORWARD_ONLY}
 )
-SELECT id, duplicates FROM e
+SELECT id, duplicates FROM e, {NOTIFY}
 """
 
 # The shared claim, plus row locks: concurrent workers (any process) skip rows another
@@ -70,9 +75,42 @@ LEASE = numbered(
         claimable=sql.CLAIMABLE.format(fence=" OFFSET 0", lock="\nFOR UPDATE OF e SKIP LOCKED")
     )
 )
-SELECT_RUNS = sql.SELECT_RUNS + " WHERE event_id = ANY($1::bigint[])"
-FINISH_EVENT = numbered(sql.FINISH_EVENT)
-UPSERT_RUN = numbered(sql.UPSERT_RUN)
+# The claim and the handler runs of the events it leased, in one round trip: one row per
+# (event, run), the run's columns NULL for an event without runs yet.
+CLAIM = f"""
+WITH leased AS ({LEASE})
+SELECT l.*, r.handler, r.state, r.attempts, r.last_error
+FROM leased l LEFT JOIN handler_runs r ON r.event_id = l.id
+"""
+
+# Every completion of a batch in one statement (one round trip, its own transaction):
+# the events still leased by $1 take their next state and give their lease back, and
+# the runs of those events only are recorded (a former owner's results are dropped: the
+# new owner's record wins). Returns the ids finished. Rows come sorted by event id, so
+# concurrent batches lock events in the same order.
+COMPLETE = """
+WITH done AS (
+    SELECT * FROM unnest($2::bigint[], $3::text[], $4::float8[], $5::text[], $6::float8[])
+        AS d(id, state, run_after, last_error, finished_at)
+), finished AS (
+    UPDATE events e SET state = d.state, run_after = d.run_after, last_error = d.last_error,
+                        attempts = e.attempts + 1, lease_owner = NULL, lease_until = NULL,
+                        finished_at = d.finished_at
+    FROM done d
+    WHERE e.id = d.id AND e.lease_owner = $1
+    RETURNING e.id
+), runs AS (
+    INSERT INTO handler_runs (event_id, handler, state, attempts, last_error, updated_at)
+    SELECT r.event_id, r.handler, r.state, r.attempts, r.last_error, $12::float8
+    FROM unnest($7::bigint[], $8::text[], $9::text[], $10::int[], $11::text[])
+        AS r(event_id, handler, state, attempts, last_error)
+    WHERE r.event_id IN (SELECT id FROM finished)
+    ON CONFLICT (event_id, handler) DO UPDATE SET
+        state = excluded.state, attempts = excluded.attempts,
+        last_error = excluded.last_error, updated_at = excluded.updated_at
+)
+SELECT id FROM finished
+"""
 
 # schema_migrations as in receiver/store/migrate.py, with a double-precision timestamp
 # (PostgreSQL's REAL is 4 bytes: epoch seconds would lose minutes).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiosqlite
@@ -76,6 +76,10 @@ class SqliteStore(SharedStatements):
     def commits(self) -> int:
         """Transactions committed by the writer (group commits)."""
         return self._writer.commits
+
+    async def watch(self, wake: Callable[[], None]) -> None:
+        """Nothing to watch: the intake in this process wakes its worker itself, and a
+        worker in another process polls."""
 
     async def ingest(self, incoming: Incoming) -> IngestResult:
         """Commit an authentic webhook, or count it as a duplicate of the row it repeats."""

@@ -1,0 +1,48 @@
+"""The PostgreSQL pool follows RECEIVER_PG_POOL_SIZE and RECEIVER_PG_STATEMENT_CACHE_SIZE."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from receiver.app import create_app
+from receiver.store import Store
+
+from ..conftest import make_settings
+from ..pg import fresh_database
+
+pytestmark = pytest.mark.postgres
+
+BACKENDS = (
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+
+
+async def prepared(store: Store) -> int:
+    """Statements prepared in the session that runs this query (itself included)."""
+    [(count,)] = await store.fetch("SELECT count(*) FROM pg_prepared_statements")
+    return int(count)
+
+
+@pytest.mark.parametrize(("pool", "cache"), [(3, 0), (4, 100)])
+async def test_pool_size_and_statement_cache_come_from_settings(
+    tmp_path: Path, pool: int, cache: int
+) -> None:
+    """20 concurrent queries open at most the pool's size of connections; with a cache of
+    0 nothing stays prepared (PgBouncer's transaction mode), with 100 statements do."""
+    async with fresh_database() as url:
+        settings = make_settings(
+            tmp_path, database_url=url, pg_pool_size=pool, pg_statement_cache_size=cache
+        )
+        store = create_app(settings).store
+        await store.open()
+        try:
+            await asyncio.gather(*(store.fetch("SELECT pg_sleep(0.05)") for _ in range(20)))
+            [(others,)] = await store.fetch(BACKENDS)
+            assert others == pool - 1  # this query holds one of them
+            assert (await prepared(store) == 0) is (cache == 0)
+        finally:
+            await store.close()
