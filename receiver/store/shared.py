@@ -11,13 +11,13 @@ from . import schema, sql
 from .backfill import BackfillStore
 from .maintenance import Maintenance
 from .operator import Operator
-from .postgres.health import ServerHealth
 from .records import MessageState
 from .resends import Resends
 from .schema import MigrationStatus
 
 if TYPE_CHECKING:
     from ..mta.ratelimit import Limiter, Rate
+    from .postgres.health import ServerHealth
 
 
 class _Runs(Protocol):
