@@ -18,12 +18,15 @@ from .test_outage import BACKENDS, Outage, database, outage_setup, send
 
 
 def seed_heartbeat(url: str, owner: str, at: float) -> None:
-    """A heartbeat row, as a worker that stopped at ``at`` left it."""
+    """A heartbeat row, as a worker that stopped at ``at`` left it, and every earlier
+    process's heartbeat moved back to ``at`` (they all stopped then: workers beat every
+    few seconds while they run)."""
 
     async def write() -> None:
         store = create_store(url)
         await store.open()
         try:
+            await store.execute("UPDATE heartbeats SET at = ?", (at,))  # type: ignore[attr-defined]
             await store.heartbeat(owner, at)
         finally:
             await store.close()
