@@ -15,7 +15,7 @@ from typing import Any
 
 from ..mta.events import BACKFILL_MARK, DELIVERY_STATUS
 from ..store.records import Incoming
-from ..web.intake import incoming_from
+from ..web.incoming import incoming_from
 from .rows import DeliveryRow
 
 __all__ = ["NO_SECRET", "incoming", "twin_body"]

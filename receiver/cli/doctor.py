@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import time
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import ConfigError
@@ -24,21 +23,12 @@ from ..mta.events import dedup_key, identify
 from ..services import mta_client
 from ..settings import Settings
 from ..store import Store, create_store, missing_database
+from .checks import FAIL, OK, SKIP, WARN, Check, report
 from .common import load_settings, progress
+from .pgcheck import postgres_checks
 from .probe import base_url, fix_for, probe_body, send_probe
 
-OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 MIN_BODY, MAX_BODY = 16 * 1024, 10 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    """The result of one check, with the fix when it is not OK."""
-
-    name: str
-    status: str
-    detail: str
-    fix: str | None = None
 
 
 def register(commands: Any) -> None:
@@ -78,17 +68,6 @@ def doctor(args: argparse.Namespace) -> int:
     return 1 if any(c.status == FAIL for c in checks) else 0
 
 
-def report(checks: list[Check], as_json: bool) -> None:
-    """Print the checks: one line each, the fix indented below."""
-    if as_json:
-        print(json.dumps([asdict(c) for c in checks]))
-        return
-    for c in checks:
-        print(f"[{c.status.upper():>4}] {c.name}: {c.detail}")
-        if c.fix:
-            print(f"       fix: {c.fix}")
-
-
 async def run_checks(settings: Settings, url: str | None) -> list[Check]:
     """Every check after the settings loaded."""
     checks: list[Check] = []
@@ -118,8 +97,6 @@ async def run_checks(settings: Settings, url: str | None) -> list[Check]:
     try:
         if store is not None:
             checks += await database(store)
-            from .pgcheck import postgres_checks  # it imports Check from here
-
             checks += await postgres_checks(store, settings)
         checks.append(await mta_key(settings))
         checks.append(proxies(settings))

@@ -13,7 +13,7 @@ import time
 
 from ..settings import Settings
 from ..store import Store
-from .doctor import OK, WARN, Check
+from .checks import OK, WARN, Check
 
 RESERVE = 5
 """Connections kept free for operators, migrations and monitoring."""

@@ -9,7 +9,6 @@ into the server: every outcome maps to a status in `STATUS`.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import time
 import uuid
@@ -18,14 +17,13 @@ from urllib.parse import parse_qs
 
 from starlette.types import Receive, Scope, Send
 
-from ..errors import PayloadError, StoreError, VerificationError
+from ..errors import StoreError, VerificationError
 from ..logs import redact_phone
 from ..metrics import Metrics
-from ..mta.events import UNKNOWN, dedup_key, event_type, identify
-from ..mta.payload import parse
-from ..mta.statuses import rank
+from ..mta.events import event_type
 from ..settings import Settings
 from ..store import QUARANTINED, Incoming, IngestResult, Store
+from .incoming import incoming_from
 from .netpolicy import AllowList
 from .verify import Verifier
 
@@ -191,44 +189,6 @@ class Intake:
         )
         # After a 413 the rest of the body is never read: close instead of draining it.
         await _answer(send, reason, close=reason == "too_large")
-
-
-def incoming_from(
-    body: bytes,
-    received_at: float,
-    secret_index: int,
-    hinted: str | None = None,
-    country: str = "1",
-) -> Incoming:
-    """What the store commits for an authentic body: its identity, or quarantine."""
-    try:
-        payload = parse(body)
-    except PayloadError as exc:
-        return Incoming(
-            dedup_key=f"q:{hashlib.sha256(body).hexdigest()}",
-            type=hinted or UNKNOWN,
-            name="quarantined",
-            received_at=received_at,
-            secret_index=secret_index,
-            body=body,
-            state=QUARANTINED,
-            error=exc.reason,
-        )
-    event = identify(payload, hinted, country)
-    return Incoming(
-        dedup_key=dedup_key(event, body),
-        type=event.type,
-        name=event.name,
-        received_at=received_at,
-        secret_index=secret_index,
-        body=body,
-        message_id=event.message_id,
-        status=event.status,
-        status_rank=rank(event.status),
-        external_id=event.external_id,
-        phone=event.phone,
-        sender_name=event.sender_name,
-    )
 
 
 class _ClientGone(Exception):

@@ -15,7 +15,7 @@ from receiver.mta.events import dedup_key, identify
 from receiver.mta.ratelimit import Rate, SlidingWindowLimiter
 from receiver.mta.readback import READS_PER_MINUTE
 from receiver.store import Store
-from receiver.web.intake import incoming_from
+from receiver.web.incoming import incoming_from
 
 from ..conftest import delivery, encode
 

@@ -15,7 +15,7 @@ from receiver.settings import Settings
 from receiver.store import Incoming, create_store
 from receiver.store.migrate import migrations
 from receiver.store.resends import Resends
-from receiver.web.intake import incoming_from
+from receiver.web.incoming import incoming_from
 
 from ..conftest import (
     SECRET,

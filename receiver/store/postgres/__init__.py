@@ -29,7 +29,6 @@ import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type informat
 from ...errors import StoreUnavailable
 from ...mta.ratelimit import Limiter, Rate
 from .. import schema
-from ..migrate import migrations
 from ..records import (
     PENDING,
     Claimed,
@@ -45,6 +44,7 @@ from . import statements as pg_sql
 from .health import ServerHealth, server_health
 from .limiter import PostgresLimiter, account_key
 from .listener import listen
+from .migrate import apply_migrations
 from .statements import numbered, rowcount, translated
 
 log = logging.getLogger("receiver.store")
@@ -148,36 +148,9 @@ class PostgresStore(SharedStatements):
                 yield conn
 
     async def migrate(self) -> list[int]:
-        """Apply missing migrations, each in its own transaction; return their versions.
-
-        A session advisory lock serializes replicas that start together; the lock dies
-        with the session, so a replica killed mid-migration blocks nobody.
-        """
-        done: list[int] = []
+        """Apply missing migrations; return their versions (migrate.py)."""
         async with self.connection() as conn:
-            # Waits as long as another replica migrates (lock_timeout would end its start-up
-            # after 10 s of a long index build); the migrations themselves keep the limit.
-            await conn.execute("SET lock_timeout = 0")
-            try:
-                await conn.execute("SELECT pg_advisory_lock($1)", pg_sql.MIGRATION_LOCK)
-            finally:  # pooled connections keep their session settings (_keep_session)
-                await conn.execute("RESET lock_timeout")
-            try:
-                await conn.execute(pg_sql.CREATE_MIGRATIONS)
-                rows = await conn.fetch("SELECT version FROM schema_migrations")
-                applied = {row[0] for row in rows}
-                for migration in migrations(self.dialect):
-                    if migration.version in applied:
-                        continue
-                    async with conn.transaction():
-                        await conn.execute(migration.sql)
-                        await conn.execute(
-                            pg_sql.RECORD_MIGRATION, migration.version, migration.name, time.time()
-                        )
-                    done.append(migration.version)
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", pg_sql.MIGRATION_LOCK)
-        return done
+            return await apply_migrations(conn)
 
     async def watch(self, wake: Callable[[], None]) -> None:
         """Call ``wake`` whenever any process commits new events, until cancelled: a
