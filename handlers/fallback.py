@@ -20,7 +20,14 @@ import re
 
 from receiver import Context, Event, Registry
 from receiver.backfill.mark import occurred_at
-from receiver.fallback.policy import DELIVERED_REASON, TAG, Move, move, never_resend_reason
+from receiver.fallback.policy import (
+    DELIVERED_REASON,
+    TAG,
+    Move,
+    move,
+    never_resend_reason,
+    same_recipient,
+)
 from receiver.mta.phones import e164
 from receiver.mta.statuses import FAILURES, NEVER_RESEND, DeliveryStatus
 from receiver.store.records import ResendState
@@ -131,7 +138,7 @@ async def fallback(event: Event, ctx: Context) -> None:
             ctx.log.info("scheduled resend skipped: %s", never)
             return
     if event.status == DeliveryStatus.DELIVERED:
-        outcome = await resends.original_delivered(original, now)
+        outcome = await resends.original_delivered(original, now, event.phone)
         if outcome == ResendState.CANCELLED:
             ctx.log.info("resend cancelled: the original was delivered (MTA's own fallback?)")
         elif outcome == DOUBLE_DELIVERY:
@@ -161,6 +168,16 @@ async def fallback(event: Event, ctx: Context) -> None:
         state=ResendState.SKIPPED if reason else ResendState.SCHEDULED,
         reason=reason,
     )
+    if not claimed:
+        held = await resends.get(original)
+        if held is not None and not same_recipient(held.phone, event.phone):
+            # One resend per messageId (one send, several recipients): the first failed
+            # recipient holds it; say so rather than drop this one silently.
+            ctx.log.warning(
+                "no resend for this recipient: message %s already has its one resend,"
+                " for another recipient (sends with several recipients: docs/fallback.md)",
+                original,
+            )
     if claimed:
         ctx.log.info(
             "resend %s%s%s",
@@ -196,8 +213,7 @@ async def _skip_reason(event: Event, ctx: Context) -> str | None:
         return "not_a_phone_number"
     if await ctx.store.opted_out(event.phone):
         return "opted_out"
-    state = await ctx.message_state(event.message_id)
-    if state is not None and state.status == DeliveryStatus.DELIVERED:
+    if await ctx.store.resends.delivered_to(event.message_id or "", event.phone):
         return DELIVERED_REASON
     return None
 

@@ -9,9 +9,14 @@ from collections.abc import Awaitable, Callable
 from ..errors import PayloadError
 from ..mta.events import normalize
 from ..mta.payload import parse
-from ..mta.statuses import DELIVERED
 from ..store import Resend, Store
-from .policy import DELIVERED_REASON, LATE_NEVER_RESEND, TAG, Move, never_resend_reason
+from .policy import (
+    DELIVERED_REASON,
+    LATE_NEVER_RESEND,
+    TAG,
+    Move,
+    never_resend_reason,
+)
 
 SMS_CHARACTERS = 160
 """Longer texts go as MMS (up to 1,550 characters, docs/mta.md "Sending")."""
@@ -31,8 +36,7 @@ async def called_off(store: Store, resend: Resend) -> tuple[Move, str] | None:
     was delivered, the number opted out, or a 10 or 12 came after the failure (the
     message's state keeps its first failure, so those show only among its events)."""
     resends = store.resends
-    state = await store.message_state(resend.original_message_id)
-    if state is not None and state.status == DELIVERED:
+    if await resends.delivered_to(resend.original_message_id, resend.phone):
         return Move.CANCEL, DELIVERED_REASON
     if resend.phone is None or await resends.opted_out(resend.phone):
         return Move.SKIP, "opted_out"

@@ -103,6 +103,13 @@ async def move(
     )
 
 
+def same_recipient(a: str | None, b: str | None) -> bool:
+    """Whether two numbers (E.164) may be the same recipient: one send has one messageId
+    for all its recipients (docs/mta.md), so a DELIVERED to one of them says nothing of
+    another's failure. An unknown number may be anyone."""
+    return a is None or b is None or a == b
+
+
 def never_resend_reason(status: int) -> str:
     """The skip reason of a never-resend status: MTA's name for it."""
     return STATUS_NAMES.get(status, "never_resend")

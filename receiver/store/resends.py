@@ -141,10 +141,13 @@ class Resends:
         )
         return changed > 0
 
-    async def original_delivered(self, original_message_id: str, now: float) -> str | None:
-        """The original was delivered: cancel its scheduled resend, or, when the resend
-        already went out, record a double delivery. One statement (this runs for every
-        DELIVERED webhook); returns ``cancelled``, ``double_delivery`` or None."""
+    async def original_delivered(
+        self, original_message_id: str, now: float, phone: str | None = None
+    ) -> str | None:
+        """The original was delivered (to ``phone``, when known): cancel its scheduled
+        resend, or, when the resend already went out, record a double delivery; a resend
+        to another recipient of the same send is left alone. One statement (this runs for
+        every DELIVERED webhook); returns ``cancelled``, ``double_delivery`` or None."""
         out = sorted(RESEND_OUT)
         marks = sql.marks(out)
         scheduled, cancelled = ResendState.SCHEDULED.value, ResendState.CANCELLED.value
@@ -155,7 +158,8 @@ class Resends:
             f" double_delivery = CASE WHEN state IN ({marks}) THEN 1 ELSE double_delivery END,"
             " updated_at = ?"
             f" WHERE original_message_id = ? AND (state = ? OR (state IN ({marks})"
-            " AND double_delivery = 0)) RETURNING state",
+            " AND double_delivery = 0)) AND (phone IS NULL OR CAST(? AS TEXT) IS NULL OR phone = ?)"
+            " RETURNING state",
             (
                 scheduled,
                 cancelled,
@@ -166,6 +170,8 @@ class Resends:
                 original_message_id,
                 scheduled,
                 *out,
+                phone,
+                phone,
             ),
         )
         if not rows:
@@ -240,6 +246,17 @@ class Resends:
             (message_id, *wanted),
         )
         return int(rows[0][0]) if rows else None
+
+    async def delivered_to(self, message_id: str, phone: str | None) -> bool:
+        """Whether a DELIVERED of the message reached ``phone`` (or a recipient we do not
+        know, or anyone when ``phone`` is None): one send has one messageId for all its
+        recipients, and the message's state does not say which of them it was."""
+        rows = await self._db.fetch(
+            "SELECT 1 FROM events WHERE message_id = ? AND status = ?"
+            " AND (phone IS NULL OR CAST(? AS TEXT) IS NULL OR phone = ?) LIMIT 1",
+            (message_id, int(DELIVERED), phone, phone),
+        )
+        return bool(rows)
 
     async def opted_out(self, phone: str) -> bool:
         """Whether a number opted out."""

@@ -129,3 +129,25 @@ async def test_resend_is_claimed_once_even_concurrently(store: Store) -> None:
         False,
     )
     assert await resends.original_delivered("2", T0 + 1) == "cancelled"
+
+
+async def test_a_delivery_to_another_recipient_leaves_the_resend_alone(store: Store) -> None:
+    """One send, several recipients, one messageId: a DELIVERED to one recipient neither
+    cancels nor marks the resend of another, and `delivered_to` tells them apart."""
+    resends = Resends(store)
+    assert await resends.schedule(
+        original_message_id="9",
+        phone="+15550000001",
+        tags={},
+        original_external_id=None,
+        failure_status=6,
+        failed_at=T0,
+        due_at=T0 + 30,
+        now=T0,
+    )
+    assert await resends.original_delivered("9", T0 + 1, "+15550000002") is None
+    assert (await resends.get("9")).state == "scheduled"  # type: ignore[union-attr]
+    await store.ingest(incoming(delivery(9, 4, destinationNumber="+15550000002")))
+    assert await resends.delivered_to("9", "+15550000002")
+    assert not await resends.delivered_to("9", "+15550000001")
+    assert await resends.original_delivered("9", T0 + 2, "+15550000001") == "cancelled"

@@ -46,7 +46,7 @@ def reply(reply_id: int, **fields: Any) -> dict[str, Any]:
 
 
 def incoming(payload: dict[str, Any] | None = None, received_at: float = T0) -> Incoming:
-    """An `Incoming` built from a payload by receiver/web/intake.py itself."""
+    """An `Incoming` built from a payload as the intake builds it (receiver/web/incoming.py)."""
     return incoming_from(encode(delivery() if payload is None else payload), received_at, 0)
 
 
