@@ -27,7 +27,6 @@ from collections.abc import Awaitable, Callable
 from ..metrics import Metrics
 from ..settings import Settings
 from ..store import Claimed, Completion, Store
-from .completions import Completions
 from .dispatcher import Dispatcher
 from .registry import Registry
 
@@ -78,9 +77,6 @@ class Worker:
         self.clock = clock
         self.dispatcher = Dispatcher(
             registry, store, settings, self.metrics, clock=clock, jitter=jitter
-        )
-        self._completions = Completions(
-            lambda batch: self.store.complete(self.owner, batch, now=self.clock())
         )
         self._wake = asyncio.Event()
         self._stopping = False
@@ -139,9 +135,7 @@ class Worker:
                     await task
 
     def _room(self) -> int:
-        """How many events to claim now: the free slots. (Handlers whose completions
-        were recorded together finish in the same loop iteration, so slots free up in
-        groups and claims come in batches without holding any slot back.)"""
+        """How many events to claim now: the free slots."""
         return self.settings.worker_concurrency - len(self._in_flight)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -160,7 +154,6 @@ class Worker:
             if unfinished:
                 await asyncio.wait(unfinished)
                 log.warning("shutdown: released %d unfinished events", len(unfinished))
-        await self._completions.idle()
         await self.store.release(self.owner)
 
     async def run_once(self) -> int:
@@ -211,7 +204,7 @@ class Worker:
         try:
             completion: Completion = await self.dispatcher.run(event)
             try:
-                await self._completions.submit(completion)
+                await self.store.complete(self.owner, [completion], now=self.clock())
             except Exception:
                 # The heartbeat no longer renews this lease: it expires, and a later
                 # claim re-runs what was not recorded.

@@ -18,6 +18,7 @@ expire, and a dead worker's are taken over once its heartbeat is stale.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -41,6 +42,7 @@ from ..records import (
 from ..shared import SharedStatements
 from . import batch as pg_batch
 from . import statements as pg_sql
+from .completions import Completions
 from .health import ServerHealth, server_health
 from .limiter import PostgresLimiter, account_key
 from .listener import listen
@@ -104,6 +106,7 @@ class PostgresStore(SharedStatements):
         """Claims slower than this run ANALYZE on `events` (`SLOW_CLAIM_SECONDS`)."""
         self._analyzed_at: float | None = None
         self._pool: Any = None
+        self._completions: dict[str, Completions] = {}  # by owner
         # Half the pool for webhook batches at most: the worker and its handlers keep the
         # rest, and a batch waiting for a connection is better off gathering.
         self._batcher = pg_batch.IngestBatcher(
@@ -225,11 +228,19 @@ class PostgresStore(SharedStatements):
     async def complete(
         self, owner: str, completions: Sequence[Completion], now: float | None = None
     ) -> None:
-        """Record handler runs and each event's next state; give the leases back.
+        """Record handler runs and each event's next state; give the leases back. The
+        completions of one loop iteration go in one statement (completions.py)."""
+        batcher = self._completions.get(owner)
+        if batcher is None:
+            batcher = Completions(functools.partial(self._complete_now, owner))
+            self._completions[owner] = batcher
+        await batcher.submit(completions, now)
 
-        One statement for the whole batch; an event another owner took over meanwhile
-        keeps that owner's record (its completion here is dropped with a warning).
-        """
+    async def _complete_now(
+        self, owner: str, completions: Sequence[Completion], now: float | None
+    ) -> None:
+        """One statement for the whole batch; an event another owner took over meanwhile
+        keeps that owner's record (its completion here is dropped with a warning)."""
         if not completions:
             return
         now = time.time() if now is None else now
