@@ -30,6 +30,7 @@ from receiver.fallback.policy import (
 )
 from receiver.mta.phones import e164
 from receiver.mta.statuses import FAILURES, NEVER_RESEND, DeliveryStatus
+from receiver.mta.times import parse_time
 from receiver.store.records import ResendState
 from receiver.store.resends import DOUBLE_DELIVERY, STATUS_11, STOP_REPLY
 
@@ -74,11 +75,17 @@ async def remember_stop(event: Event, ctx: Context) -> None:
     (never a status 11 opt-out: that one is MTA's record)."""
     if not (event.phone and event.text):
         return
+    # The reply's own time, not its arrival: a START that reaches us late (a retry after
+    # a 503, a backlog) must not lift a STOP the person sent after it.
+    sent_at = parse_time(event.raw.get("timestamp")) or event.received_at
     if is_stop(event.text):
-        await ctx.store.resends.opt_out(event.phone, STOP_REPLY, event.received_at)
+        await ctx.store.resends.opt_out(event.phone, STOP_REPLY, sent_at)
         ctx.log.info("number opted out by reply")
-    elif is_start(event.text) and await ctx.store.resends.opt_in(event.phone):
-        ctx.log.info("number opted in again by reply")
+    elif is_start(event.text):
+        if await ctx.store.resends.opt_in(event.phone, sent_at):
+            ctx.log.info("number opted in again by reply")
+        else:
+            ctx.log.info("START reply lifted nothing (no STOP before it, or status 11)")
 
 
 # No handler for number-opt-in: it is the iMessage/RCS opt-in to a Sender Identity, not

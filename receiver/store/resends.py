@@ -223,16 +223,19 @@ class Resends:
             # A status 11 is MTA's record: a later STOP reply must not turn it into one
             # that a START could lift.
             " ON CONFLICT (phone) DO UPDATE SET source = CASE WHEN opt_outs.source ="
-            " ? THEN opt_outs.source ELSE excluded.source END, at = excluded.at",
+            " ? THEN opt_outs.source ELSE excluded.source END,"
+            # The latest STOP counts: a START must be newer than it to lift it.
+            " at = CASE WHEN excluded.at > opt_outs.at THEN excluded.at ELSE opt_outs.at END",
             (phone_key(phone), source, now, STATUS_11),
         )
 
-    async def opt_in(self, phone: str) -> bool:
-        """Lift a STOP reply's opt-out (an SMS START/UNSTOP reply); a status 11 opt-out is
-        MTA's record and stays. Whether one was lifted."""
+    async def opt_in(self, phone: str, at: float) -> bool:
+        """Lift a STOP reply's opt-out (an SMS START/UNSTOP reply sent at ``at``) when the
+        STOP came before it: a START handled late (a retry, a backlog) never undoes a newer
+        STOP. A status 11 opt-out is MTA's record and stays. Whether one was lifted."""
         rows = await self._db.fetch_write(
-            "DELETE FROM opt_outs WHERE phone IN (?, ?) AND source = ? RETURNING phone",
-            (*opt_out_keys(phone), STOP_REPLY),
+            "DELETE FROM opt_outs WHERE phone IN (?, ?) AND source = ? AND at <= ? RETURNING phone",
+            (*opt_out_keys(phone), STOP_REPLY, at),
         )
         return bool(rows)
 

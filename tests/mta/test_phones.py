@@ -159,12 +159,24 @@ async def test_status_11_is_never_lifted(store: Store) -> None:
     resends = Resends(store)
     await resends.opt_out("5550001111", "stop_reply", 1.0)
     assert await resends.opted_out("+15550001111")
-    assert await resends.opt_in("+1 555 000 1111")
+    assert await resends.opt_in("+1 555 000 1111", 1.5)
     assert not await resends.opted_out("5550001111")
     await resends.opt_out(PHONE, "status_11", 2.0)
     await resends.opt_out(PHONE, "stop_reply", 3.0)
-    assert not await resends.opt_in(PHONE)
+    assert not await resends.opt_in(PHONE, 4.0)
     assert await resends.opted_out(PHONE)
+
+
+async def test_a_start_older_than_the_stop_does_not_lift_it(store: Store) -> None:
+    """A START sent before the STOP but handled after it (a retry, a backlog) lifts
+    nothing; a START sent after the STOP does; the latest of two STOPs counts."""
+    resends = Resends(store)
+    await resends.opt_out(PHONE, "stop_reply", 100.0)
+    await resends.opt_out(PHONE, "stop_reply", 50.0)  # an older STOP arriving late
+    assert not await resends.opt_in(PHONE, 90.0)
+    assert await resends.opted_out(PHONE)
+    assert await resends.opt_in(PHONE, 101.0)
+    assert not await resends.opted_out(PHONE)
 
 
 async def test_opt_outs_stored_by_older_versions_still_count(store: Store) -> None:
@@ -176,5 +188,5 @@ async def test_opt_outs_stored_by_older_versions_still_count(store: Store) -> No
     resends = Resends(store)
     assert await resends.opted_out(PHONE)
     assert await resends.opted_out("(555) 123-0000")
-    assert await resends.opt_in(PHONE)
+    assert await resends.opt_in(PHONE, 1.0)
     assert not await resends.opted_out(PHONE)
