@@ -1,1 +1,0 @@
-"""The dispatch core: registry, loader, context, dispatcher, worker. It knows no HTTP."""

@@ -1,1 +1,0 @@
-"""The iMessage -> SMS fallback: its rules, the resend outbox, and our own send path."""
