@@ -89,4 +89,6 @@ def test_the_rolling_backfill_catches_losses_on_a_timer(
         query = "SELECT message_id, status, source FROM events"
         wait_for(lambda: (str(lost), 4, "backfill") in o.rows(query))
         assert {(m, source) for m, _, source in o.rows(query)} == {(str(lost), "backfill")}
+        # The run is recorded when it ends, just after it stored the event.
+        wait_for(lambda: o.rows("SELECT cause FROM backfill_runs") != [])
         assert {c for (c,) in o.rows("SELECT cause FROM backfill_runs")} == {"interval"}
