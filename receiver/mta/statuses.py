@@ -42,20 +42,9 @@ LANDLINE = DeliveryStatus.LANDLINE
 SEND_REJECTED = DeliveryStatus.SEND_REJECTED
 
 STATUS_NAMES: dict[int | None, str] = {
-    QUEUED: "queued",
-    SENDING: "sending",
-    SENT: "sent",
-    DELIVERED: "delivered",
-    SENDING_FAILED: "sending-failed",
-    DELIVERY_FAILED: "delivery-failed",
-    DELIVERY_UNCONFIRMED: "delivery-unconfirmed",
-    DELIVERY_REJECTED: "delivery-rejected",
-    UNDELIVERED: "undelivered",
-    INVALID_NUMBER: "invalid-number",
-    STOPPED_NUMBER: "stopped-number",
-    LANDLINE: "landline",
-    SEND_REJECTED: "send-rejected",
+    status: status.name.lower().replace("_", "-") for status in DeliveryStatus
 }
+"""Our event names' last part: ``delivery-status.sending-failed`` for 5, and so on."""
 
 FAILURES = frozenset(
     {
