@@ -74,8 +74,7 @@ class SlidingWindowLimiter:
         async with self._lock:
             while True:
                 now = self.clock()
-                while self._sent and self._sent[0] <= now - self.window:
-                    self._sent.popleft()
+                self._expire(now)
                 delay = self._paused_until - now
                 if len(self._sent) >= self.rate.count:
                     delay = max(delay, self._sent[0] + self.window - now)
@@ -85,5 +84,18 @@ class SlidingWindowLimiter:
                 await self.sleep(delay)
                 waited += delay
 
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free now, without waiting; whether one was taken."""
+        now = self.clock()
+        self._expire(now)
+        if now < self._paused_until or len(self._sent) >= self.rate.count:
+            return False
+        self._sent.append(now)
+        return True
+
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self.clock() + seconds)
+
+    def _expire(self, now: float) -> None:
+        while self._sent and self._sent[0] <= now - self.window:
+            self._sent.popleft()

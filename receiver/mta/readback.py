@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from .errors import MTAError, MTARejected
 from .phones import e164
+from .ratelimit import Rate, SlidingWindowLimiter
 
 log = logging.getLogger("receiver.mta")
 
@@ -63,22 +64,11 @@ class ReadBack:
     ) -> None:
         self.client = client
         self.country = country
-        self.per_minute = per_minute
-        self.clock = clock
-        self.sleep = sleep
-        self._reads: deque[float] = deque()
+        # No margin: MTA's window is 60 s and read-back keeps to 20 of its 30 reads.
+        self.limiter = SlidingWindowLimiter(
+            Rate(per_minute, 60.0), clock=clock, sleep=sleep, margin=0.0
+        )
         self._texts: OrderedDict[str, str | None] = OrderedDict()
-
-    def _slot(self) -> float:
-        """Take a read slot if one is free in the last minute: 0; else the seconds until
-        one frees up (nothing taken)."""
-        now = self.clock()
-        while self._reads and self._reads[0] <= now - 60.0:
-            self._reads.popleft()
-        if len(self._reads) >= self.per_minute:
-            return self._reads[0] + 60.0 - now
-        self._reads.append(now)
-        return 0.0
 
     async def _get(self, path: str, *, unavailable_raises: bool = False) -> dict[str, Any] | None:
         try:
@@ -101,8 +91,7 @@ class ReadBack:
             return self._texts[message_id]
         if not message_id.isdigit():
             return None
-        while (wait := self._slot()) > 0:
-            await self.sleep(wait)
+        await self.limiter.acquire()
         data = await self._get(f"sent-messages/{message_id}", unavailable_raises=True)
         text = None
         if data is not None:
@@ -123,7 +112,7 @@ class ReadBack:
     async def delivered(self, message_id: str, phone: str) -> bool:
         """Whether MTA's delivery report says ``message_id`` reached ``phone``; False when
         it says otherwise, cannot be read, or no read slot is free."""
-        if not message_id.isdigit() or self._slot() > 0:
+        if not message_id.isdigit() or not self.limiter.try_acquire():
             return False
         data = await self._get(f"sent-messages/{message_id}/delivery-report")
         if data is None:
