@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from ..mta.events import EVENT_TYPES, UNKNOWN
 from ..mta.statuses import STATUS_NAMES
-from ..store import EVENT_STATES
+from ..store import EVENT_STATES, MAX_ID
 from ..store.operator import EventFilter
 
 MAX_FORM_BYTES = 8192
@@ -81,7 +81,7 @@ _FIELDS = ("type", "state", "status", "number", "message_id", "since", "until", 
 _CODES = {name: code for code, name in STATUS_NAMES.items() if code is not None}
 
 
-def _number(raw: str, limit: int = 2**63) -> int | None:
+def _number(raw: str, limit: int = MAX_ID + 1) -> int | None:
     """A decimal count a database integer holds, or None ("²" is a digit, not decimal)."""
     if raw.isdecimal() and raw.isascii() and len(raw) <= 19 and int(raw) < limit:
         return int(raw)

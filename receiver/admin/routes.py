@@ -16,13 +16,12 @@ from starlette.templating import Jinja2Templates
 from ..fallback.policy import operator_drop, operator_resend
 from ..logs import mask_number
 from ..mta.statuses import STATUS_NAMES
-from ..store import Store
+from ..store import MAX_ID, Store
 from ..store.operator import EventFilter
 from . import auth, charts, csrf, forms
 from .render import page
 
 log = logging.getLogger("receiver.admin")
-MAX_ID = 2**63 - 1  # the largest id either database stores
 
 
 class LoginRequired(Exception):

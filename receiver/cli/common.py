@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from ..errors import ConfigError, StoreUnavailable
 from ..logs import mask_number, redact_phone
 from ..settings import Secret, Settings
-from ..store import Store, create_store, missing_database
+from ..store import MAX_ID, Store, create_store, missing_database
 from ..store.operator import EventFilter, EventRow
 
 T = TypeVar("T")
@@ -36,9 +36,6 @@ def duration(value: str) -> float:
 
 
 duration.__name__ = "duration"  # argparse names the type in its error message
-
-
-MAX_ID = 2**63 - 1  # the largest id either database stores
 
 
 def row_id(value: str) -> int:

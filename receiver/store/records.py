@@ -10,6 +10,9 @@ from typing import Any, NamedTuple
 
 from ..mta.statuses import STATUS_NAMES
 
+MAX_ID = 2**63 - 1
+"""The largest id (and integer) either database stores: a longer one is no row's."""
+
 PENDING = "pending"
 DONE = "done"
 DEAD = "dead"

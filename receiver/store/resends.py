@@ -39,14 +39,6 @@ def resend_external_id(original_message_id: str, original_external_id: str | Non
     return f"{base}.sms-fallback.{original_message_id}"
 
 
-def phone_key(number: str) -> str:
-    """The opt-out key of a number: E.164 (``+15551234567``), an e-mail address (an Apple
-    ID) lowercased. MTA spells numbers national or E.164 (docs/mta.md); events reach
-    handlers already in E.164, so the default country here only serves a bare national
-    number (an operator's filter, say)."""
-    return e164(number)
-
-
 class Resends(Originals):
     """Typed access to the fallback tables: resends, opt-outs, and (`Originals`) what we
     know of the original messages."""
@@ -223,7 +215,7 @@ class Resends(Originals):
             " ? THEN opt_outs.source ELSE excluded.source END,"
             # The latest STOP counts: a START must be newer than it to lift it.
             " at = CASE WHEN excluded.at > opt_outs.at THEN excluded.at ELSE opt_outs.at END",
-            (phone_key(phone), source, now, STATUS_11),
+            (e164(phone), source, now, STATUS_11),
         )
 
     async def opt_in(self, phone: str, at: float) -> bool:

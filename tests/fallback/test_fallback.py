@@ -20,9 +20,9 @@ from receiver.fake_mta import FakeMTA, TimelineMessage, play_timeline, running_f
 from receiver.fallback.outbox import Outbox
 from receiver.metrics import Metrics
 from receiver.mta import Rate
+from receiver.mta.phones import e164
 from receiver.services import mta_client
 from receiver.settings import Secret
-from receiver.store.resends import phone_key
 from receiver.store.sqlite import SqliteStore
 
 from ..conftest import SECRET, Server, make_settings, running, schedule_resend, wait_for
@@ -252,9 +252,9 @@ def test_failed_imessage_to_an_apple_id_email_is_not_resent(tmp_path) -> None:
         (" Someone@Example.com ", "someone@example.com"),
     ],
 )
-def test_phone_key(number: str, key: str) -> None:
+def test_opt_out_key_is_the_e164_spelling(number: str, key: str) -> None:
     """Opt-outs match across spellings of a number; each email address is its own key."""
-    assert phone_key(number) == key
+    assert e164(number) == key
 
 
 def test_plain_sms_failure_is_not_resent(tmp_path) -> None:
