@@ -22,6 +22,9 @@ NUMBER_OPT_IN = "number-opt-in"
 UNKNOWN = "unknown"
 EVENT_TYPES = (MESSAGE_REPLY, DELIVERY_STATUS, MESSAGE_SEND, NUMBER_OPT_IN)
 BACKFILL_MARK = "_receiver"  # our own key in a status read back from MTA (receiver/backfill/)
+DEFAULT_ACCOUNT = "default"
+"""The account the environment configures (``RECEIVER_WEBHOOK_SECRETS``, ``/webhooks/mta``);
+others come from ``RECEIVER_ACCOUNTS_FILE`` (docs/accounts.md)."""
 
 # The literal value of the payload's ``type`` field is undocumented (docs/mta.md): accept the
 # spellings integrations are known to use, all mapped to our names.
@@ -72,6 +75,8 @@ class Event:
     text: str | None = field(default=None, repr=False)
     id: int | None = None
     reply_digest: str | None = field(default=None, repr=False)
+    account: str = DEFAULT_ACCOUNT
+    """The MTA account whose webhook this is: message ids are unique only within one."""
 
     @property
     def source(self) -> str:
@@ -100,6 +105,14 @@ class Identity(NamedTuple):
 def message_send_key(message_id: str) -> str:
     """The dedup key of a message's ``message-send`` webhook (one per messageId)."""
     return f"ms:{message_id}"
+
+
+def account_key(account: str, key: str) -> str:
+    """A dedup key within ``account``: MTA's message ids are per account, so the same
+    ``messageId`` in two accounts is two messages. The default account's keys carry no
+    prefix (they are the keys stored before accounts existed); account names never
+    contain ``:`` or ``/``, so no prefixed key equals an unprefixed one."""
+    return key if account == DEFAULT_ACCOUNT else f"{account}/{key}"
 
 
 def dedup_key(event: Identity | Event, body: bytes) -> str:
@@ -139,6 +152,7 @@ def normalize(
     hinted_type: str | None = None,
     event_id: int | None = None,
     country: str = DEFAULT_COUNTRY_CODE,
+    account: str = DEFAULT_ACCOUNT,
 ) -> Event:
     """Read a parsed JSON object into an `Event`; never raises on odd or missing fields."""
     fields = _fields(payload)
@@ -159,6 +173,7 @@ def normalize(
         text=_first_text(fields, _TEXT_KEYS),
         id=event_id,
         reply_digest=ident.reply_digest,
+        account=account,
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from ..mta.events import DEFAULT_ACCOUNT
 from ..mta.statuses import STATUS_NAMES
 
 MAX_ID = 2**63 - 1
@@ -73,6 +74,7 @@ class Incoming(NamedTuple):
     sender_name: str | None = None
     state: str = PENDING
     error: str | None = None
+    account: str = DEFAULT_ACCOUNT
 
     def event_row(self) -> tuple[Any, ...]:
         """Values for ``sql.EVENT_COLUMNS``, in that order (every adapter inserts these)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 
 from ..errors import PayloadError
-from ..mta.events import UNKNOWN, dedup_key, identify
+from ..mta.events import DEFAULT_ACCOUNT, UNKNOWN, account_key, dedup_key, identify
 from ..mta.payload import parse
 from ..mta.statuses import rank
 from ..store import QUARANTINED, Incoming
@@ -21,13 +21,15 @@ def incoming_from(
     secret_index: int,
     hinted: str | None = None,
     country: str = "1",
+    account: str = DEFAULT_ACCOUNT,
 ) -> Incoming:
-    """What the store commits for an authentic body: its identity, or quarantine."""
+    """What the store commits for an authentic body of ``account``: its identity, or
+    quarantine."""
     try:
         payload = parse(body)
     except PayloadError as exc:
         return Incoming(
-            dedup_key=f"q:{hashlib.sha256(body).hexdigest()}",
+            dedup_key=account_key(account, f"q:{hashlib.sha256(body).hexdigest()}"),
             type=hinted or UNKNOWN,
             name="quarantined",
             received_at=received_at,
@@ -35,10 +37,11 @@ def incoming_from(
             body=body,
             state=QUARANTINED,
             error=exc.reason,
+            account=account,
         )
     event = identify(payload, hinted, country)
     return Incoming(
-        dedup_key=dedup_key(event, body),
+        dedup_key=account_key(account, dedup_key(event, body)),
         type=event.type,
         name=event.name,
         received_at=received_at,
@@ -50,4 +53,5 @@ def incoming_from(
         external_id=event.external_id,
         phone=event.phone,
         sender_name=event.sender_name,
+        account=account,
     )
