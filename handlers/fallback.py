@@ -79,10 +79,10 @@ async def remember_stop(event: Event, ctx: Context) -> None:
     # a 503, a backlog) must not lift a STOP the person sent after it.
     sent_at = parse_time(event.raw.get("timestamp")) or event.received_at
     if is_stop(event.text):
-        await ctx.store.resends.opt_out(event.phone, STOP_REPLY, sent_at)
+        await ctx.store.resends.opt_out(event.phone, STOP_REPLY, sent_at, event.account)
         ctx.log.info("number opted out by reply")
     elif is_start(event.text):
-        if await ctx.store.resends.opt_in(event.phone, sent_at):
+        if await ctx.store.resends.opt_in(event.phone, sent_at, event.account):
             ctx.log.info("number opted in again by reply")
         else:
             ctx.log.info("START reply lifted nothing (no STOP before it, or status 11)")
@@ -98,9 +98,9 @@ async def follow_resend(event: Event, ctx: Context) -> None:
     if not is_resend(event):
         return
     resends = ctx.store.resends
-    resend = await resends.find_by_resend(event.external_id, event.message_id)
+    resend = await resends.find_by_resend(event.external_id, event.message_id, event.account)
     if resend is None and event.tags.get(TAG):  # MTA echoed our tags, not the externalId
-        resend = await resends.get(event.tags[TAG])
+        resend = await resends.get(event.tags[TAG], event.account)
     if resend is None:
         ctx.log.warning("webhook tagged as a resend matches no resend we made")
         return
@@ -112,14 +112,20 @@ async def follow_resend(event: Event, ctx: Context) -> None:
             original,
             Move.LEARN_ID,
             now=now,
+            account=event.account,
             resend_message_id=event.message_id,
             sent_at=now,
         )
     if event.status == DeliveryStatus.DELIVERED:
-        await move(resends, original, Move.ARRIVED, now=now)
+        await move(resends, original, Move.ARRIVED, now=now, account=event.account)
     elif event.status in FAILURES:
         await move(
-            resends, original, Move.RESEND_FAILED, now=now, reason=f"resend {event.status_name}"
+            resends,
+            original,
+            Move.RESEND_FAILED,
+            now=now,
+            account=event.account,
+            reason=f"resend {event.status_name}",
         )
 
 
@@ -128,7 +134,7 @@ async def remember_stopped_number(event: Event, ctx: Context) -> None:
     """Status 11 (the recipient opted out) opts the number out, on any message, our own
     resends included."""
     if event.phone:
-        await ctx.store.resends.opt_out(event.phone, STATUS_11, event.received_at)
+        await ctx.store.resends.opt_out(event.phone, STATUS_11, event.received_at, event.account)
 
 
 @registry.on("delivery-status")
@@ -141,11 +147,13 @@ async def fallback(event: Event, ctx: Context) -> None:
     if event.status in NEVER_RESEND:
         # Invalid, opted out or a landline, learnt after a failure scheduled a resend.
         never = never_resend_reason(event.status)
-        if await move(resends, original, Move.NEVER_RESEND, now=now, reason=never):
+        if await move(
+            resends, original, Move.NEVER_RESEND, now=now, account=event.account, reason=never
+        ):
             ctx.log.info("scheduled resend skipped: %s", never)
             return
     if event.status == DeliveryStatus.DELIVERED:
-        outcome = await resends.original_delivered(original, now, event.phone)
+        outcome = await resends.original_delivered(original, now, event.phone, event.account)
         if outcome == ResendState.CANCELLED:
             ctx.log.info("resend cancelled: the original was delivered (MTA's own fallback?)")
         elif outcome == DOUBLE_DELIVERY:
@@ -156,7 +164,7 @@ async def fallback(event: Event, ctx: Context) -> None:
     eligible = event.status in settings.fallback_statuses and event.status not in NEVER_RESEND
     if not (eligible or event.status in NEVER_RESEND) or not await _went_as_imessage(event, ctx):
         return
-    if await resends.find_by_resend(None, original) is not None:
+    if await resends.find_by_resend(None, original, event.account) is not None:
         return  # a webhook of our own resend that came without our tags and externalId
     reason = await _skip_reason(event, ctx)
     # A backfilled failure happened when MTA says: MTA's own fallback has had that long.
@@ -174,9 +182,10 @@ async def fallback(event: Event, ctx: Context) -> None:
         now=now,
         state=ResendState.SKIPPED if reason else ResendState.SCHEDULED,
         reason=reason,
+        account=event.account,
     )
     if not claimed:
-        held = await resends.get(original)
+        held = await resends.get(original, event.account)
         if held is not None and not same_recipient(held.phone, event.phone):
             # One resend per messageId (one send, several recipients): the first failed
             # recipient holds it; say so rather than drop this one silently.
@@ -207,7 +216,7 @@ async def _went_as_imessage(event: Event, ctx: Context) -> bool:
     state = await ctx.message_state(event.message_id)
     if state is not None and state.sender_name:
         return True
-    sent = await ctx.store.resends.sent_message(event.message_id or "")
+    sent = await ctx.store.resends.sent_message(event.message_id or "", event.account)
     return sent is not None and sent[1] is not None
 
 
@@ -218,9 +227,9 @@ async def _skip_reason(event: Event, ctx: Context) -> str | None:
         return "number_unknown"
     if "@" in e164(event.phone):  # an Apple ID email gets no SMS
         return "not_a_phone_number"
-    if await ctx.store.opted_out(event.phone):
+    if await ctx.opted_out(event.phone):
         return "opted_out"
-    if await ctx.store.resends.delivered_to(event.message_id or "", event.phone):
+    if await ctx.store.resends.delivered_to(event.message_id or "", event.phone, event.account):
         return DELIVERED_REASON
     return None
 

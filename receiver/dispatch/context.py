@@ -7,6 +7,8 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from ..mta.events import DEFAULT_ACCOUNT
+
 if TYPE_CHECKING:
     from ..settings import Settings
     from ..store import MessageState, Store
@@ -16,12 +18,15 @@ if TYPE_CHECKING:
 class HandlerStore(Protocol):
     """What a handler may ask of the store (``ctx.store``)."""
 
-    async def message_state(self, message_id: str) -> MessageState | None:
-        """The latest (forward-only) state of a message, or None if never seen."""
+    async def message_state(
+        self, message_id: str, account: str = DEFAULT_ACCOUNT
+    ) -> MessageState | None:
+        """The latest (forward-only) state of a message of ``account``, or None if never seen."""
         ...
 
-    async def opted_out(self, phone: str) -> bool:
-        """Whether a number opted out of SMS (a STOP reply or MTA's status 11)."""
+    async def opted_out(self, phone: str, account: str = DEFAULT_ACCOUNT) -> bool:
+        """Whether a number opted out of SMS (a STOP reply or MTA's status 11) in
+        ``account``, or in any account when opt-outs are global (RECEIVER_OPT_OUT_SCOPE)."""
         ...
 
     @property
@@ -35,18 +40,24 @@ class StoreView:
     """The `HandlerStore` a worker hands its handlers: it forwards these operations to
     the store and offers nothing else."""
 
-    __slots__ = ("_store",)
+    __slots__ = ("_global_opt_outs", "_store")
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, global_opt_outs: bool = False) -> None:
         self._store = store
+        self._global_opt_outs = global_opt_outs
 
-    async def message_state(self, message_id: str) -> MessageState | None:
-        """The latest (forward-only) state of a message, or None if never seen."""
-        return await self._store.message_state(message_id)
+    async def message_state(
+        self, message_id: str, account: str = DEFAULT_ACCOUNT
+    ) -> MessageState | None:
+        """The latest (forward-only) state of a message of ``account``, or None if never seen."""
+        return await self._store.message_state(message_id, account)
 
-    async def opted_out(self, phone: str) -> bool:
-        """Whether a number opted out of SMS (a STOP reply or MTA's status 11)."""
-        return await self._store.resends.opted_out(phone)
+    async def opted_out(self, phone: str, account: str = DEFAULT_ACCOUNT) -> bool:
+        """Whether a number opted out of SMS (a STOP reply or MTA's status 11) in
+        ``account``, or in any account when opt-outs are global (RECEIVER_OPT_OUT_SCOPE)."""
+        return await self._store.resends.opted_out(
+            phone, None if self._global_opt_outs else account
+        )
 
     @property
     def resends(self) -> Resends:
@@ -71,9 +82,17 @@ class Context:
     log: logging.LoggerAdapter[logging.Logger]
     handler: str
     attempt: int
+    account: str = DEFAULT_ACCOUNT
+    """The event's MTA account: a handler acting on MTA acts in this one."""
 
     async def message_state(self, message_id: str | None) -> MessageState | None:
-        """The latest (forward-only) state of a message, or None if never seen."""
+        """The latest (forward-only) state of a message of this event's account, or None
+        if never seen."""
         if message_id is None:
             return None
-        return await self.store.message_state(message_id)
+        return await self.store.message_state(message_id, self.account)
+
+    async def opted_out(self, phone: str) -> bool:
+        """Whether a number opted out of SMS in this event's account (or anywhere, with
+        RECEIVER_OPT_OUT_SCOPE=global)."""
+        return await self.store.opted_out(phone, self.account)

@@ -46,7 +46,8 @@ class Dispatcher:
     ) -> None:
         self.registry = registry
         self.store = store
-        self._view = StoreView(store)  # all handlers see of the store
+        # All handlers see of the store.
+        self._view = StoreView(store, getattr(settings, "opt_out_scope", "account") == "global")
         self.settings = settings
         self.metrics = metrics
         self._runs = functools.cache(metrics.handler_runs.labels)
@@ -62,12 +63,12 @@ class Dispatcher:
         runs: list[HandlerRun] = []
         delays: list[float] = []
         last_error: str | None = None
-        for name, handler in self.registry.handlers_for(event.name):
+        for name, handler in self.registry.handlers_for(event.name, event.account):
             previous = claimed.runs.get(name)
             if previous is not None and previous.state in (DONE, DEAD):
                 continue
             attempt = (previous.attempts if previous else 0) + 1
-            ctx = Context(self._view, self.settings, event_log, name, attempt)
+            ctx = Context(self._view, self.settings, event_log, name, attempt, event.account)
             started = time.perf_counter()
             try:
                 await self._call(handler, event, ctx)
@@ -165,4 +166,5 @@ def _event(claimed: Claimed, country: str) -> Event:
         hinted_type=claimed.type,
         event_id=claimed.id,
         country=country,
+        account=claimed.account,
     )

@@ -12,16 +12,17 @@ Built-in handlers (``handlers/``) and users' modules register exactly the same w
 
 Names are an MTA event type (``delivery-status``), a refined delivery status
 (``delivery-status.delivery-failed``) or ``unknown``. An event runs its most specific
-handlers first, then those of its type, then ``on_any`` ones.
+handlers first, then those of its type, then ``on_any`` ones. ``on(..., account="brand-a")``
+(or a tuple of names) limits a handler to the events of those MTA accounts (docs/accounts.md).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..mta.events import DELIVERY_STATUS, EVENT_TYPES, UNKNOWN
+from ..mta.events import DEFAULT_ACCOUNT, DELIVERY_STATUS, EVENT_TYPES, UNKNOWN
 from ..mta.statuses import STATUS_NAMES
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 Handler = Callable[["Event", "Context"], Awaitable[Any]]
 ErrorHandler = Callable[[BaseException, "Event", "Context"], Awaitable[Any]]
+Accounts = frozenset[str] | None
+"""The accounts a registration is limited to; None: every account."""
 H = TypeVar("H", bound=Handler)
 E = TypeVar("E", bound=ErrorHandler)
 
@@ -58,31 +61,33 @@ class Registry:
     """Event names mapped to handlers, plus catch-all and error handlers."""
 
     def __init__(self) -> None:
-        self._by_name: dict[str, list[Handler]] = {}
-        self._any: list[Handler] = []
+        self._by_name: dict[str, list[tuple[Handler, Accounts]]] = {}
+        self._any: list[tuple[Handler, Accounts]] = []
         self._error: list[ErrorHandler] = []
         self._run_names: dict[tuple[int, int], str] = {}
         self._taken: dict[str, int] = {}
 
-    def on(self, *names: str) -> Callable[[H], H]:
-        """Register the decorated handler for one or more event names."""
+    def on(self, *names: str, account: str | Iterable[str] | None = None) -> Callable[[H], H]:
+        """Register the decorated handler for one or more event names, of every account
+        or only of ``account`` (a name or several)."""
         unknown = [n for n in names if n not in KNOWN_NAMES]
         if not names or unknown:
             raise ValueError(
                 f"unknown event name(s) {unknown or names!r}; expected one of"
                 f" {', '.join(sorted(KNOWN_NAMES))}"
             )
+        accounts = _accounts(account)
 
         def decorate(handler: H) -> H:
             for name in names:
-                self._add(self._by_name.setdefault(name, []), handler)
+                self._add(self._by_name.setdefault(name, []), handler, accounts)
             return handler
 
         return decorate
 
     def on_any(self, handler: H) -> H:
         """Register the decorated handler for every event."""
-        self._add(self._any, handler)
+        self._add(self._any, handler, None)
         return handler
 
     def on_error(self, handler: E) -> E:
@@ -93,23 +98,31 @@ class Registry:
     def include(self, other: Registry) -> None:
         """Add every handler of ``other`` to this registry."""
         for name, handlers in other._by_name.items():
-            for handler in handlers:
-                self._add(self._by_name.setdefault(name, []), handler)
-        for handler in other._any:
-            self._add(self._any, handler)
+            for handler, accounts in handlers:
+                self._add(self._by_name.setdefault(name, []), handler, accounts)
+        for handler, accounts in other._any:
+            self._add(self._any, handler, accounts)
         self._error.extend(other._error)
 
-    def handlers_for(self, name: str) -> list[tuple[str, Handler]]:
-        """Handlers for an event name with their run names, most specific first, each once."""
-        chain: list[Handler] = []
+    def handlers_for(self, name: str, account: str = DEFAULT_ACCOUNT) -> list[tuple[str, Handler]]:
+        """Handlers for an event name of ``account`` with their run names, most specific
+        first, each once."""
+        chain: list[tuple[Handler, Accounts]] = []
         if "." in name:
             chain += self._by_name.get(name, [])
         chain += self._by_name.get(name.split(".", 1)[0], [])
         chain += self._any
         seen: dict[str, Handler] = {}
-        for handler in chain:
-            seen.setdefault(self._run_names[_key(handler)], handler)
+        for handler, accounts in chain:
+            if accounts is None or account in accounts:
+                seen.setdefault(self._run_names[_key(handler)], handler)
         return list(seen.items())
+
+    def accounts_named(self) -> frozenset[str]:
+        """Every account a registration is limited to: start-up checks each is configured,
+        or its handlers would silently never run."""
+        entries = [*self._any, *(e for handlers in self._by_name.values() for e in handlers)]
+        return frozenset(name for _, accounts in entries for name in accounts or ())
 
     @property
     def error_handlers(self) -> tuple[ErrorHandler, ...]:
@@ -119,7 +132,9 @@ class Registry:
     def __len__(self) -> int:
         return len(self._run_names)
 
-    def _add(self, handlers: list[Handler], handler: Handler) -> None:
+    def _add(
+        self, handlers: list[tuple[Handler, Accounts]], handler: Handler, accounts: Accounts
+    ) -> None:
         # The run name is fixed when a handler is first registered. Distinct handlers that
         # share a qualname (bound methods of two instances, closures of one factory) get
         # "#2", "#3"... in registration order, so each keeps its own record of runs.
@@ -128,7 +143,16 @@ class Registry:
             base = handler_name(handler)
             self._taken[base] = count = self._taken.get(base, 0) + 1
             self._run_names[key] = base if count == 1 else f"{base}#{count}"
-        handlers.append(handler)
+        handlers.append((handler, accounts))
+
+
+def _accounts(account: str | Iterable[str] | None) -> Accounts:
+    if account is None:
+        return None
+    names = frozenset([account] if isinstance(account, str) else account)
+    if not names or not all(isinstance(name, str) and name for name in names):
+        raise ValueError(f"account must be an account name or several, got {account!r}")
+    return names
 
 
 def _key(handler: Callable[..., Any]) -> tuple[int, int]:

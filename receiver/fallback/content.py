@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 
 from ..errors import PayloadError
-from ..mta.events import normalize
+from ..mta.events import DEFAULT_ACCOUNT, normalize
 from ..mta.payload import parse
 from ..store import Resend, Store
 from .policy import (
@@ -31,31 +31,38 @@ TextLookup = Callable[[str], Awaitable[str | None]]
 """A user's ``async def lookup(original_message_id) -> text | None``."""
 
 
-async def called_off(store: Store, resend: Resend) -> tuple[Move, str] | None:
+async def called_off(
+    store: Store, resend: Resend, global_opt_outs: bool = False
+) -> tuple[Move, str] | None:
     """(move, reason) when ``resend`` must not go out (any more), else None: the original
     was delivered, the number opted out, or a 10 or 12 came after the failure (the
-    message's state keeps its first failure, so those show only among its events)."""
+    message's state keeps its first failure, so those show only among its events).
+    ``global_opt_outs``: a STOP in any account counts (RECEIVER_OPT_OUT_SCOPE=global)."""
     resends = store.resends
-    if await resends.delivered_to(resend.original_message_id, resend.phone):
+    if await resends.delivered_to(resend.original_message_id, resend.phone, resend.account):
         return Move.CANCEL, DELIVERED_REASON
-    if resend.phone is None or await resends.opted_out(resend.phone):
+    if resend.phone is None or await resends.opted_out(
+        resend.phone, None if global_opt_outs else resend.account
+    ):
         return Move.SKIP, "opted_out"
-    never = await resends.status_among(resend.original_message_id, LATE_NEVER_RESEND)
+    never = await resends.status_among(
+        resend.original_message_id, LATE_NEVER_RESEND, resend.account
+    )
     if never is not None:
         return Move.SKIP, never_resend_reason(never)
     return None
 
 
 async def original_text(
-    store: Store, original: str, lookup: TextLookup | None = None
+    store: Store, original: str, lookup: TextLookup | None = None, account: str = DEFAULT_ACCOUNT
 ) -> str | None:
     """The original's text: from our own send path, its ``message-send`` webhook, or the
     user's lookup; None when nobody knows it."""
     resends = store.resends
-    sent = await resends.sent_message(original)
+    sent = await resends.sent_message(original, account)
     if sent is not None:
         return sent[0]
-    body = await resends.send_event_body(original)
+    body = await resends.send_event_body(original, account)
     if body is not None:
         with contextlib.suppress(PayloadError):
             text = normalize(parse(body), 0.0).text

@@ -56,6 +56,7 @@ class Outbox:
         self.metrics = metrics
         self.text_lookup = text_lookup
         self.readback = readback
+        self.global_opt_outs = getattr(settings, "opt_out_scope", "account") == "global"
         self.owner = owner or f"outbox-{uuid.uuid4().hex[:12]}"
         self.clock = clock
         self.concurrency = concurrency
@@ -64,7 +65,7 @@ class Outbox:
         # 429's Retry-After may ask for up to 300 s).
         self.lease = settings.mta_timeout * (client.max_retries + 2) + 30
         self._stopping = asyncio.Event()
-        self._working: set[str] = set()  # original message ids of the resends in hand
+        self._working: set[tuple[str, str]] = set()  # (account, original) of resends in hand
 
     async def run(self) -> None:
         """Process due resends until `stop`."""
@@ -105,7 +106,7 @@ class Outbox:
         return len(due)
 
     async def _step(self, resend: Resend) -> None:
-        self._working.add(resend.original_message_id)
+        self._working.add((resend.account, resend.original_message_id))
         try:
             if resend.state == S.SENDING:
                 await self._lost_mid_send(resend)
@@ -124,24 +125,25 @@ class Outbox:
             if resend.state == S.SCHEDULED:
                 with contextlib.suppress(Exception):  # the store may be what failed
                     now = self.clock()
-                    await move(
-                        self.resends,
-                        resend.original_message_id,
+                    await self._move(
+                        resend,
                         Move.POSTPONE,
                         now=now,
                         due_at=now + ERROR_DELAY_SECONDS,
                         reason=f"error: {type(exc).__name__}: {exc}"[:200],
                     )
         finally:
-            self._working.discard(resend.original_message_id)
-            await self.resends.release(resend.original_message_id, self.owner)
+            self._working.discard((resend.account, resend.original_message_id))
+            await self.resends.release(resend.original_message_id, self.owner, resend.account)
 
     async def _send(self, resend: Resend) -> None:
         original, now = resend.original_message_id, self.clock()
-        if stop := await called_off(self.store, resend):
+        if stop := await called_off(self.store, resend, self.global_opt_outs):
             await self._finish(resend, stop[0], reason=stop[1])
             return
-        text = resend.text or await original_text(self.store, original, self.text_lookup)
+        text = resend.text or await original_text(
+            self.store, original, self.text_lookup, resend.account
+        )
         if text is None and self.readback is not None:
             text = await self.readback.text(original)
         if text is None:
@@ -154,9 +156,8 @@ class Outbox:
         ):  # MTA's own fallback got it there, and no webhook told us
             await self._finish(resend, Move.CANCEL, reason="delivered_per_report")
             return
-        if not await move(
-            self.resends,
-            original,
+        if not await self._move(
+            resend,
             Move.SEND,
             now=now,
             text=text,
@@ -174,7 +175,7 @@ class Outbox:
         async def ready() -> bool:
             # Asked right before each attempt: a DELIVERED or STOP that came in while the
             # send waited for the rate limit or a Retry-After still calls it off.
-            if stop := await called_off(self.store, resend):
+            if stop := await called_off(self.store, resend, self.global_opt_outs):
                 withdrawn.append(stop)
             return not withdrawn
 
@@ -213,9 +214,8 @@ class Outbox:
         delay = min(
             self.settings.retry_max_seconds, self.settings.retry_base_seconds * 2.0**attempts
         )
-        await move(
-            self.resends,
-            resend.original_message_id,
+        await self._move(
+            resend,
             Move.RETRY,
             now=self.clock(),
             due_at=self.clock() + delay,
@@ -223,9 +223,8 @@ class Outbox:
         )
 
     async def _reconcile(self, resend: Resend, reason: str) -> None:
-        await move(
-            self.resends,
-            resend.original_message_id,
+        await self._move(
+            resend,
             Move.RECONCILE,
             now=self.clock(),
             due_at=self.clock() + self.settings.fallback_reconcile_seconds,
@@ -241,9 +240,8 @@ class Outbox:
 
     async def _window_passed(self, resend: Resend) -> None:
         if self.settings.fallback_resend_unknown:
-            await move(
-                self.resends,
-                resend.original_message_id,
+            await self._move(
+                resend,
                 Move.RESEND_UNANSWERED,
                 now=self.clock(),
                 due_at=self.clock(),
@@ -257,9 +255,19 @@ class Outbox:
         )
         await self._finish(resend, Move.ASK_OPERATOR, reason="no webhook after an unknown outcome")
 
+    async def _move(self, resend: Resend, step: Move, *, now: float, **fields: object) -> bool:
+        return await move(
+            self.resends,
+            resend.original_message_id,
+            step,
+            now=now,
+            account=resend.account,
+            **fields,
+        )
+
     async def _finish(self, resend: Resend, step: Move, **fields: object) -> None:
         state = MOVES[step].to
-        if await move(self.resends, resend.original_message_id, step, now=self.clock(), **fields):
+        if await self._move(resend, step, now=self.clock(), **fields):
             self.metrics.resends.labels(state).inc()
             reason = fields.get("reason")
             log.info(

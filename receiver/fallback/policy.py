@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from ..mta.events import DEFAULT_ACCOUNT
 from ..mta.statuses import DELIVERED, NEVER_RESEND, STATUS_NAMES, STOPPED_NUMBER
 from ..store.records import ResendState
 from ..store.resends import Resends
@@ -93,13 +94,19 @@ def entered_from(state: ResendState) -> frozenset[ResendState]:
 
 
 async def move(
-    resends: Resends, original_message_id: str, step: Move, *, now: float, **fields: object
+    resends: Resends,
+    original_message_id: str,
+    step: Move,
+    *,
+    now: float,
+    account: str = DEFAULT_ACCOUNT,
+    **fields: object,
 ) -> bool:
-    """Apply ``step`` to the resend of ``original_message_id`` (one conditional
-    statement); set ``fields`` too. Whether it moved."""
+    """Apply ``step`` to the resend of ``original_message_id`` of ``account`` (one
+    conditional statement); set ``fields`` too. Whether it moved."""
     rule = MOVES[step]
     return await resends.transition(
-        original_message_id, rule.to, from_=rule.sources, now=now, **fields
+        original_message_id, rule.to, from_=rule.sources, now=now, account=account, **fields
     )
 
 

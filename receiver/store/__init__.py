@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ConfigError
+from ..mta.events import DEFAULT_ACCOUNT
 from .records import (
     DEAD,
     DONE,
@@ -86,8 +87,10 @@ class Store(Protocol):
         ``stale_before`` (dead processes), never ``owner``'s; how many were released."""
         ...
 
-    async def message_state(self, message_id: str) -> MessageState | None:
-        """The forward-only state of one message, or None when never seen."""
+    async def message_state(
+        self, message_id: str, account: str = DEFAULT_ACCOUNT
+    ) -> MessageState | None:
+        """The forward-only state of one message of ``account``, or None when never seen."""
         ...
 
     def describe(self) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..mta.events import DEFAULT_ACCOUNT
 from ..mta.phones import legacy_key
 from ..mta.statuses import STATUS_NAMES
 from . import reports, sql
@@ -27,17 +28,17 @@ def _columns(names: str) -> tuple[str, ...]:
 
 EVENT_ROW_COLUMNS = _columns(
     "id, type, name, message_id, status, phone, received_at, state, attempts, duplicates,"
-    " last_error, run_after, finished_at, source"
+    " last_error, run_after, finished_at, source, account"
 )
 # The CLI's rows of one event (``events show``, ``events replay``): its own columns.
 EVENT_DETAIL_COLUMNS = _columns(
     "id, type, name, message_id, status, external_id, phone, state, attempts, duplicates,"
-    " received_at, finished_at, last_error, source"
+    " received_at, finished_at, last_error, source, account"
 )
 RUN_COLUMNS = _columns("handler, state, attempts, last_error, updated_at")
 RESEND_LIST_COLUMNS = _columns(
     "original_message_id, state, reason, phone, failure_status, failed_at, due_at, attempts,"
-    " sent_at, resend_message_id, double_delivery"
+    " sent_at, resend_message_id, double_delivery, account"
 )
 
 
@@ -59,6 +60,7 @@ class EventRow:
     run_after: float
     finished_at: float | None
     source: str = "webhook"  # or "backfill": read back from MTA (receiver/backfill/)
+    account: str = DEFAULT_ACCOUNT  # the MTA account it came from (docs/accounts.md)
 
     @property
     def status_name(self) -> str | None:
@@ -78,6 +80,7 @@ class EventFilter:
     since: float | None = None  # received_at >= since (epoch seconds)
     until: float | None = None  # received_at < until
     before_id: int | None = None  # keyset paging: only ids below this one
+    account: str | None = None  # one MTA account's events (docs/accounts.md)
     limit: int = 50
 
 
@@ -98,6 +101,7 @@ class Timeline:
     entries: tuple[TimelineEntry, ...]
     resend: Resend | None  # the SMS resend of this message, if one was considered
     resend_of: Resend | None  # when this message is itself the resend of another
+    account: str = DEFAULT_ACCOUNT
 
     @property
     def found(self) -> bool:
@@ -144,6 +148,7 @@ class Operator:
             ("state", f.state),
             ("status", f.status),
             ("message_id", f.message_id),
+            ("account", f.account),
         ):
             if value is not None and value != "":
                 where.append(f"{column} = ?")
@@ -169,12 +174,15 @@ class Operator:
         )
         return [EventRow(**named(EVENT_ROW_COLUMNS, row)) for row in rows]
 
-    async def message_timeline(self, message_id: str) -> Timeline:
-        """Every event of one message (each status, its duplicates count, its handler
-        runs), its forward-only state, and its resend."""
+    async def message_timeline(
+        self, message_id: str, account: str = DEFAULT_ACCOUNT
+    ) -> Timeline:
+        """Every event of one message of ``account`` (each status, its duplicates count,
+        its handler runs), its forward-only state, and its resend."""
         rows = await self._db.fetch(
-            f"SELECT {', '.join(EVENT_ROW_COLUMNS)} FROM events WHERE message_id = ? ORDER BY id",
-            (message_id,),
+            f"SELECT {', '.join(EVENT_ROW_COLUMNS)} FROM events"
+            " WHERE message_id = ? AND account = ? ORDER BY id",
+            (message_id, account),
         )
         events = [EventRow(**named(EVENT_ROW_COLUMNS, row)) for row in rows]
         runs: dict[int, list[HandlerRun]] = {}
@@ -187,13 +195,14 @@ class Operator:
                 run = named(("event_id", "handler", "state", "attempts", "last_error"), row)
                 runs.setdefault(run.pop("event_id"), []).append(HandlerRun(**run))
         resends = Resends(self._db)
-        state = await self._db.fetch(sql.SELECT_MESSAGE, (message_id,))
+        state = await self._db.fetch(sql.SELECT_MESSAGE, (account, message_id))
         return Timeline(
             message_id=message_id,
             state=MessageState.from_row(state[0]) if state else None,
             entries=tuple(TimelineEntry(e, tuple(runs.get(e.id, ()))) for e in events),
-            resend=await resends.get(message_id),
-            resend_of=await resends.find_by_resend(None, message_id),
+            resend=await resends.get(message_id, account),
+            resend_of=await resends.find_by_resend(None, message_id, account),
+            account=account,
         )
 
     async def headline(self, now: float) -> Headline:
@@ -284,12 +293,20 @@ class Operator:
         return event
 
     async def list_resends(
-        self, state: ResendState | None, limit: int = 100
+        self, state: ResendState | None, limit: int = 100, account: str | None = None
     ) -> list[dict[str, Any]]:
-        """Resends, most recently changed first."""
-        where, params = ("", []) if state is None else (" WHERE state = ?", [str(state)])
+        """Resends (of one account, or all), most recently changed first."""
+        where: list[str] = []
+        params: list[object] = []
+        if state is not None:
+            where.append("state = ?")
+            params.append(str(state))
+        if account is not None:
+            where.append("account = ?")
+            params.append(account)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = await self._db.fetch(
-            f"SELECT {', '.join(RESEND_LIST_COLUMNS)} FROM resends{where}"
+            f"SELECT {', '.join(RESEND_LIST_COLUMNS)} FROM resends{clause}"
             " ORDER BY updated_at DESC LIMIT ?",
             (*params, limit),
         )

@@ -92,6 +92,7 @@ class Incoming(NamedTuple):
             self.state,
             self.received_at,  # run_after: due at once
             self.error,
+            self.account,
         )
 
     @property
@@ -150,6 +151,7 @@ class Claimed:
     body: bytes
     attempts: int
     runs: dict[str, HandlerRun] = field(default_factory=dict)
+    account: str = DEFAULT_ACCOUNT
 
 
 def claimed_events(leased: Iterable[Any], runs: Iterable[Any]) -> list[Claimed]:
@@ -159,8 +161,10 @@ def claimed_events(leased: Iterable[Any], runs: Iterable[Any]) -> list[Claimed]:
     for event_id, handler, state, attempts, error in runs:
         by_event.setdefault(event_id, {})[handler] = HandlerRun(handler, state, attempts, error)
     claimed = [
-        Claimed(id, kind, name, message_id, received_at, body, attempts, by_event.get(id, {}))
-        for id, kind, name, message_id, received_at, body, attempts in leased
+        Claimed(
+            id, kind, name, message_id, received_at, body, attempts, by_event.get(id, {}), account
+        )
+        for id, kind, name, message_id, received_at, body, attempts, account in leased
     ]
     return sorted(claimed, key=lambda c: c.id)
 
@@ -229,6 +233,7 @@ RESEND_COLUMNS = (
     "mta_request_id",
     "double_delivery",
     "updated_at",
+    "account",
 )
 
 
@@ -254,6 +259,8 @@ class Resend:
     mta_request_id: str | None
     double_delivery: bool
     updated_at: float
+    account: str = DEFAULT_ACCOUNT
+    """The MTA account of the original (and of its resend: its API key sends it)."""
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Resend:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..mta.events import DEFAULT_ACCOUNT
 from . import schema, sql
 from .backfill import BackfillStore
 from .maintenance import Maintenance
@@ -62,9 +63,11 @@ class SharedStatements:
         leases to expire. Return how many events were released."""
         return await self.execute(sql.RECOVER, (owner, stale_before))
 
-    async def message_state(self: _Runs, message_id: str) -> MessageState | None:
-        """The forward-only state of one message, or None when we never saw it."""
-        rows = await self.fetch(sql.SELECT_MESSAGE, (message_id,))
+    async def message_state(
+        self: _Runs, message_id: str, account: str = DEFAULT_ACCOUNT
+    ) -> MessageState | None:
+        """The forward-only state of one message of ``account``, or None when we never saw it."""
+        rows = await self.fetch(sql.SELECT_MESSAGE, (account, message_id))
         return MessageState.from_row(rows[0]) if rows else None
 
     def describe(self: _Runs) -> str:

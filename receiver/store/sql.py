@@ -27,7 +27,7 @@ def chunked(values: Sequence[T], size: int = IN_LIST_MAX) -> Iterator[Sequence[T
 
 EVENT_COLUMNS = (
     "dedup_key, type, name, message_id, status, external_id, phone, received_at,"
-    " secret_index, body, state, run_after, last_error"
+    " secret_index, body, state, run_after, last_error, account"
 )
 _EVENT_ROW = f"({marks(EVENT_COLUMNS.split(','))})"
 
@@ -46,14 +46,14 @@ def insert_events(rows: int) -> str:
 
 INSERT_MESSAGES = """
 INSERT INTO messages (message_id, status, status_rank, status_at, first_seen, phone,
-                      external_id, sender_name)
+                      external_id, sender_name, account)
 """
 
 # Forward-only: a status replaces the current one only when it ranks higher
 # (receiver/mta/statuses.py); identity fields fill in where they were unknown. Both dialects
 # end their message upserts with this.
 MESSAGE_FORWARD_ONLY = """
-ON CONFLICT (message_id) DO UPDATE SET
+ON CONFLICT (account, message_id) DO UPDATE SET
     status = CASE WHEN excluded.status_rank > messages.status_rank
                   THEN excluded.status ELSE messages.status END,
     status_at = CASE WHEN excluded.status_rank > messages.status_rank
@@ -72,21 +72,22 @@ def upsert_messages(rows: int) -> str:
     SQLite applies the rows in order, so a message id repeated in one batch folds in as
     if the rows came one by one (PostgreSQL would refuse it; its adapter has its own).
     """
-    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+    values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
     return f"{INSERT_MESSAGES}VALUES {values}{MESSAGE_FORWARD_ONLY}"
 
 
 # Receipt order per message: an event is claimable only when no earlier event of the
-# same message is still pending (NULL message ids never block each other). The slots are
-# PostgreSQL's (pg_sql.LEASE): a planner fence in the probe and row locks; SQLite leaves
-# them empty.
+# same message (of the same account: message ids are per account) is still pending
+# (NULL message ids never block each other). The slots are PostgreSQL's (pg_sql.LEASE):
+# a planner fence in the probe and row locks; SQLite leaves them empty.
 CLAIMABLE = """
 SELECT e.id FROM events e
 WHERE e.state = 'pending' AND e.run_after <= ?
   AND (e.lease_until IS NULL OR e.lease_until < ?)
   AND NOT EXISTS (
       SELECT 1 FROM events p
-      WHERE p.state = 'pending' AND p.message_id = e.message_id AND p.id < e.id{fence})
+      WHERE p.state = 'pending' AND p.message_id = e.message_id AND p.id < e.id
+        AND p.account = e.account{fence})
 ORDER BY e.id
 LIMIT ?{lock}
 """
@@ -94,7 +95,7 @@ LIMIT ?{lock}
 LEASE = """
 UPDATE events SET lease_owner = ?, lease_until = ?
 WHERE id IN ({claimable})
-RETURNING id, type, name, message_id, received_at, body, attempts
+RETURNING id, type, name, message_id, received_at, body, attempts, account
 """
 
 SELECT_RUNS = "SELECT event_id, handler, state, attempts, last_error FROM handler_runs"
@@ -124,7 +125,7 @@ WHERE lease_owner = ? AND state = 'pending'
 
 SELECT_MESSAGE = """
 SELECT message_id, status, status_at, first_seen, phone, external_id, sender_name
-FROM messages WHERE message_id = ?
+FROM messages WHERE account = ? AND message_id = ?
 """
 
 # Lease recovery: the leases of owners whose heartbeat row is older than a bound go back

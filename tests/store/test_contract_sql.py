@@ -81,7 +81,8 @@ async def test_generic_sql_with_question_marks(store: Store) -> None:
     a ``?`` inside a string literal is not a placeholder."""
     insert = "INSERT INTO opt_outs (phone, source, at) VALUES (?, ?, ?)"
     assert await store.execute(insert, ("1", "stop?", 1.5)) == 1
-    assert await store.execute(insert + " ON CONFLICT (phone) DO NOTHING", ("1", "x", 2.0)) == 0
+    conflict = " ON CONFLICT (account, phone) DO NOTHING"
+    assert await store.execute(insert + conflict, ("1", "x", 2.0)) == 0
     assert await store.execute(insert, ("2", "reply", 2.5)) == 1
 
     rows = await store.fetch_write(

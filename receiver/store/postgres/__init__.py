@@ -203,8 +203,8 @@ class PostgresStore(SharedStatements):
     async def _claim(self, owner: str, limit: int, until: float, now: float) -> list[Claimed]:
         async with self.connection() as conn:
             rows = await conn.fetch(pg_sql.CLAIM, owner, until, now, now, limit)
-        leased = {row[0]: row[:7] for row in rows}
-        runs = [(row[0], *row[7:]) for row in rows if row[7] is not None]
+        leased = {row[0]: row[:8] for row in rows}
+        runs = [(row[0], *row[8:]) for row in rows if row[8] is not None]
         return claimed_events(leased.values(), runs)
 
     async def _analyze_if_slow(self, took: float) -> None:

@@ -33,7 +33,7 @@ log = logging.getLogger("receiver.store")
 # (one row per distinct dedup key, ``duplicates`` preset to its extra copies in the
 # batch; ``xmax = 0`` tells a row inserted now from one that existed and was only
 # bumped), then the messages of the events inserted now, with the forward-only rules of
-# sql.MESSAGE_FORWARD_ONLY. The message rows ($15-$22) are folded in Python from every
+# sql.MESSAGE_FORWARD_ONLY. The message rows ($16-$24) are folded in Python from every
 # pending item of the batch; a message none of whose events is new here is left alone
 # (re-applying a duplicate's status would change nothing but cost a row version).
 # Workers in every process are woken at commit (listener.py).
@@ -42,7 +42,7 @@ WITH arrived AS MATERIALIZED (
     SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id, rows.*
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
                 $6::text[], $7::text[], $8::float8[], $9::int[], $10::bytea[],
-                $11::text[], $12::float8[], $13::text[], $14::int[])
+                $11::text[], $12::float8[], $13::text[], $14::text[], $15::int[])
          AS rows({sql.EVENT_COLUMNS}, duplicates)
 ), landed AS (
     INSERT INTO events (id, {sql.EVENT_COLUMNS}, duplicates) OVERRIDING SYSTEM VALUE
@@ -51,12 +51,13 @@ WITH arrived AS MATERIALIZED (
         duplicates = events.duplicates + excluded.duplicates + 1
     RETURNING dedup_key, id, (xmax = 0) AS inserted
 ), moved AS ({sql.INSERT_MESSAGES}
-    SELECT m.* FROM unnest($15::text[], $16::int[], $17::int[], $18::float8[],
-                           $19::float8[], $20::text[], $21::text[], $22::text[])
+    SELECT m.* FROM unnest($16::text[], $17::int[], $18::int[], $19::float8[],
+                           $20::float8[], $21::text[], $22::text[], $23::text[], $24::text[])
         AS m(message_id, status, status_rank, status_at, first_seen, phone, external_id,
-             sender_name)
-    WHERE m.message_id IN (SELECT a.message_id FROM arrived a JOIN landed l
-                           ON l.dedup_key = a.dedup_key WHERE l.inserted)
+             sender_name, account)
+    WHERE (m.account, m.message_id) IN (SELECT a.account, a.message_id FROM arrived a
+                                        JOIN landed l ON l.dedup_key = a.dedup_key
+                                        WHERE l.inserted)
     {sql.MESSAGE_FORWARD_ONLY}
 )
 SELECT landed.* FROM landed, {NOTIFY}
@@ -66,14 +67,14 @@ _Waiter = tuple[Incoming, "asyncio.Future[IngestResult]"]
 
 
 def event_rows(items: list[Incoming]) -> list[list[Any]]:
-    """The 14 column arrays of `INSERT_EVENTS`: one row per distinct dedup key, in the
+    """The 15 column arrays of `INSERT_EVENTS`: one row per distinct dedup key, in the
     order of their first arrival (the statement sorts them for its locks)."""
     first: dict[str, Incoming] = {}
     copies: dict[str, int] = {}
     for item in items:
         first.setdefault(item.dedup_key, item)
         copies[item.dedup_key] = copies.get(item.dedup_key, 0) + 1
-    columns: list[list[Any]] = [[] for _ in range(14)]
+    columns: list[list[Any]] = [[] for _ in range(15)]
     for key in first:
         item = first[key]
         row = (*item.event_row(), copies[key] - 1)
@@ -83,19 +84,20 @@ def event_rows(items: list[Incoming]) -> list[list[Any]]:
 
 
 def message_rows(items: list[Incoming]) -> list[list[Any]]:
-    """The 8 message column arrays of `INGEST_BATCH`: one row per message id (sorted).
+    """The 9 message column arrays of `INGEST_BATCH`: one row per (account, message id),
+    sorted.
 
     From the pending items with a message id: the status of the highest rank (earliest
     on ties), identity fields from the first item that has them, and the earliest
     receipt as ``first_seen``.
     """
-    best: dict[str, Incoming] = {}
-    first_seen: dict[str, float] = {}
-    identity: dict[str, list[str | None]] = {}
+    best: dict[tuple[str, str], Incoming] = {}
+    first_seen: dict[tuple[str, str], float] = {}
+    identity: dict[tuple[str, str], list[str | None]] = {}
     for item in items:
-        mid = item.message_id
-        if mid is None or item.state != PENDING:
+        if item.message_id is None or item.state != PENDING:
             continue
+        mid = (item.account, item.message_id)
         current = best.get(mid)
         if current is None or (item.status_rank, -item.received_at) > (
             current.status_rank,
@@ -107,12 +109,12 @@ def message_rows(items: list[Incoming]) -> list[list[Any]]:
         for i, field in enumerate((item.phone, item.external_id, item.sender_name)):
             if known[i] is None:
                 known[i] = field
-    columns: list[list[Any]] = [[] for _ in range(8)]
+    columns: list[list[Any]] = [[] for _ in range(9)]
     for mid in sorted(best):
         item = best[mid]
         phone, external_id, sender_name = identity[mid]
         row = (
-            mid,
+            mid[1],
             item.status,
             item.status_rank,
             item.status_at,
@@ -120,6 +122,7 @@ def message_rows(items: list[Incoming]) -> list[list[Any]]:
             phone,
             external_id,
             sender_name,
+            mid[0],
         )
         for column, value in zip(columns, row, strict=True):
             column.append(value)

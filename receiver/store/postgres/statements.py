@@ -47,11 +47,11 @@ NOTIFY = f"(SELECT pg_notify('{WAKE_CHANNEL}', '')) AS woken"
 # One request, one statement (its own transaction, one round trip): the shared event
 # insert, and, for a new pending event with a message id, the shared forward-only
 # message upsert fed from it. Concurrent commits share WAL flushes (PostgreSQL's own
-# group commit). $1-$13 are the event's columns (sql.EVENT_COLUMNS); $14 status_rank,
-# $15 status_at, $16 sender_name.
+# group commit). $1-$14 are the event's columns (sql.EVENT_COLUMNS); $15 status_rank,
+# $16 status_at, $17 sender_name.
 INGEST = f"""
 WITH e AS ({numbered(sql.insert_events(1))}),
-m AS ({sql.INSERT_MESSAGES}    SELECT $4, $5, $14, $15, $8, $7, $6, $16 FROM e
+m AS ({sql.INSERT_MESSAGES}    SELECT $4, $5, $15, $16, $8, $7, $6, $17, $14 FROM e
     WHERE e.duplicates = 0 AND $4::text IS NOT NULL AND $11::text = 'pending'
     {sql.MESSAGE_FORWARD_ONLY}
 )

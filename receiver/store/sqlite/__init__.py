@@ -160,6 +160,7 @@ def _ingest_many(conn: sqlite3.Connection, items: list[Incoming]) -> list[Ingest
             item.phone,
             item.external_id,
             item.sender_name,
+            item.account,
         )
         for item, result in zip(items, results, strict=True)
         if not result.duplicate and item.message_id is not None and item.state == PENDING
