@@ -18,35 +18,12 @@ from .errors import ConfigError
 from .mta import DEFAULT_BASE_URL
 from .mta.ratelimit import Rate
 from .mta.statuses import NEVER_RESEND
+from .secret import Secret as Secret  # re-exported: importers take it from here
 from .web import netpolicy
 
 DEFAULT_DATABASE_URL = "sqlite:///receiver.db"
 MTA_SEND_RATE = Rate(25, 15.0)  # POST /send: 25 requests per 15 s per account (docs/mta.md)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-class Secret:
-    """A string that never shows itself in reprs, logs or tracebacks."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def reveal(self) -> str:
-        """The secret itself, for the few places that must use it."""
-        return self._value
 
 
 @dataclass(frozen=True, slots=True)
