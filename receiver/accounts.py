@@ -71,13 +71,12 @@ def load(path: str, defaults: Account) -> tuple[Account, ...]:
     (empty when the environment names none) may not reappear in the file.
     """
     data = _parse(path, _read(path))
-    unknown = sorted(set(data) - {"accounts"})
     tables = data.get("accounts")
-    if unknown or not isinstance(tables, dict):
-        what = f"unknown top-level key(s) {', '.join(unknown)}" if unknown else "no accounts"
-        raise ConfigError(f"{ACCOUNTS_FILE} {path}: {what}; write one [accounts.NAME] per account")
-    if not tables:
-        raise ConfigError(f"{ACCOUNTS_FILE} {path}: no accounts; write one [accounts.NAME] each")
+    hint = "write one [accounts.NAME] table per account"
+    if unknown := sorted(set(data) - {"accounts"}):
+        raise ConfigError(f"{ACCOUNTS_FILE} {path}: unknown key(s) {', '.join(unknown)}; {hint}")
+    if not isinstance(tables, dict) or not tables:
+        raise ConfigError(f"{ACCOUNTS_FILE} {path}: no accounts; {hint}")
     accounts = tuple(_account(path, name, table, defaults) for name, table in tables.items())
     distinct([defaults, *accounts] if defaults.webhook_secrets else accounts, f"{path}: ")
     return accounts

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from receiver.accounts import Account, load
@@ -13,7 +16,16 @@ from receiver.mta import DEFAULT_BASE_URL
 from receiver.secret import Secret
 from receiver.settings import Settings
 
-from .conftest import SECRET
+from .conftest import (
+    SECRET,
+    Process,
+    delivery,
+    encode,
+    free_port,
+    process_env,
+    signed_headers,
+    start_process,
+)
 
 SECRET_A = "1" * 64
 SECRET_B = "2" * 64
@@ -109,7 +121,9 @@ def test_account_reprs_hide_secrets_and_keys(tmp_path: Path) -> None:
         pytest.param("", "no accounts", id="empty-file"),
         pytest.param("[accounts]\n", "no accounts", id="no-tables"),
         pytest.param("accounts = 3\n", "no accounts", id="accounts-not-a-table"),
-        pytest.param('[account.a]\nwebhook_secrets = ["x"]\n', "unknown top-level", id="typo"),
+        pytest.param(
+            '[account.a]\nwebhook_secrets = ["x"]\n', "unknown key(s) account;", id="typo"
+        ),
         pytest.param("[accounts.a]\nfallback = yes\n", "(at line 2, column", id="bad-toml"),
         pytest.param("[accounts]\na = 1\n", "write it as a table", id="not-a-table"),
     ],
@@ -321,3 +335,51 @@ def test_the_example_file_is_refused_until_its_secrets_are_replaced(tmp_path: Pa
     assert "placeholder" in refusal(tmp_path, example)
     real = example.replace("change-me-brand-a", "a" * 64).replace("change-me-brand-b", "b" * 64)
     assert [account.name for account in load(write(tmp_path, real), environment())]
+
+
+# --- the service itself ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_serve_refuses_a_readable_file_with_the_fix(tmp_path: Path) -> None:
+    """`mta-receiver serve` with a 0644 accounts file exits 2, one line, saying chmod 600."""
+    env = process_env(tmp_path, RECEIVER_ACCOUNTS_FILE=write(tmp_path, TWO_ACCOUNTS, 0o644))
+    del env["RECEIVER_WEBHOOK_SECRETS"]
+    done = subprocess.run(
+        [sys.executable, "-m", "receiver", "serve", "--port", str(free_port())],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "chmod 600" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_serve_with_only_a_file_serves_its_accounts(
+    tmp_path: Path, processes: list[Process]
+) -> None:
+    """A receiver process configured by a file alone accepts each account's webhooks."""
+    env = process_env(tmp_path, RECEIVER_ACCOUNTS_FILE=write(tmp_path, TWO_ACCOUNTS))
+    del env["RECEIVER_WEBHOOK_SECRETS"]
+    processes.append(process := start_process(tmp_path, env))
+    body = encode(delivery())
+    answers = {
+        path: httpx.post(
+            f"{process.url}{path}", content=body, headers=signed_headers(body, secret)
+        ).status_code
+        for path, secret in [
+            ("/webhooks/mta/brand-a", SECRET_A),
+            ("/webhooks/mta/brand-b", SECRET_B),
+            ("/webhooks/mta", SECRET_A),
+        ]
+    }
+    assert answers == {
+        "/webhooks/mta/brand-a": 200,
+        "/webhooks/mta/brand-b": 200,
+        "/webhooks/mta": 404,
+    }
