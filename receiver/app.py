@@ -28,13 +28,12 @@ from .metrics import Metrics
 from .mta import MTAClient
 from .settings import Settings
 from .store import Store, create_store
-from .web.intake import Intake
+from .web.intake import WEBHOOK_PATH, Intake
 from .web.lifespan import run_lifespan
 
 log = logging.getLogger("receiver.app")
 
-WEBHOOK_PATH = "/webhooks/mta"
-
+_ACCOUNT_PATHS = WEBHOOK_PATH + "/"  # /webhooks/mta/NAME: Intake knows which names exist
 
 BUSY_WEBHOOKS = 16
 """Webhooks waiting for their commit together, on average since the worker last looked,
@@ -42,7 +41,7 @@ from which the worker yields to them (a flood: at ordinary rates the average sta
 
 
 class Receiver:
-    """The ASGI app: the webhook path goes straight to `Intake`, the rest to Starlette."""
+    """The ASGI app: the webhook paths go straight to `Intake`, the rest to Starlette."""
 
     def __init__(self, settings: Settings, registry: Registry, store: Store) -> None:
         self.settings = settings
@@ -69,7 +68,9 @@ class Receiver:
         return self.intake.crowd() >= BUSY_WEBHOOKS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == WEBHOOK_PATH:
+        if scope["type"] == "http" and (
+            scope["path"] == WEBHOOK_PATH or scope["path"].startswith(_ACCOUNT_PATHS)
+        ):
             await self.intake(scope, receive, send)
         elif scope["type"] == "lifespan":
             await run_lifespan(self.lifespan(self.web), receive, send)

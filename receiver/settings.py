@@ -11,49 +11,36 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
+from . import accounts as accounts_file
 from . import webhook_secrets
+from .accounts import Account
 from .errors import ConfigError
 from .mta import DEFAULT_BASE_URL
+from .mta.events import DEFAULT_ACCOUNT
 from .mta.ratelimit import Rate
 from .mta.statuses import NEVER_RESEND
+from .secret import Secret as Secret  # re-exported: importers take it from here
 from .web import netpolicy
 
 DEFAULT_DATABASE_URL = "sqlite:///receiver.db"
 MTA_SEND_RATE = Rate(25, 15.0)  # POST /send: 25 requests per 15 s per account (docs/mta.md)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-class Secret:
-    """A string that never shows itself in reprs, logs or tracebacks."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def reveal(self) -> str:
-        """The secret itself, for the few places that must use it."""
-        return self._value
+OPT_OUT_SCOPES = ("account", "global")
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """The validated configuration of one receiver process."""
+    """The validated configuration of one receiver process.
 
-    webhook_secrets: tuple[Secret, ...]
+    `accounts` holds every MTA account it serves: ``default``, from the environment's own
+    values, when ``webhook_secrets`` is set, then those of ``RECEIVER_ACCOUNTS_FILE``
+    (``file_accounts``). One of the two must name an account.
+    """
+
+    webhook_secrets: tuple[Secret, ...] = ()  # the default account's; () with a file only
     database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)  # may hold a password
     handlers: tuple[str, ...] = ()
     max_body_bytes: int = 262_144
@@ -101,17 +88,47 @@ class Settings:
     # and the optional allow-list of webhook sources (empty: everyone).
     forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
     webhook_allow_networks: tuple[str, ...] = ()
+    # The accounts of RECEIVER_ACCOUNTS_FILE (receiver/accounts.py), validated when read.
+    file_accounts: tuple[Account, ...] = ()
+    # Whether an opt-out (STOP) received by one account stops resends in that account only
+    # or in all of them: "account" or "global" (docs/accounts.md).
+    opt_out_scope: str = "account"
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+    accounts: Mapping[str, Account] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """Every account served, by name: ``default`` first (when the environment names
+    webhook secrets), then the file's in its order. Built from the fields above."""
 
     def __post_init__(self) -> None:
-        if not self.webhook_secrets or not all(s.reveal() for s in self.webhook_secrets):
+        if not all(s.reveal() for s in self.webhook_secrets) or not (
+            self.webhook_secrets or self.file_accounts
+        ):
             raise ConfigError(
                 "RECEIVER_WEBHOOK_SECRETS is empty: set it to the secret(s) of your MTA webhook"
-                " registrations (comma-separated during a rotation)"
+                " registrations (comma-separated during a rotation), or name accounts in"
+                f" {accounts_file.ACCOUNTS_FILE}"
             )
         webhook_secrets.too_short(
             tuple(s.reveal() for s in self.webhook_secrets), webhook_secrets.VARIABLE
         )
+        served = list(self.file_accounts)
+        if self.webhook_secrets:
+            values = {name: getattr(self, name) for name in accounts_file.INHERITED}
+            served.insert(
+                0, accounts_file.from_mapping(DEFAULT_ACCOUNT, self.webhook_secrets, values)
+            )
+        elif any(account.name == DEFAULT_ACCOUNT for account in served):
+            raise ConfigError(f"{accounts_file.ACCOUNTS_FILE}: the name 'default' is reserved")
+        accounts_file.distinct(served)
+        # Frozen: set once here, so every reader sees the same mapping, read-only.
+        object.__setattr__(
+            self, "accounts", MappingProxyType({account.name: account for account in served})
+        )
+        if self.opt_out_scope not in OPT_OUT_SCOPES:
+            raise ConfigError(
+                f"RECEIVER_OPT_OUT_SCOPE must be account or global, got {self.opt_out_scope!r}"
+            )
         if not self.database_url.startswith(("sqlite:", "postgresql:", "postgres:")):
             raise ConfigError(
                 f"RECEIVER_DATABASE_URL must start with sqlite:/// or postgresql://,"
@@ -163,6 +180,15 @@ class Settings:
                 f"RECEIVER_LOG_FORMAT must be auto, json or text, got {self.log_format!r}"
             )
 
+    def account(self, name: str) -> Account:
+        """The account called ``name``; ConfigError, naming those served, when there is
+        none (an operator's ``--account`` typo, say)."""
+        try:
+            return self.accounts[name]
+        except KeyError:
+            served = ", ".join(self.accounts)
+            raise ConfigError(f"no account {name!r}; this receiver serves: {served}") from None
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``RECEIVER_*`` variables; ``overrides`` win (CLI flags)."""
@@ -175,7 +201,11 @@ class Settings:
         values: dict[str, Any] = {
             "handlers": tuple(h.strip() for h in (get("HANDLERS") or "").split(",") if h.strip()),
         }
-        if "webhook_secrets" not in overrides:  # read-only commands pass their own
+        accounts_path = get("ACCOUNTS_FILE")
+        # Read-only commands pass their own secrets. With an accounts file, the environment's
+        # own (default) account is optional: it exists when the environment names secrets.
+        named = get("WEBHOOK_SECRETS") or get("WEBHOOK_SECRETS_FILE")
+        if "webhook_secrets" not in overrides and (named or accounts_path is None):
             values["webhook_secrets"] = tuple(Secret(s) for s in webhook_secrets.from_env(env))
         if (url := get("DATABASE_URL")) is not None:
             values["database_url"] = url
@@ -232,6 +262,8 @@ class Settings:
             values["fallback_text_lookup"] = raw
         if (raw := get("FALLBACK_LONGCODE_ID")) is not None:
             values["fallback_longcode_id"] = raw
+        if (raw := get("OPT_OUT_SCOPE")) is not None:
+            values["opt_out_scope"] = raw.lower()
         if (raw := get("DEFAULT_COUNTRY_CODE")) is not None:
             values["default_country_code"] = raw.lstrip("+")
         for name in ("admin_password", "session_secret"):
@@ -245,6 +277,16 @@ class Settings:
             values["webhook_allow_networks"] = netpolicy.split(raw)
         values["extra"] = {k: v for k, v in env.items() if k.startswith("RECEIVER_")}
         values.update(overrides)
+        if accounts_path is not None and "file_accounts" not in overrides:
+            # The file's accounts inherit the environment's values, read above.
+            inherited = {
+                f: values.get(f, cls.__dataclass_fields__[f].default)
+                for f in accounts_file.INHERITED
+            }
+            environment = accounts_file.from_mapping(
+                DEFAULT_ACCOUNT, values.get("webhook_secrets", ()), inherited
+            )
+            values["file_accounts"] = accounts_file.load(accounts_path, environment)
         return cls(**values)
 
 

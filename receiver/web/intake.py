@@ -1,9 +1,12 @@
-"""``POST /webhooks/mta``: verify, store durably, answer. A lean raw-ASGI endpoint.
+"""``POST /webhooks/mta[/ACCOUNT]``: verify, store durably, answer. A lean raw-ASGI endpoint.
 
 This path is the hot one (MTA retries at most twice, and answers must be fast), so it
 skips the router and request objects: read the body up to the limit, verify the raw bytes,
 parse, commit through the store's group-committing writer, answer. Nothing here raises
 into the server: every outcome maps to a status in `STATUS`.
+
+Each account has its own path (`webhook_path`) and verifies with its own secrets only,
+so a webhook is credited to the account whose path it came to (docs/accounts.md).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 from ..errors import StoreError, VerificationError
 from ..logs import redact_phone
 from ..metrics import Metrics
-from ..mta.events import event_type
+from ..mta.events import DEFAULT_ACCOUNT, event_type
 from ..settings import Settings
 from ..store import QUARANTINED, Incoming, IngestResult, Store
 from .incoming import incoming_from
@@ -28,6 +31,15 @@ from .netpolicy import AllowList
 from .verify import Verifier
 
 log = logging.getLogger("receiver.intake")
+
+WEBHOOK_PATH = "/webhooks/mta"
+"""The default account's path; every other account's is below it (`webhook_path`)."""
+
+
+def webhook_path(account: str) -> str:
+    """The path MTA posts ``account``'s webhooks to."""
+    return WEBHOOK_PATH if account == DEFAULT_ACCOUNT else f"{WEBHOOK_PATH}/{account}"
+
 
 # Every answer of the webhook path, decided here and only here.
 STATUS = {
@@ -42,6 +54,9 @@ STATUS = {
     # RECEIVER_WEBHOOK_ALLOW_NETWORKS is set and the client (after trusted proxy headers)
     # is outside it; checked before anything is read.
     "source_not_allowed": 403,
+    # No account at this path (an unknown name, or /webhooks/mta with only an accounts
+    # file): answered before reading the body, then closed, like a 413.
+    "unknown_account": 404,
     "method_not_allowed": 405,
     "too_large": 413,  # refused before reading past the limit
     "store_unavailable": 503,  # any store failure, not committed; Retry-After: 5
@@ -49,7 +64,7 @@ STATUS = {
 
 
 class Intake:
-    """The ASGI app of the webhook path."""
+    """The ASGI app of the webhook paths, one per account, each with its own `Verifier`."""
 
     def __init__(
         self,
@@ -59,7 +74,12 @@ class Intake:
         on_accepted: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.verifier = Verifier(settings.webhook_secrets)
+        # Path -> (account, its verifier), built once: an exact match, so a trailing slash,
+        # '..', upper case or any name not configured finds nothing.
+        self.routes = {
+            webhook_path(name): (name, Verifier(account.webhook_secrets))
+            for name, account in settings.accounts.items()
+        }
         self.allow_list = AllowList.from_settings(settings.webhook_allow_networks)
         self.store = store
         self.metrics = metrics
@@ -79,6 +99,12 @@ class Intake:
         if self.allow_list is not None and not self.allow_list.allows(_client(scope)):
             await self._reject(scope, send, "source_not_allowed")
             return
+        # After the allow-list: a source outside it cannot probe which accounts exist.
+        route = self.routes.get(scope["path"])
+        if route is None:
+            await self._reject(scope, send, "unknown_account")
+            return
+        account, verifier = route
         if scope["method"] != "POST":
             await _answer(send, "method_not_allowed", extra=[(b"allow", b"POST")])
             return
@@ -101,11 +127,11 @@ class Intake:
             await self._reject(scope, send, "too_large")
             return
         try:
-            secret_index = self.verifier.verify(body, signature)
+            secret_index = verifier.verify(body, signature)
         except VerificationError as exc:
             await self._reject(scope, send, exc.reason)
             return
-        incoming = self._incoming(scope, body, secret_index)
+        incoming = self._incoming(scope, body, secret_index, account)
         self.waiting += 1
         self._crowd += self.waiting
         self._arrivals += 1
@@ -141,9 +167,9 @@ class Intake:
         self._crowd = self._arrivals = 0
         return crowd
 
-    def _incoming(self, scope: Scope, body: bytes, secret_index: int) -> Incoming:
+    def _incoming(self, scope: Scope, body: bytes, secret_index: int, account: str) -> Incoming:
         hinted = _hinted_type(scope["query_string"])
-        return incoming_from(body, self.clock(), secret_index, hinted, self.country)
+        return incoming_from(body, self.clock(), secret_index, hinted, self.country, account)
 
     async def _accepted(
         self, scope: Scope, send: Send, incoming: Incoming, result: IngestResult
@@ -187,8 +213,11 @@ class Intake:
             reason,
             extra={"client": _client(scope), "outcome": reason, "request_id": _request_id(scope)},
         )
-        # After a 413 the rest of the body is never read: close instead of draining it.
-        await _answer(send, reason, close=reason == "too_large")
+        # After a 413 or 404 the body is never read: close instead of draining it.
+        await _answer(send, reason, close=reason in _UNREAD)
+
+
+_UNREAD = frozenset({"too_large", "unknown_account"})
 
 
 class _ClientGone(Exception):
