@@ -174,9 +174,7 @@ class Operator:
         )
         return [EventRow(**named(EVENT_ROW_COLUMNS, row)) for row in rows]
 
-    async def message_timeline(
-        self, message_id: str, account: str = DEFAULT_ACCOUNT
-    ) -> Timeline:
+    async def message_timeline(self, message_id: str, account: str = DEFAULT_ACCOUNT) -> Timeline:
         """Every event of one message of ``account`` (each status, its duplicates count,
         its handler runs), its forward-only state, and its resend."""
         rows = await self._db.fetch(
@@ -244,21 +242,35 @@ class Operator:
         """The raw body and handler runs of one event (the dashboard's event page)."""
         return await reports.event_body(self._db, event_id)
 
-    async def webhooks_per_hour(self, since: float) -> list[reports.HourCount]:
+    async def webhooks_per_hour(
+        self, since: float, account: str | None = None
+    ) -> list[reports.HourCount]:
         """Webhooks received since ``since`` per hour and event name (a chart)."""
-        return await reports.webhooks_per_hour(self._db, since)
+        return await reports.webhooks_per_hour(self._db, since, account)
 
-    async def resend_outcomes(self, since: float) -> list[reports.OutcomeCount]:
+    async def resend_outcomes(
+        self, since: float, account: str | None = None
+    ) -> list[reports.OutcomeCount]:
         """Resends last changed since ``since`` by state and reason (a chart)."""
-        return await reports.resend_outcomes(self._db, since)
+        return await reports.resend_outcomes(self._db, since, account)
+
+    async def by_account(self, now: float) -> list[reports.AccountCounts]:
+        """Events of the last 24 hours, pending events and dead letters of each account
+        that has any (the dashboard's per-account figures; the totals are `headline`'s)."""
+        return await reports.by_account(self._db, now - DAY)
 
     async def awaiting_decision(self, limit: int = 100) -> list[Resend]:
         """Resends in state ``unknown``: an operator decides to resend or drop them."""
         return await Resends(self._db).in_state(ResendState.UNKNOWN, limit)
 
-    async def dead_letter_ids(self) -> list[int]:
-        """The ids of every dead-lettered event."""
-        rows = await self._db.fetch(f"SELECT id FROM events WHERE state = '{DEAD}'")
+    async def dead_letter_ids(self, account: str | None = None) -> list[int]:
+        """The ids of every dead-lettered event (of ``account``, or of all)."""
+        if account is None:
+            rows = await self._db.fetch(f"SELECT id FROM events WHERE state = '{DEAD}'")
+        else:
+            rows = await self._db.fetch(
+                f"SELECT id FROM events WHERE state = '{DEAD}' AND account = ?", (account,)
+            )
         return [int(row[0]) for row in rows]
 
     async def event_id(self, dedup_key: str) -> int | None:

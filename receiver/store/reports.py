@@ -11,21 +11,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .connector import Connector, named
-from .records import HandlerRun
+from .records import DEAD, PENDING, HandlerRun
 
 EVENT_BODY = "SELECT body, external_id FROM events WHERE id = ?"
 EVENT_RUNS = (
     "SELECT handler, state, attempts, last_error FROM handler_runs"
     " WHERE event_id = ? ORDER BY handler"
 )
+# {account}: empty, or " AND account = ?" for one account's chart.
 WEBHOOKS_PER_HOUR = (
     "SELECT CAST(received_at AS BIGINT) / 3600, type, name, COUNT(*) FROM events"
-    " WHERE received_at >= ? GROUP BY CAST(received_at AS BIGINT) / 3600, type, name"
+    " WHERE received_at >= ?{account} GROUP BY CAST(received_at AS BIGINT) / 3600, type, name"
 )
 RESEND_OUTCOMES = (
-    "SELECT state, reason, COUNT(*) FROM resends WHERE updated_at >= ?"
+    "SELECT state, reason, COUNT(*) FROM resends WHERE updated_at >= ?{account}"
     " GROUP BY state, reason ORDER BY state, reason"
 )
+# Three small aggregates rather than one: pending and dead each use their partial index
+# (state as a literal), the 24 hours the index on received_at.
+EVENTS_BY_ACCOUNT = "SELECT account, COUNT(*) FROM events WHERE received_at >= ? GROUP BY account"
+PENDING_BY_ACCOUNT = (
+    f"SELECT account, COUNT(*) FROM events WHERE state = '{PENDING}' GROUP BY account"
+)
+DEAD_BY_ACCOUNT = f"SELECT account, COUNT(*) FROM events WHERE state = '{DEAD}' GROUP BY account"
 
 # Each statement's columns, in its SELECT order: rows are mapped by these names.
 _RUN = ("handler", "state", "attempts", "last_error")
@@ -61,6 +69,16 @@ class OutcomeCount:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class AccountCounts:
+    """One account's figures on the dashboard."""
+
+    account: str
+    events_24h: int = 0
+    pending: int = 0
+    dead_letters: int = 0
+
+
 async def event_body(db: Connector, event_id: int) -> EventBody | None:
     """The raw body and handler runs of one event, or None."""
     rows = await db.fetch(EVENT_BODY, (event_id,))
@@ -75,15 +93,41 @@ async def event_body(db: Connector, event_id: int) -> EventBody | None:
     )
 
 
-async def webhooks_per_hour(db: Connector, since: float) -> list[HourCount]:
-    """Stored webhooks received since ``since``, counted per hour and event name."""
-    rows = await db.fetch(WEBHOOKS_PER_HOUR, (since,))
+def _of(account: str | None) -> tuple[str, tuple[str, ...]]:
+    return ("", ()) if account is None else (" AND account = ?", (account,))
+
+
+async def webhooks_per_hour(
+    db: Connector, since: float, account: str | None = None
+) -> list[HourCount]:
+    """Stored webhooks received since ``since`` (of ``account``, or of all), counted per
+    hour and event name."""
+    clause, params = _of(account)
+    rows = await db.fetch(WEBHOOKS_PER_HOUR.format(account=clause), (since, *params))
     counts = [named(_HOUR, row) for row in rows]
     return [HourCount(int(c["hour"]), c["type"], c["name"], int(c["count"])) for c in counts]
 
 
-async def resend_outcomes(db: Connector, since: float) -> list[OutcomeCount]:
-    """Resends last changed since ``since``, counted by state and reason."""
-    rows = await db.fetch(RESEND_OUTCOMES, (since,))
+async def resend_outcomes(
+    db: Connector, since: float, account: str | None = None
+) -> list[OutcomeCount]:
+    """Resends last changed since ``since`` (of ``account``, or of all), counted by state
+    and reason."""
+    clause, params = _of(account)
+    rows = await db.fetch(RESEND_OUTCOMES.format(account=clause), (since, *params))
     counts = [named(_OUTCOME, row) for row in rows]
     return [OutcomeCount(c["state"], c["reason"], int(c["count"])) for c in counts]
+
+
+async def by_account(db: Connector, since: float) -> list[AccountCounts]:
+    """Per account with any of them: events received since ``since``, pending events,
+    dead letters; by account name."""
+    figures: dict[str, dict[str, int]] = {}
+    for field, query, params in (
+        ("events_24h", EVENTS_BY_ACCOUNT, (since,)),
+        ("pending", PENDING_BY_ACCOUNT, ()),
+        ("dead_letters", DEAD_BY_ACCOUNT, ()),
+    ):
+        for account, count in await db.fetch(query, params):
+            figures.setdefault(str(account), {})[field] = int(count)
+    return [AccountCounts(name, **counts) for name, counts in sorted(figures.items())]
