@@ -122,13 +122,16 @@ def never_resend_reason(status: int) -> str:
     return STATUS_NAMES.get(status, "never_resend")
 
 
-async def operator_resend(resends: Resends, original_message_id: str, now: float) -> bool:
+async def operator_resend(
+    resends: Resends, original_message_id: str, now: float, account: str = DEFAULT_ACCOUNT
+) -> bool:
     """An operator decided: send the SMS resend now. Only from ``unknown``."""
     return await move(
         resends,
         original_message_id,
         Move.OPERATOR_RESEND,
         now=now,
+        account=account,
         due_at=now,
         reason=OPERATOR_RESENT,
         lease_owner=None,
@@ -136,8 +139,15 @@ async def operator_resend(resends: Resends, original_message_id: str, now: float
     )
 
 
-async def operator_drop(resends: Resends, original_message_id: str, now: float) -> bool:
+async def operator_drop(
+    resends: Resends, original_message_id: str, now: float, account: str = DEFAULT_ACCOUNT
+) -> bool:
     """An operator decided: never send this resend. Only from ``unknown``."""
     return await move(
-        resends, original_message_id, Move.OPERATOR_DROP, now=now, reason=OPERATOR_DROPPED
+        resends,
+        original_message_id,
+        Move.OPERATOR_DROP,
+        now=now,
+        account=account,
+        reason=OPERATOR_DROPPED,
     )
