@@ -10,6 +10,7 @@ from typing import Any
 from ..logs import redact_phone
 from ..settings import Settings
 from ..store import Store
+from .accounts import add_account, only_default
 from .common import add_numbers, progress, require, timestamp, with_store
 
 
@@ -32,6 +33,7 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="store nothing; list what would be stored"
     )
+    add_account(parser, calls_mta=True)
     add_numbers(parser)
     parser.set_defaults(func=backfill)
 
@@ -45,7 +47,7 @@ def backfill(args: argparse.Namespace) -> int:
     from ..metrics import Metrics
     from ..services import mta_client
 
-    settings = Settings.from_env()
+    settings = only_default(Settings.from_env(), args.account, "backfill")
     until = args.until or dt.datetime.now(dt.UTC).date()
     require(args.since <= until, "--since must not be after --until")
     window = Window(args.since, until)

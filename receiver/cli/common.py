@@ -220,12 +220,19 @@ def event_filter(
     number: str | None = None,
     since: float | None = None,
     state: str | None = None,
+    account: str | None = None,
     limit: int = 50,
 ) -> EventFilter:
     """An `EventFilter` from CLI values (``since`` in seconds back from now)."""
     start = None if since is None else time.time() - since
     return EventFilter(
-        type=type, status=status, number=number, since=start, state=state, limit=limit
+        type=type,
+        status=status,
+        number=number,
+        since=start,
+        state=state,
+        account=account,
+        limit=limit,
     )
 
 

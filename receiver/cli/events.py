@@ -9,9 +9,11 @@ from typing import Any
 
 from ..mta.events import DELIVERY_STATUS, EVENT_TYPES, UNKNOWN
 from ..mta.statuses import STATUS_NAMES
+from ..settings import Settings
 from ..store import EVENT_STATES, PENDING, QUARANTINED, Store
 from ..store.maintenance import REPLAYABLE
 from ..store.operator import EventFilter
+from .accounts import add_account, chosen, with_account
 from .common import (
     PAGE,
     add_json,
@@ -49,6 +51,7 @@ def register(commands: Any) -> None:
     list_.set_defaults(func=list_events)
     show = actions.add_parser("show", help="one event, its handler runs and its raw body")
     show.add_argument("id", type=row_id, help="the event id")
+    add_account(show)
     add_numbers(show)
     add_json(show)
     show.set_defaults(func=show_event)
@@ -81,6 +84,7 @@ def add_filters(parser: argparse.ArgumentParser, *, with_id: bool = False) -> No
     parser.add_argument("--number", help="phone number (any spelling)")
     parser.add_argument("--since", type=duration, help="received within, e.g. 1h, 30m, 2d")
     parser.add_argument("--state", choices=EVENT_STATES, help="only events in this state")
+    add_account(parser)
     parser.add_argument(
         "--limit", type=int, default=None if with_id else 50, help="at most this many"
     )
@@ -107,14 +111,15 @@ def event_type(value: str) -> str:
 event_type.__name__ = "event type"
 
 
-def selector(args: argparse.Namespace) -> EventFilter:
-    """The `EventFilter` of parsed arguments."""
+def selector(args: argparse.Namespace, settings: Settings) -> EventFilter:
+    """The `EventFilter` of parsed arguments (``--account`` checked against ``settings``)."""
     return event_filter(
         type=args.type,
         status=args.status,
         number=args.number,
         since=args.since,
         state=args.state,
+        account=chosen(settings, args.account),
         limit=args.limit,
     )
 
@@ -122,21 +127,24 @@ def selector(args: argparse.Namespace) -> EventFilter:
 def list_events(args: argparse.Namespace) -> int:
     """Print events matching the filters."""
     settings = load_settings(read_only=True)
+    chosen_events = selector(args, settings)
     rows = with_store(
         settings,
-        lambda store: select_events(store, selector(args), args.limit + 1),
+        lambda store: select_events(store, chosen_events, args.limit + 1),
         read_only=True,
     )
-    print_page(mask_numbers(rows, args.show_numbers), LIST_COLUMNS, args.json, args.limit)
+    columns = with_account(LIST_COLUMNS, settings, rows)
+    print_page(mask_numbers(rows, args.show_numbers), columns, args.json, args.limit)
     return 0
 
 
 def show_event(args: argparse.Namespace) -> int:
-    """Print one event; exit 1 when there is no such event."""
+    """Print one event; exit 1 when there is no such event (in ``--account``)."""
     settings = load_settings(read_only=True)
+    account = chosen(settings, args.account)
     event = with_store(settings, lambda store: store.operator.event_detail(args.id), read_only=True)
-    if event is None:
-        print(f"no event {args.id}")
+    if event is None or account not in (None, event["account"]):
+        print(f"no event {args.id}" + (f" in account {account}" if account else ""))
         return 1
     event["raw"] = mask_in_text(event["raw"], event["phone"], args.show_numbers)
     event.update(mask_numbers([event], args.show_numbers)[0])
@@ -159,7 +167,6 @@ def replay(args: argparse.Namespace) -> int:
     Refuses to replay everything by accident: an id or a filter is required (exit 2).
     Exit 1 when nothing matched.
     """
-    chosen = selector(args)
     filters = (args.type, args.status, args.number, args.since, args.state)
     require(
         args.id is not None or any(f is not None for f in filters),
@@ -170,18 +177,23 @@ def replay(args: argparse.Namespace) -> int:
         f"{args.state} events cannot be replayed, only done or dead ones",
     )
     settings = load_settings()
+    wanted = selector(args, settings)
 
     async def select(store: Store) -> list[dict[str, Any]]:
         if args.id is not None:
             row = await store.operator.one_event(args.id)
             rows = [row] if row is not None else []
         else:
-            rows = await select_events(store, chosen, args.limit)
-        return [row for row in rows if row["state"] in REPLAYABLE]
+            rows = await select_events(store, wanted, args.limit)
+        return [
+            row
+            for row in rows
+            if row["state"] in REPLAYABLE and wanted.account in (None, row["account"])
+        ]
 
     rows = mask_numbers(with_store(settings, select), args.show_numbers)
     if not args.json:
-        print_rows(rows[:SHOWN], LIST_COLUMNS, False)
+        print_rows(rows[:SHOWN], with_account(LIST_COLUMNS, settings, rows), False)
         if len(rows) > SHOWN:
             print(f"... and {len(rows) - SHOWN} more")
     if rows and not args.dry_run:
@@ -193,7 +205,8 @@ def replay(args: argparse.Namespace) -> int:
             done: set[int] = set()
             ids = [row["id"] for row in rows]
             for start in range(0, len(ids), PAGE):
-                done.update(await store.maintenance.replay(ids[start : start + PAGE], time.time()))
+                chunk = ids[start : start + PAGE]
+                done.update(await store.maintenance.replay(chunk, time.time(), wanted.account))
                 if len(ids) > PAGE:
                     progress(f"replayed {len(done)} of {len(ids)}")
             return done

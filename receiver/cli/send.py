@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from ..settings import Settings
+from .accounts import add_account, only_default
 
 
 def register(commands: Any) -> None:
@@ -17,6 +18,7 @@ def register(commands: Any) -> None:
     send_.add_argument("--text", required=True, help="the message")
     send_.add_argument("--sender-name", help="iMessage Sender Identity (iMessage route)")
     send_.add_argument("--external-id", help="your own id, echoed in MTA's webhooks")
+    add_account(send_, calls_mta=True)
     send_.set_defaults(func=send)
 
 
@@ -27,7 +29,7 @@ def send(args: argparse.Namespace) -> int:
     from ..services import mta_client
     from ..store import create_store
 
-    settings = Settings.from_env()
+    settings = only_default(Settings.from_env(), args.account, "send")
 
     async def run() -> dict[str, object]:
         store = create_store(settings.database_url)

@@ -16,7 +16,9 @@ from typing import Any
 import httpx
 
 from ..errors import ReceiverError
+from ..mta.events import DEFAULT_ACCOUNT
 from ..web.verify import sign
+from .accounts import add_account, calling, webhook_url
 from .common import load_settings, require
 
 DEFAULT_URL = "http://127.0.0.1:8000/webhooks/mta"
@@ -46,6 +48,7 @@ def register(commands: Any) -> None:
         default=DEFAULT_URL,
         help=f"the receiver's webhook URL (default {DEFAULT_URL}); ?event=EVENT is added",
     )
+    add_account(trigger_, calls_mta=True)
     trigger_.set_defaults(func=trigger)
 
 
@@ -81,18 +84,19 @@ def sample(event: str, status: int, message_id: int) -> dict[str, Any]:
 
 
 def trigger(args: argparse.Namespace) -> int:
-    """Sign a sample body with the first webhook secret, post it, print the answer."""
+    """Sign a sample body with the account's first webhook secret, post it to the
+    account's URL, print the answer."""
     require(
         args.status is None or args.event == "delivery-status",
         "--status is for delivery-status webhooks only",
     )
-    settings = load_settings()
+    account = calling(load_settings(), args.account)
     message_id = args.message_id or random.randrange(10**8, 10**9)
     status = 4 if args.status is None else args.status
     body = json.dumps(sample(args.event, status, message_id)).encode()
-    url = f"{args.url.split('?', 1)[0]}?event={args.event}"
+    url = f"{webhook_url(args.url.split('?', 1)[0], account.name)}?event={args.event}"
     headers = {
-        "X-Signature": sign(settings.webhook_secrets[0].reveal(), body),
+        "X-Signature": sign(account.webhook_secrets[0].reveal(), body),
         "Content-Type": "application/json",
         "User-Agent": "mta-receiver trigger",
     }
@@ -109,5 +113,10 @@ def trigger(args: argparse.Namespace) -> int:
     if response.status_code == 200:
         print("stored: see it with `mta-receiver events list`")
     elif response.status_code == 401:
-        print("401: the receiver's RECEIVER_WEBHOOK_SECRETS differ from this shell's")
+        where = (
+            "RECEIVER_WEBHOOK_SECRETS"
+            if account.name == DEFAULT_ACCOUNT
+            else f"webhook_secrets of account {account.name}"
+        )
+        print(f"401: the receiver's {where} differ from this shell's")
     return 0 if response.status_code == 200 else 1

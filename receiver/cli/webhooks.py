@@ -16,12 +16,14 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ..accounts import Account
 from ..metrics import Metrics
 from ..mta import MTAClient
-from ..mta.events import EVENT_TYPES
+from ..mta.events import DEFAULT_ACCOUNT, EVENT_TYPES
 from ..mta.paging import all_rows
 from ..services import mta_client
 from ..settings import Settings
+from .accounts import add_account, as_account, calling, webhook_url
 from .common import add_json, load_settings, print_rows, require, row_id
 from .probe import base_url, probe_body, send_probe
 
@@ -45,9 +47,11 @@ def register(commands: Any) -> None:
     reg.add_argument("--url", required=True, help="public URL, e.g. https://host/webhooks/mta")
     reg.add_argument("--events", default="all", help="all, or EVENT[,EVENT] (default all)")
     reg.add_argument("--alert-email", help="MTA e-mails this address when a delivery to us fails")
+    add_account(reg, calls_mta=True)
     add_json(reg)
     reg.set_defaults(func=register_webhooks)
     list_ = actions.add_parser("list", help="every registration of the account")
+    add_account(list_, calls_mta=True)
     add_json(list_)
     list_.set_defaults(func=list_webhooks)
     rotate = actions.add_parser("rotate-secret", help="switch our registrations to a new secret")
@@ -57,16 +61,19 @@ def register(commands: Any) -> None:
         required=True,
         help="our public URL: only its registrations change, after a signed test there",
     )
+    add_account(rotate, calls_mta=True)
     add_json(rotate)
     rotate.set_defaults(func=rotate_secret)
     prune = actions.add_parser(
         "prune", help="delete duplicate registrations of one (event, url), keeping the oldest"
     )
     prune.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
+    add_account(prune, calls_mta=True)
     add_json(prune)
     prune.set_defaults(func=prune_webhooks)
     delete = actions.add_parser("delete", help="delete one registration by its id")
     delete.add_argument("id", type=row_id, help="the registration's id (see webhooks list)")
+    add_account(delete, calls_mta=True)
     delete.set_defaults(func=delete_webhook)
 
 
@@ -85,6 +92,14 @@ def ours(row: dict[str, Any], url: str) -> bool:
 async def all_registrations(client: MTAClient) -> list[dict[str, Any]]:
     """Every registration, each once (secrets are never returned)."""
     return await all_rows(client, "webhooks")
+
+
+def acting(args: argparse.Namespace) -> tuple[Settings, Account]:
+    """The settings and the account of ``--account``: the settings carry its API key and
+    base URL, so `run_with_client` calls MTA as that account."""
+    settings = load_settings()
+    account = calling(settings, args.account)
+    return as_account(settings, account), account
 
 
 def run_with_client(settings: Settings, work: Any) -> Any:
@@ -111,11 +126,13 @@ def chosen_events(spec: str) -> list[str]:
 
 
 def register_webhooks(args: argparse.Namespace) -> int:
-    """Create the registrations that are missing; never a second one of the same pair."""
-    settings = load_settings()
+    """Create the registrations that are missing; never a second one of the same pair.
+    With ``--account NAME``: that account's URL (``.../webhooks/mta/NAME``), secret and key."""
     events = chosen_events(args.events)
     require(args.url.startswith(("https://", "http://")), "--url must be an http(s) URL")
-    secret = settings.webhook_secrets[0].reveal()
+    settings, account = acting(args)
+    base = webhook_url(args.url, account.name)
+    secret = account.webhook_secrets[0].reveal()
     options: dict[str, Any] = dict(REGISTER_OPTIONS)
     if args.alert_email:
         options.update(alertEmail=args.alert_email, sendAlertEmail=True)
@@ -124,7 +141,7 @@ def register_webhooks(args: argparse.Namespace) -> int:
         existing = await all_registrations(client)
         report = []
         for event in events:
-            url = event_url(args.url, event)
+            url = event_url(base, event)
             same = [r for r in existing if r.get("event") == event and r.get("url") == url]
             if same:
                 action = "exists" if len(same) == 1 else f"exists {len(same)} times"
@@ -154,30 +171,36 @@ def register_webhooks(args: argparse.Namespace) -> int:
 
 def list_webhooks(args: argparse.Namespace) -> int:
     """Print every registration of the account."""
-    rows = run_with_client(load_settings(), all_registrations)
+    rows = run_with_client(acting(args)[0], all_registrations)
     print_rows(rows, ("id", "event", "createdAt", "retryOnError", "url"), args.json)
     return 0
 
 
 def rotate_secret(args: argparse.Namespace) -> int:
     """PATCH our registrations to a secret the receivers already accept; refuse otherwise."""
-    settings = load_settings()
+    settings, account = acting(args)
+    url = webhook_url(args.url, account.name)
     new = args.new_secret or secrets.token_hex(64)  # MTA's are 128 hex characters
-    accepted = [s.reveal() for s in settings.webhook_secrets]
+    accepted = [s.reveal() for s in account.webhook_secrets]
     if new not in accepted:
         if not args.new_secret:
             print(f"generated a new secret: {new}\n")
+        where = (
+            "RECEIVER_WEBHOOK_SECRETS"
+            if account.name == DEFAULT_ACCOUNT
+            else f"the webhook_secrets of account {account.name!r} (RECEIVER_ACCOUNTS_FILE)"
+        )
         print(
-            "refusing: the new secret is not in RECEIVER_WEBHOOK_SECRETS yet, so the"
+            f"refusing: the new secret is not in {where} yet, so the"
             " receivers would reject every webhook signed with it.\n"
         )
         print(ROTATION_STEPS)
         return 1
-    result = asyncio.run(send_probe(args.url, new, probe_body()))
+    result = asyncio.run(send_probe(url, new, probe_body()))
     if not result.accepted:
         print(
             f"refusing: a test webhook signed with the new secret got"
-            f" {result.status or result.error} from {base_url(args.url)}; make sure"
+            f" {result.status or result.error} from {base_url(url)}; make sure"
             " every replica runs with it (step 1), then try again.\n"
         )
         print(ROTATION_STEPS)
@@ -186,7 +209,7 @@ def rotate_secret(args: argparse.Namespace) -> int:
     async def work(client: MTAClient) -> list[dict[str, Any]]:
         changed = []
         for row in await all_registrations(client):
-            if ours(row, args.url):
+            if ours(row, url):
                 await client.request("PATCH", f"webhooks/{row['id']}", json={"secret": new})
                 changed.append({"id": row["id"], "event": row.get("event"), "url": row["url"]})
         return changed
@@ -242,7 +265,7 @@ def prune_webhooks(args: argparse.Namespace) -> int:
             )
         return report
 
-    report = run_with_client(load_settings(), work)
+    report = run_with_client(acting(args)[0], work)
     print_rows(report, ("id", "event", "action", "url"), args.json)
     if not args.json:
         verb = "would be deleted" if args.dry_run else "deleted"
@@ -256,6 +279,6 @@ def delete_webhook(args: argparse.Namespace) -> int:
     async def work(client: MTAClient) -> None:
         await client.request("DELETE", f"webhooks/{args.id}")
 
-    run_with_client(load_settings(), work)
+    run_with_client(acting(args)[0], work)
     print(f"deleted registration {args.id}")
     return 0
