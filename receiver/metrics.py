@@ -2,6 +2,10 @@
 
 Counters are per process: with several processes, Prometheus scrapes each and ``sum()``
 adds them up; the queue gauges come from the shared store, so take their ``max()``.
+
+The ``account`` label (docs/accounts.md) only ever holds a configured account's name (or
+``default``): it is set from the route a webhook came to, never from a request's own
+text, so an unknown name's 404 adds no series.
 """
 
 from __future__ import annotations
@@ -20,32 +24,32 @@ class Metrics:
         r = self.registry
         self.received = Counter(
             "receiver_webhooks_received",
-            "Authentic webhooks accepted, by event type",
-            ["event"],
+            "Authentic webhooks accepted, by event type and account",
+            ["event", "account"],
             registry=r,
         )
         self.rejected = Counter(
             "receiver_webhooks_rejected",
-            "Webhooks refused before storage, by reason",
-            ["reason"],
+            "Webhooks refused before storage, by reason and account (empty before it is known)",
+            ["reason", "account"],
             registry=r,
         )
         self.duplicates = Counter(
             "receiver_webhooks_duplicate",
-            "Authentic webhooks that repeated a stored event",
-            ["event"],
+            "Authentic webhooks that repeated a stored event, by event type and account",
+            ["event", "account"],
             registry=r,
         )
         self.quarantined = Counter(
             "receiver_webhooks_quarantined",
-            "Authentic bodies kept unparsed, by reason",
-            ["reason"],
+            "Authentic bodies kept unparsed, by reason and account",
+            ["reason", "account"],
             registry=r,
         )
         self.handler_runs = Counter(
             "receiver_handler_runs",
-            "Handler runs, by handler and outcome",
-            ["handler", "outcome"],
+            "Handler runs, by handler, outcome and account",
+            ["handler", "outcome", "account"],
             registry=r,
         )
         self.handler_seconds = Histogram(
@@ -56,8 +60,8 @@ class Metrics:
         )
         self.resends = Counter(
             "receiver_resends",
-            "SMS resends reaching a state (sent, rejected, unknown, ...)",
-            ["state"],
+            "SMS resends reaching a state (sent, rejected, unknown, ...), by account",
+            ["state", "account"],
             registry=r,
         )
         self.resend_delay = Histogram(

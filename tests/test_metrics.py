@@ -8,12 +8,26 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from receiver import Context, Event, Registry
+from receiver.accounts import Account
 from receiver.gauges import StoreGauges
+from receiver.secret import Secret
 from receiver.store import Incoming, create_store
 
-from .conftest import OLD_SECRET, delivery, make_settings, run_async
+from .conftest import (
+    OLD_SECRET,
+    SECRET,
+    delivery,
+    encode,
+    make_settings,
+    run_async,
+    running,
+    signed_headers,
+    wait_for,
+)
 from .fallback.test_fallback import fallback
 
+BRAND_SECRET = "2" * 64
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
 
@@ -112,3 +126,52 @@ def test_mta_call_labels_have_no_ids() -> None:
 
     asyncio.run(work())
     assert calls == [("PATCH /webhooks/{id}", "200"), ("GET /webhooks", "200")]
+
+
+def test_account_label_holds_configured_accounts_only(tmp_path: Path) -> None:
+    """Webhooks, duplicates, rejections and handler runs carry the account of the path
+    they came to; a refusal before an account is known carries none, and a made-up
+    name adds no series."""
+    registry = Registry()
+
+    @registry.on_any
+    async def audit(event: Event, ctx: Context) -> None:
+        pass
+
+    brand = Account("brand-b", (Secret(BRAND_SECRET),))
+    settings = make_settings(tmp_path, file_accounts=(brand,))
+    with running(settings, registry) as server:
+
+        def post(path: str, secret: str, message_id: int = 7) -> int:
+            body = encode(delivery(message_id=message_id))
+            answer = server.client.post(path, content=body, headers=signed_headers(body, secret))
+            return answer.status_code
+
+        assert post("/webhooks/mta", SECRET) == 200
+        assert [post("/webhooks/mta/brand-b", BRAND_SECRET) for _ in range(2)] == [200, 200]
+        assert post("/webhooks/mta/brand-b", SECRET) == 401  # the default account's secret
+        assert post("/webhooks/mta/made-up", SECRET) == 404
+        wait_for(
+            lambda: server.query("SELECT count(*) FROM events WHERE state = 'done'")[0][0] == 2
+        )
+        text = server.client.get("/metrics").text
+    samples = scrape(text)
+
+    def at(name: str, **labels: str) -> float:
+        return value(samples, name, **labels)
+
+    assert at("receiver_webhooks_received_total", account="default") == 1
+    assert at("receiver_webhooks_received_total", account="brand-b") == 1
+    assert at("receiver_webhooks_duplicate_total", account="brand-b") == 1
+    assert at("receiver_webhooks_rejected_total", reason="bad_signature", account="brand-b") == 1
+    assert at("receiver_webhooks_rejected_total", reason="unknown_account", account="") == 1
+    assert at("receiver_handler_runs_total", outcome="done", account="brand-b") == 1
+    assert at("receiver_handler_runs_total", outcome="done", account="default") == 1
+    accounts = {
+        labels["account"]
+        for name, rows in samples.items()
+        for labels, _ in rows
+        if "account" in labels
+    }
+    assert accounts == {"", "default", "brand-b"}
+    assert "made-up" not in text

@@ -78,7 +78,7 @@ class Dispatcher:
                 error = f"{name}: {type(exc).__name__}: {exc}"
                 last_error = clean_text(scrub(error, event_log.masks))
                 dead = attempt >= self.settings.max_attempts
-                self._runs(name, "dead" if dead else "failed").inc()
+                self._runs(name, "dead" if dead else "failed", event.account).inc()
                 runs.append(HandlerRun(name, DEAD if dead else FAILED, attempt, last_error))
                 if not dead:
                     delays.append(
@@ -101,7 +101,7 @@ class Dispatcher:
                 runs.append(HandlerRun(name, DONE, attempt))
                 elapsed = time.perf_counter() - started
                 self._seconds(name).observe(elapsed)
-                self._runs(name, "done").inc()
+                self._runs(name, "done", event.account).inc()
                 event_log.debug("handler %s done in %.1f ms", name, elapsed * 1e3)
         now = self.clock()
         if delays:

@@ -268,7 +268,7 @@ class Outbox:
     async def _finish(self, resend: Resend, step: Move, **fields: object) -> None:
         state = MOVES[step].to
         if await self._move(resend, step, now=self.clock(), **fields):
-            self.metrics.resends.labels(state).inc()
+            self.metrics.resends.labels(state, resend.account).inc()
             reason = fields.get("reason")
             log.info(
                 "resend of %s: %s%s",

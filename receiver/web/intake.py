@@ -117,19 +117,19 @@ class Intake:
             elif name == b"content-length":
                 declared = value
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._reject(scope, send, "too_large")
+            await self._reject(scope, send, "too_large", account)
             return
         try:
             body = await _read(receive, self.limit)
         except _ClientGone:
             return
         if body is None:
-            await self._reject(scope, send, "too_large")
+            await self._reject(scope, send, "too_large", account)
             return
         try:
             secret_index = verifier.verify(body, signature)
         except VerificationError as exc:
-            await self._reject(scope, send, exc.reason)
+            await self._reject(scope, send, exc.reason, account)
             return
         incoming = self._incoming(scope, body, secret_index, account)
         self.waiting += 1
@@ -175,7 +175,7 @@ class Intake:
         self, scope: Scope, send: Send, incoming: Incoming, result: IngestResult
     ) -> None:
         if incoming.state == QUARANTINED:
-            self.metrics.quarantined.labels(incoming.error).inc()
+            self.metrics.quarantined.labels(incoming.error, incoming.account).inc()
             log.warning(
                 "authentic webhook quarantined: %s",
                 incoming.error,
@@ -187,10 +187,10 @@ class Intake:
             )
             await _answer(send, "quarantined", event_id=result.event_id)
         elif result.duplicate:
-            self.metrics.duplicates.labels(incoming.type).inc()
+            self.metrics.duplicates.labels(incoming.type, incoming.account).inc()
             await _answer(send, "duplicate", event_id=result.event_id)
         else:
-            self._received(incoming.type).inc()
+            self._received(incoming.type, incoming.account).inc()
             self.on_accepted()
             await _answer(send, "accepted", event_id=result.event_id)
             if log.isEnabledFor(logging.DEBUG):
@@ -206,8 +206,9 @@ class Intake:
                     },
                 )
 
-    async def _reject(self, scope: Scope, send: Send, reason: str) -> None:
-        self.metrics.rejected.labels(reason).inc()
+    async def _reject(self, scope: Scope, send: Send, reason: str, account: str = "") -> None:
+        # account "": refused before the route named one (source_not_allowed, unknown_account)
+        self.metrics.rejected.labels(reason, account).inc()
         log.warning(
             "webhook rejected: %s",
             reason,

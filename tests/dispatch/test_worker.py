@@ -708,7 +708,8 @@ async def test_handler_runs_are_counted_in_metrics(
 
     def count(handler: Any, outcome: str) -> float | None:
         return metrics.registry.get_sample_value(
-            "receiver_handler_runs_total", {"handler": handler_name(handler), "outcome": outcome}
+            "receiver_handler_runs_total",
+            {"handler": handler_name(handler), "outcome": outcome, "account": "default"},
         )
 
     assert count(delivered, "done") == 2

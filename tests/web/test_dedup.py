@@ -34,7 +34,10 @@ def test_thirty_concurrent_copies_dispatch_once(settings, recorder: Recorder) ->
     assert sorted(a.headers["x-receiver-outcome"] for a in answers).count("accepted") == 1
     assert stored == [(29,)]
     assert len(recorder.seen("failed")) == 1
-    assert 'receiver_webhooks_duplicate_total{event="delivery-status"} 29.0' in metrics
+    assert (
+        'receiver_webhooks_duplicate_total{account="default",event="delivery-status"} 29.0'
+        in metrics
+    )
 
 
 def test_status_history_each_status_once(settings, recorder: Recorder) -> None:

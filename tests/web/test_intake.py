@@ -181,7 +181,10 @@ def test_forged_post_is_counted_in_metrics(settings: Settings) -> None:
         metrics = server.client.get("/metrics")
     assert forged.status_code == 401
     assert metrics.status_code == 200
-    assert 'receiver_webhooks_rejected_total{reason="bad_signature"} 1.0' in metrics.text
+    assert (
+        'receiver_webhooks_rejected_total{account="default",reason="bad_signature"} 1.0'
+        in metrics.text
+    )
 
 
 # --- methods and sizes -------------------------------------------------------------------------
