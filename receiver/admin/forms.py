@@ -69,6 +69,7 @@ def filters(params: Mapping[str, str], limit: int = 50) -> Filters:
         status=status,
         number=values["number"] or None,
         message_id=values["message_id"] or None,
+        account=values["account"] or None,
         since=since,
         until=until,
         before_id=before,
@@ -77,7 +78,17 @@ def filters(params: Mapping[str, str], limit: int = 50) -> Filters:
     return Filters(values, query, tuple(errors))
 
 
-_FIELDS = ("type", "state", "status", "number", "message_id", "since", "until", "before")
+_FIELDS = (
+    "type",
+    "state",
+    "status",
+    "number",
+    "message_id",
+    "account",
+    "since",
+    "until",
+    "before",
+)
 _CODES = {name: code for code, name in STATUS_NAMES.items() if code is not None}
 
 

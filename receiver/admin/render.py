@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from ..logs import redact_phone
+from ..mta.events import DEFAULT_ACCOUNT
 from ..settings import Settings
 from . import csrf
 
@@ -32,7 +33,19 @@ def templates(settings: Settings) -> Jinja2Templates:
     # like "evil/../4242" made a button act on message 4242.
     env.filters["segment"] = lambda value: quote(str(value), safe="")
     env.filters["dotted"] = dotted
+    # Several MTA accounts (docs/accounts.md): the names the filters offer, whether the
+    # account is shown at all, and the query that keeps a message's account in its URLs
+    # (message ids are per account, so two accounts may share one).
+    env.globals["accounts"] = tuple(dict.fromkeys([*settings.accounts, DEFAULT_ACCOUNT]))
+    env.globals["several_accounts"] = bool(settings.file_accounts)
+    env.globals["of"] = account_query
     return Jinja2Templates(env=env)
+
+
+def account_query(account: str) -> str:
+    """``?account=NAME`` for a message of ``account``; empty for the default account's,
+    so its URLs stay what they were before accounts."""
+    return "" if account == DEFAULT_ACCOUNT else f"?account={quote(account, safe='')}"
 
 
 def page(

@@ -15,6 +15,7 @@ from starlette.templating import Jinja2Templates
 
 from ..fallback.policy import operator_drop, operator_resend
 from ..logs import mask_number
+from ..mta.events import DEFAULT_ACCOUNT
 from ..mta.statuses import STATUS_NAMES
 from ..store import MAX_ID, Store
 from ..store.operator import EventFilter
@@ -128,6 +129,7 @@ class Dashboard:
                 await self.store.operator.resend_outcomes(now - hours * 3600)
             ),
             headline=await self.store.operator.headline(now),
+            by_account=await self.store.operator.by_account(now),
             dead=await self.store.operator.list_events(EventFilter(state="dead", limit=50)),
             unknown=await self.store.operator.awaiting_decision(50),
             events=await self.store.operator.list_events(EventFilter(limit=15)),
@@ -176,12 +178,21 @@ class Dashboard:
         self._require_login(request)
         original = request.path_params["message_id"]
         back = _next(request, "next")
-        return page(self.views, request, "drop.html", original=original, back=back)
+        return page(
+            self.views,
+            request,
+            "drop.html",
+            original=original,
+            account=_account(request),
+            back=back,
+        )
 
     async def timeline(self, request: Request) -> Response:
         """Everything about one message: statuses, duplicates, handler runs, its resend."""
         self._require_login(request)
-        found = await self.store.operator.message_timeline(request.path_params["message_id"])
+        found = await self.store.operator.message_timeline(
+            request.path_params["message_id"], _account(request)
+        )
         return page(
             self.views, request, "timeline.html", 200 if found.found else 404, timeline=found
         )
@@ -201,20 +212,20 @@ class Dashboard:
 
     async def resend(self, request: Request) -> Response:
         """Send an ``unknown`` resend now."""
-        original = request.path_params["message_id"]
+        original, account = request.path_params["message_id"], _account(request)
         return await self._act(
             request,
-            lambda now: operator_resend(self.store.resends, original, now),
+            lambda now: operator_resend(self.store.resends, original, now, account),
             f"The resend of message {original} is scheduled now.",
             f"The resend of message {original} is not awaiting a decision (any more).",
         )
 
     async def drop(self, request: Request) -> Response:
         """Never send an ``unknown`` resend."""
-        original = request.path_params["message_id"]
+        original, account = request.path_params["message_id"], _account(request)
         return await self._act(
             request,
-            lambda now: operator_drop(self.store.resends, original, now),
+            lambda now: operator_drop(self.store.resends, original, now, account),
             f"The resend of message {original} is dropped.",
             f"The resend of message {original} is not awaiting a decision (any more).",
         )
@@ -255,6 +266,12 @@ class Dashboard:
 
     def _back(self, request: Request, target: str | None) -> Response:
         return RedirectResponse(_local(request, target), 303)
+
+
+def _account(request: Request) -> str:
+    """The account of the message a page or action is about: ``?account=NAME``, the
+    default account's without it (message ids are per account)."""
+    return request.query_params.get("account") or DEFAULT_ACCOUNT
 
 
 def _base(request: Request) -> str:
