@@ -174,9 +174,7 @@ class Operator:
         )
         return [EventRow(**named(EVENT_ROW_COLUMNS, row)) for row in rows]
 
-    async def message_timeline(
-        self, message_id: str, account: str = DEFAULT_ACCOUNT
-    ) -> Timeline:
+    async def message_timeline(self, message_id: str, account: str = DEFAULT_ACCOUNT) -> Timeline:
         """Every event of one message of ``account`` (each status, its duplicates count,
         its handler runs), its forward-only state, and its resend."""
         rows = await self._db.fetch(
