@@ -16,8 +16,8 @@ from receiver import Context, Event, Registry
 from receiver.dispatch.registry import handler_name
 from receiver.logs import (
     FIELD_LIMIT,
-    EventLog,
     QUIET_LOGGERS,
+    EventLog,
     JsonFormatter,
     TextFormatter,
     configure_logging,
