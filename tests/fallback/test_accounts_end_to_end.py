@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,9 @@ def database(backend: str, tmp_path: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def two_accounts(backend: str, tmp_path: Path, *, rate: Rate = FAST) -> Iterator[TwoAccounts]:
+def two_accounts(
+    backend: str, tmp_path: Path, *, rate: Rate = FAST, opt_out_scope: str = "account"
+) -> Iterator[TwoAccounts]:
     """Both accounts served (from a file, no environment account), each with its own key
     and longcode; a handler limited to brand-b records what it sees."""
     fake = FakeMTA(list(KEYS.values()), rate_limit=rate.count, rate_window=rate.seconds)
@@ -97,6 +100,7 @@ def two_accounts(backend: str, tmp_path: Path, *, rate: Rate = FAST) -> Iterator
             database_url=url,
             mta_send_rate=rate,
             mta_timeout=2.0,
+            opt_out_scope=opt_out_scope,
         )
         registry = build_registry([])
         seen: list[tuple[str, str | None, int | None]] = []
@@ -177,3 +181,26 @@ def test_each_account_sends_within_its_own_rate_window(backend: str, tmp_path) -
         assert s.fake.rate_limit_violations == 0
     by_key = sorted(send.api_key for send in s.fake.sends)
     assert by_key == sorted([*KEYS.values(), *KEYS.values()])
+
+
+@pytest.mark.parametrize(("scope", "outcome"), [("account", "sent"), ("global", "skipped")])
+def test_a_stop_in_one_account_stops_resends_of_the_other_only_when_global(
+    scope: str, outcome: str, tmp_path
+) -> None:
+    """A STOP reply to brand-a: brand-b still resends to that number by default
+    (the subscriber opted out of brand-a), and does not with RECEIVER_OPT_OUT_SCOPE=global."""
+    with two_accounts("sqlite", tmp_path, opt_out_scope=scope) as s:
+        reply = json.dumps(
+            {"type": "message-reply", "fromNumber": PHONE, "message": "STOP", "replyId": "r-1"}
+        ).encode()
+        stop = s.server.client.post(
+            "/webhooks/mta/brand-a",
+            content=reply,
+            headers=signed_headers(reply, SECRETS["brand-a"]),
+        )
+        assert stop.status_code == 200
+        wait_for(lambda: not s.rows("SELECT 1 FROM events WHERE state = 'pending'"))
+        mid = next(_ids)
+        s.play("brand-b", mid, [3, 6])
+        wait_for(lambda: s.resends() == [("brand-b", str(mid), outcome)])
+    assert len(s.fake.sends) == (1 if outcome == "sent" else 0)
