@@ -159,9 +159,10 @@ async def fallback(event: Event, ctx: Context) -> None:
         elif outcome == DOUBLE_DELIVERY:
             ctx.log.warning("double delivery: the original arrived after its SMS resend")
         return
-    if not settings.fallback_enabled or settings.mta_api_key is None:
+    account = settings.accounts.get(event.account)  # its own key and fallback settings
+    if account is None or not account.fallback_enabled or account.mta_api_key is None:
         return
-    eligible = event.status in settings.fallback_statuses and event.status not in NEVER_RESEND
+    eligible = event.status in account.fallback_statuses and event.status not in NEVER_RESEND
     if not (eligible or event.status in NEVER_RESEND) or not await _went_as_imessage(event, ctx):
         return
     if await resends.find_by_resend(None, original, event.account) is not None:
@@ -178,7 +179,7 @@ async def fallback(event: Event, ctx: Context) -> None:
         original_external_id=event.external_id,
         failure_status=event.status,
         failed_at=failed_at,
-        due_at=max(now, failed_at + settings.fallback_grace_seconds),
+        due_at=max(now, failed_at + account.fallback_grace_seconds),
         now=now,
         state=ResendState.SKIPPED if reason else ResendState.SCHEDULED,
         reason=reason,

@@ -21,11 +21,13 @@ from .backfill.auto import AutoRepair
 from .dispatch.loader import build_registry
 from .dispatch.registry import Registry
 from .dispatch.worker import Worker
+from .errors import ConfigError
 from .fallback import wiring
 from .fallback.content import NO_LONGCODE
 from .fallback.outbox import Outbox
 from .metrics import Metrics
 from .mta import MTAClient
+from .mta.events import DEFAULT_ACCOUNT
 from .settings import Settings
 from .store import Store, create_store
 from .web.intake import WEBHOOK_PATH, Intake
@@ -52,7 +54,7 @@ class Receiver:
             store, registry, settings, metrics=self.metrics, busy=self._webhooks_waiting
         )
         self.intake = Intake(settings, store, self.metrics, on_accepted=self.worker.notify)
-        self.mta: MTAClient | None = None
+        self.mta_clients: dict[str, MTAClient] = {}  # by account (docs/accounts.md)
         self.outbox: Outbox | None = None
         routes: list[BaseRoute] = [
             Route("/healthz", self.healthz),
@@ -87,22 +89,29 @@ class Receiver:
         await self.store.open()
         tasks: list[asyncio.Task[None]] = []
         try:
-            if self.settings.mta_api_key is not None:
-                self.mta = services.mta_client(self.settings, self.metrics, self.store)
-                if self.settings.fallback_enabled and self.settings.run_worker:
-                    self.outbox = wiring.outbox(self.settings, self.store, self.mta, self.metrics)
-                    tasks.append(asyncio.create_task(self.outbox.run(), name="receiver-outbox"))
-                    if not self.settings.fallback_longcode_id:
-                        log.warning(NO_LONGCODE)
-                auto = AutoRepair(
+            self.mta_clients = services.mta_clients(self.settings, self.metrics, self.store)
+            senders = wiring.senders(self.settings, self.mta_clients)
+            if senders and self.settings.run_worker:
+                self.outbox = wiring.outbox(self.settings, self.store, senders, self.metrics)
+                tasks.append(asyncio.create_task(self.outbox.run(), name="receiver-outbox"))
+                for name, sender in senders.items():
+                    if not sender.longcode_id:
+                        log.warning("%s%s", _of(name), NO_LONGCODE)
+            repairs = [
+                AutoRepair(
                     self.store,
-                    self.mta,
+                    client,
                     self.settings,
                     self.metrics.backfill,
                     notify=self.worker.notify,
+                    account=name,
                 )
-                gap = await auto.gap()  # before this process's first heartbeat
-                if gap is not None or self.settings.backfill_interval > 0:
+                for name, client in self.mta_clients.items()
+            ]
+            # Before this process's first heartbeat; the silence was every account's.
+            gap = await repairs[0].gap() if repairs else None
+            if gap is not None or self.settings.backfill_interval > 0:
+                for auto in repairs:
                     tasks.append(asyncio.create_task(auto.run(gap), name="receiver-backfill"))
             if self.settings.run_worker:
                 tasks.append(asyncio.create_task(self.worker.run(), name="receiver-worker"))
@@ -132,8 +141,8 @@ class Receiver:
         ):
             if isinstance(outcome, Exception):
                 log.error("shutdown: %s failed: %s", task.get_name(), outcome)
-        if self.mta is not None:
-            await _logged("closing the MTA client", self.mta.aclose())
+        for client in self.mta_clients.values():
+            await _logged("closing the MTA client", client.aclose())
         await _logged("closing the store", self.store.close())
         log.info("receiver stopped")
 
@@ -156,6 +165,11 @@ class Receiver:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+def _of(account: str) -> str:
+    """A log line's prefix naming a non-default account."""
+    return "" if account == DEFAULT_ACCOUNT else f"account {account}: "
+
+
 async def _logged(what: str, step: Awaitable[None]) -> None:
     """Await one shutdown step; a failure is logged, and the next steps still run."""
     try:
@@ -174,6 +188,12 @@ def create_app(
     settings = settings or Settings.from_env()
     if registry is None:
         registry = build_registry(settings.handlers)
+    if unknown := sorted(registry.accounts_named() - set(settings.accounts)):
+        # Such a handler would never run, and nothing would say why.
+        raise ConfigError(
+            f"handlers are registered for account(s) {', '.join(unknown)}, which this"
+            f" deployment does not serve (it serves: {', '.join(settings.accounts)})"
+        )
     store = store or create_store(
         settings.database_url,
         pool_size=settings.pg_pool_size,

@@ -18,7 +18,16 @@ if TYPE_CHECKING:
     from .settings import Settings
 
 QUIET_LOGGERS = ("aiosqlite", "asyncpg", "httpcore", "hpack")
-_FIELDS = ("event_id", "event", "message_id", "phone", "request_id", "outcome", "client")
+_FIELDS = (
+    "event_id",
+    "event",
+    "account",
+    "message_id",
+    "phone",
+    "request_id",
+    "outcome",
+    "client",
+)
 FIELD_LIMIT = 100
 """Characters of an identity field a line keeps (a client address comes from a proxy's
 header, a message id from the payload)."""
@@ -125,6 +134,8 @@ class EventLog(logging.LoggerAdapter[logging.Logger]):
             {
                 "event_id": event.id,
                 "event": event.name,
+                # Message ids repeat across accounts: a line names whose it is.
+                "account": event.account,
                 "message_id": event.message_id,
                 "phone": redact_phone(event.phone, redact),
                 "masks": self.masks,

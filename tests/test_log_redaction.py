@@ -17,6 +17,7 @@ from receiver.dispatch.registry import handler_name
 from receiver.logs import (
     FIELD_LIMIT,
     QUIET_LOGGERS,
+    EventLog,
     JsonFormatter,
     TextFormatter,
     configure_logging,
@@ -110,6 +111,15 @@ def test_text_lines_cannot_be_forged_and_fields_are_bounded() -> None:
     data = json.loads(JsonFormatter().format(record))
     assert data["client"] == "9" * FIELD_LIMIT + "..."
     assert f"client={'9' * FIELD_LIMIT}... " in line + " "
+
+
+def test_an_event_line_names_its_account(caplog: pytest.LogCaptureFixture) -> None:
+    """Message ids repeat across MTA accounts: a handler's line names the event's account."""
+    event = Event("delivery-status", "delivery-status.sent", 0.0, {}, message_id="7", account="b")
+    with caplog.at_level(logging.INFO, "receiver.test"):
+        EventLog(logging.getLogger("receiver.test"), event).info("handled")
+    data = json.loads(JsonFormatter().format(caplog.records[-1]))
+    assert (data["account"], data["message_id"]) == ("b", "7")
 
 
 def test_label_keeps_plain_words_only() -> None:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
+from ..mta.events import DEFAULT_ACCOUNT
 from ..mta.paging import Lister
 from ..settings import Settings
 from ..store import Store
@@ -48,6 +49,7 @@ class AutoRepair:
         notify: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
         self.store = store
         self.client = client
@@ -56,6 +58,7 @@ class AutoRepair:
         self.notify = notify
         self.clock = clock
         self.sleep = sleep
+        self.account = account  # whose records ``client`` reads
         self.limiter = pace()  # one pace for all of this process's runs
 
     async def gap(self) -> Window | None:
@@ -98,6 +101,7 @@ class AutoRepair:
                 limiter=self.limiter,
                 on_stored=self.notify,
                 clock=self.clock,
+                account=self.account,
             )
         except asyncio.CancelledError:
             raise

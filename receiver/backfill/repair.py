@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from ..mta.events import DEFAULT_ACCOUNT
 from ..mta.paging import Lister
 from ..mta.ratelimit import Limiter
 from ..store import Store
@@ -18,6 +19,8 @@ from .run import Summary, Window, backfill
 log = logging.getLogger("receiver.backfill")
 
 LEASE = "backfill"
+"""The default account's lease name; another account's is ``backfill:NAME`` (each account
+is read with its own key, so two accounts may backfill at once)."""
 LEASE_SECONDS = 300.0
 """How long a run holds the lease without renewing it (it renews after every page)."""
 
@@ -39,11 +42,14 @@ async def repair(
     on_stored: Callable[[], None] = lambda: None,
     owner: str | None = None,
     clock: Callable[[], float] = time.time,
+    account: str = DEFAULT_ACCOUNT,
 ) -> Summary | None:
-    """Backfill ``window`` under the lease; None when another process holds it."""
+    """Backfill ``window`` of ``account`` under its lease; None when another process
+    holds it."""
     kept = store.backfill
     owner = owner or f"backfill-{uuid.uuid4().hex[:12]}"
-    if not await kept.take_lease(LEASE, owner, clock(), LEASE_SECONDS):
+    lease = LEASE if account == DEFAULT_ACCOUNT else f"{LEASE}:{account}"
+    if not await kept.take_lease(lease, owner, clock(), LEASE_SECONDS):
         log.info("backfill (%s): another process is backfilling; not started", cause)
         return None
     started = clock()
@@ -60,6 +66,7 @@ async def repair(
             on_stored=on_stored,
             clock=clock,
             summary=summary,
+            account=account,
         )
     except BaseException as exc:  # recorded, then raised (a cancelled run too)
         error = f"{type(exc).__name__}: {exc}"
@@ -77,9 +84,10 @@ async def repair(
                 summary.stored,
                 summary.unreadable,
                 error,
+                account,
             )
         )
-        await kept.release_lease(LEASE, owner)
+        await kept.release_lease(lease, owner)
         if metrics is not None:
             metrics.rows_read.inc(summary.rows_read)
             metrics.stored.inc(summary.stored)

@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime
 from datetime import time as dtime
 from typing import Any
 
+from ..mta.events import DEFAULT_ACCOUNT
 from ..mta.paging import Lister, pages
 from ..mta.ratelimit import Limiter, Rate, SlidingWindowLimiter
 from ..mta.statuses import DELIVERED, FAILURES, STATUS_NAMES, rank
@@ -110,10 +111,12 @@ async def backfill(
     on_stored: Callable[[], None] = lambda: None,
     clock: Callable[[], float] = time.time,
     summary: Summary | None = None,
+    account: str = DEFAULT_ACCOUNT,
 ) -> Summary:
     """Read ``window`` from MTA and store what is missing; ``on_page`` after each page,
     ``on_stored`` after each stored status (wake the worker). Counts go to ``summary``
-    (a new one by default), so a caller still has them when a page fails."""
+    (a new one by default), so a caller still has them when a page fails. ``client``
+    reads ``account``'s records; what it stores is that account's."""
     limiter = limiter or pace()
     summary = summary if summary is not None else Summary()
     held_here = store.backfill
@@ -130,7 +133,7 @@ async def backfill(
                 shape = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
                 log.warning("backfill: unreadable /deliveries row: %s", shape)
                 continue
-            item = incoming(row, clock(), window.start, country)
+            item = incoming(row, clock(), window.start, country, account)
             if await _held(store, held_here, row, item):
                 summary.held += 1
                 continue
@@ -153,7 +156,7 @@ async def backfill(
 async def _held(store: Store, held_here: BackfillStore, row: DeliveryRow, item: Incoming) -> bool:
     if await held_here.held(item.dedup_key):
         return True
-    state = await store.message_state(row.message_id)
+    state = await store.message_state(row.message_id, item.account)
     if state is None or state.status is None or state.phone != item.phone:
         return False
     if row.status is None:

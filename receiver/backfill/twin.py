@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..mta.events import BACKFILL_MARK, DELIVERY_STATUS
+from ..mta.events import BACKFILL_MARK, DEFAULT_ACCOUNT, DELIVERY_STATUS, account_key
 from ..store.records import Incoming
 from ..web.incoming import incoming_from
 from .rows import DeliveryRow
@@ -42,15 +42,24 @@ def twin_body(row: DeliveryRow, fallback_at: float) -> bytes:
     return json.dumps(body, separators=(",", ":"), default=str).encode("utf-8")
 
 
-def incoming(row: DeliveryRow, now: float, fallback_at: float, country: str) -> Incoming:
-    """What the store commits for ``row``.
+def incoming(
+    row: DeliveryRow,
+    now: float,
+    fallback_at: float,
+    country: str,
+    account: str = DEFAULT_ACCOUNT,
+) -> Incoming:
+    """What the store commits for ``row``, read back from ``account``.
 
     With a code, its dedup key is the webhook's (``ds:<message>:<code>:<recipient>``).
     A word without a code gets ``ds:<message>:<word>:<recipient>``: stable from run to
     run (the raw row, which may change, is left out of it).
     """
-    item = incoming_from(twin_body(row, fallback_at), now, NO_SECRET, DELIVERY_STATUS, country)
+    item = incoming_from(
+        twin_body(row, fallback_at), now, NO_SECRET, DELIVERY_STATUS, country, account
+    )
     if row.status is None:
         recipient = f":{item.phone}" if item.phone else ""
-        item = item._replace(dedup_key=f"ds:{row.message_id}:{row.word}{recipient}")
+        key = f"ds:{row.message_id}:{row.word}{recipient}"
+        item = item._replace(dedup_key=account_key(account, key))
     return item

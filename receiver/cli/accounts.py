@@ -10,7 +10,6 @@ one; with several and no ``default`` the operator must say which.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -65,30 +64,17 @@ def calling(settings: Settings, name: str | None) -> Account:
     )
 
 
-def as_account(settings: Settings, account: Account) -> Settings:
-    """``settings`` with ``account``'s MTA key and base URL, the values
-    `receiver.services.mta_client` (and its shared send limiter) read."""
-    if account.mta_api_key is None and account.name != DEFAULT_ACCOUNT:
-        raise ConfigError(
-            f"account {account.name!r} has no mta_api_key in its table of the accounts file:"
-            " it is needed to call MTA"
-        )
-    return dataclasses.replace(
-        settings, mta_api_key=account.mta_api_key, mta_base_url=account.mta_base_url
-    )
-
-
-def only_default(settings: Settings, name: str | None, command: str) -> Settings:
-    """``settings`` as the account of ``--account``, which must be the default one for
-    now: this command stores what it learns (a send's text, a backfilled status) under
-    no account but the default, so another account's would be mixed into it."""
+def only_default(settings: Settings, name: str | None, command: str) -> Account:
+    """The account of ``--account``, which must be the default one for now: this command
+    stores what it learns (a send's text and route) under no account but the default, so
+    another account's would be mixed into it."""
     account = calling(settings, name)
     if account.name != DEFAULT_ACCOUNT:
         raise ConfigError(
             f"{command} --account {account.name}: only the environment's account (default)"
             f" can {command} yet; what it stores would be credited to the default account"
         )
-    return as_account(settings, account)
+    return account
 
 
 def webhook_url(url: str, name: str) -> str:

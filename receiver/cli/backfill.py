@@ -10,7 +10,7 @@ from typing import Any
 from ..logs import redact_phone
 from ..settings import Settings
 from ..store import Store
-from .accounts import add_account, only_default
+from .accounts import add_account, calling
 from .common import add_numbers, progress, require, timestamp, with_store
 
 
@@ -47,7 +47,8 @@ def backfill(args: argparse.Namespace) -> int:
     from ..metrics import Metrics
     from ..services import mta_client
 
-    settings = only_default(Settings.from_env(), args.account, "backfill")
+    settings = Settings.from_env()
+    account = calling(settings, args.account).name
     until = args.until or dt.datetime.now(dt.UTC).date()
     require(args.since <= until, "--since must not be after --until")
     window = Window(args.since, until)
@@ -60,14 +61,22 @@ def backfill(args: argparse.Namespace) -> int:
         )
 
     async def work(store: Store) -> Summary | None:
-        client = mta_client(settings, Metrics(), store)
+        client = mta_client(settings, Metrics(), store, account)
         try:
             country = settings.default_country_code
             if args.dry_run:
                 return await dry_backfill(
-                    client, store, window, country=country, dry_run=True, on_page=page
+                    client,
+                    store,
+                    window,
+                    country=country,
+                    dry_run=True,
+                    on_page=page,
+                    account=account,
                 )
-            return await repair(client, store, window, cause="cli", country=country, on_page=page)
+            return await repair(
+                client, store, window, cause="cli", country=country, on_page=page, account=account
+            )
         finally:
             await client.aclose()
 

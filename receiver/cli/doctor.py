@@ -15,11 +15,13 @@ import asyncio
 import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
+from ..accounts import Account
 from ..errors import ConfigError
 from ..fallback.content import NO_LONGCODE
 from ..metrics import Metrics
-from ..mta.events import dedup_key, identify
+from ..mta.events import DEFAULT_ACCOUNT, account_key, dedup_key, identify
 from ..services import mta_client
 from ..settings import Settings
 from ..store import Store, create_store, missing_database
@@ -98,10 +100,10 @@ async def run_checks(settings: Settings, url: str | None) -> list[Check]:
         if store is not None:
             checks += await database(store)
             checks += await postgres_checks(store, settings)
-        checks.append(await mta_key(settings))
+        checks += await mta_keys(settings)
         checks.append(proxies(settings))
         checks.append(body_limit(settings))
-        checks.append(longcode(settings))
+        checks += [longcode(account) for account in settings.accounts.values()]
         checks.append(await round_trip(settings, store, url))
     finally:
         if store is not None:
@@ -173,37 +175,64 @@ async def autovacuum(store: Store) -> Check | None:
     )
 
 
-async def mta_key(settings: Settings) -> Check:
-    """``GET /auth/verify-api-key``."""
-    if settings.mta_api_key is None:
-        return Check(
-            "MTA API key",
-            WARN,
-            "RECEIVER_MTA_API_KEY is not set: no SMS fallback, no webhooks commands",
-            "set RECEIVER_MTA_API_KEY to an API key from MTA's dashboard",
-        )
-    progress("asking MTA whether the API key is valid ...")
-    client = mta_client(settings, Metrics())
+def _named(check: str, account: Account) -> str:
+    """A check's name, with the account's for any but the environment's."""
+    return check if account.name == DEFAULT_ACCOUNT else f"{check} ({account.name})"
+
+
+def _where(account: Account, variable: str) -> str:
+    """Where an account's setting is set: the variable, or its table in the file."""
+    if account.name == DEFAULT_ACCOUNT:
+        return f"RECEIVER_{variable.upper()}"
+    return f"{variable} in [accounts.{account.name}] of RECEIVER_ACCOUNTS_FILE"
+
+
+async def mta_keys(settings: Settings) -> list[Check]:
+    """Each account's API key, asked of MTA (``GET /auth/verify-api-key``)."""
+    keyed = [a for a in settings.accounts.values() if a.mta_api_key is not None]
+    if not keyed:
+        return [
+            Check(
+                "MTA API key",
+                WARN,
+                "no API key is set: no SMS fallback, no webhooks commands",
+                "set RECEIVER_MTA_API_KEY (or mta_api_key in an account's table) to an API"
+                " key from MTA's dashboard",
+            )
+        ]
+    return [await mta_key(settings, account) for account in keyed]
+
+
+async def mta_key(settings: Settings, account: Account) -> Check:
+    """``GET /auth/verify-api-key`` with one account's key."""
+    name = _named("MTA API key", account)
+    progress(f"asking MTA whether the API key{_of(account)} is valid ...")
+    client = mta_client(settings, Metrics(), account=account.name)
     client.max_retries = 1  # a doctor answers quickly; one retry covers a blip
     try:
         valid = await client.verify_key()
     except Exception as exc:
         return Check(
-            "MTA API key",
+            name,
             FAIL,
-            f"cannot check at {settings.mta_base_url}: {exc}",
-            "check RECEIVER_MTA_BASE_URL and that this host can reach it (DNS, egress)",
+            f"cannot check at {account.mta_base_url}: {exc}",
+            f"check {_where(account, 'mta_base_url')} and that this host can reach it"
+            " (DNS, egress)",
         )
     finally:
         await client.aclose()
     if not valid:
         return Check(
-            "MTA API key",
+            name,
             FAIL,
             "MTA rejected the key",
-            "set RECEIVER_MTA_API_KEY to a current key (MTA dashboard > API keys)",
+            f"set {_where(account, 'mta_api_key')} to a current key (MTA dashboard > API keys)",
         )
-    return Check("MTA API key", OK, "MTA accepts it")
+    return Check(name, OK, "MTA accepts it")
+
+
+def _of(account: Account) -> str:
+    return "" if account.name == DEFAULT_ACCOUNT else f" of {account.name}"
 
 
 def proxies(settings: Settings) -> Check:
@@ -223,14 +252,15 @@ def proxies(settings: Settings) -> Check:
     return Check("proxy headers", OK, detail)
 
 
-def longcode(settings: Settings) -> Check:
-    """Resends name a longcode without a Sender Identity, or they may go as iMessage."""
-    name = "SMS resend longcode"
-    if not settings.fallback_enabled or settings.mta_api_key is None:
+def longcode(account: Account) -> Check:
+    """An account's resends name a longcode without a Sender Identity, or they may go as
+    iMessage."""
+    name = _named("SMS resend longcode", account)
+    if not account.fallback_enabled or account.mta_api_key is None:
         return Check(name, SKIP, "resends are off")
-    if settings.fallback_longcode_id:
-        return Check(name, OK, f"resends use longcode {settings.fallback_longcode_id}")
-    return Check(name, WARN, NO_LONGCODE, "set RECEIVER_FALLBACK_LONGCODE_ID")
+    if account.fallback_longcode_id:
+        return Check(name, OK, f"resends use longcode {account.fallback_longcode_id}")
+    return Check(name, WARN, NO_LONGCODE, f"set {_where(account, 'fallback_longcode_id')}")
 
 
 def body_limit(settings: Settings) -> Check:
@@ -258,9 +288,19 @@ async def round_trip(settings: Settings, store: Store | None, url: str | None) -
     name = "public URL"
     if url is None:
         return Check(name, SKIP, "not tested", "pass --url https://host/webhooks/mta")
+    # The URL's path says whose secret signs: /webhooks/mta/NAME is account NAME's.
+    account = settings.accounts.get(url_account(url))
+    if account is None:
+        return Check(
+            name,
+            FAIL,
+            f"{base_url(url)} names account {url_account(url)!r}, which is not configured"
+            f" here (accounts: {', '.join(settings.accounts)})",
+            "pass the URL of a configured account: .../webhooks/mta or .../webhooks/mta/NAME",
+        )
     body = probe_body()
     progress(f"sending a signed test webhook to {base_url(url)} (waits up to 10 s) ...")
-    result = await send_probe(url, settings.webhook_secrets[0].reveal(), body)
+    result = await send_probe(url, account.webhook_secrets[0].reveal(), body)
     target = base_url(url)
     if result.status is None:
         return Check(
@@ -273,7 +313,7 @@ async def round_trip(settings: Settings, store: Store | None, url: str | None) -
         return Check(name, FAIL, f"{target} answered {result.status}", fix_for(result.status))
     if store is None:
         return Check(name, WARN, f"{target} answered 200; the database could not be checked")
-    key = dedup_key(identify(json.loads(body)), body)
+    key = account_key(account.name, dedup_key(identify(json.loads(body)), body))
     event_id = await store.operator.event_id(key)
     if event_id is None:
         return Check(
@@ -283,3 +323,11 @@ async def round_trip(settings: Settings, store: Store | None, url: str | None) -
             "the URL reaches a receiver with another RECEIVER_DATABASE_URL: use the same one",
         )
     return Check(name, OK, f"a signed test event round-tripped (event {event_id})")
+
+
+def url_account(url: str) -> str:
+    """The account a webhook URL names: ``NAME`` for ``.../webhooks/mta/NAME``, else the
+    environment's."""
+    path = urlsplit(url).path.rstrip("/")
+    head, _, last = path.rpartition("/")
+    return last if head.endswith("/webhooks/mta") else DEFAULT_ACCOUNT

@@ -29,7 +29,8 @@ def send(args: argparse.Namespace) -> int:
     from ..services import mta_client
     from ..store import create_store
 
-    settings = only_default(Settings.from_env(), args.account, "send")
+    settings = Settings.from_env()
+    account = only_default(settings, args.account, "send").name
 
     async def run() -> dict[str, object]:
         store = create_store(settings.database_url)
@@ -37,7 +38,7 @@ def send(args: argparse.Namespace) -> int:
         try:
             # Built inside the try: a missing API key raises here, and an unclosed store's
             # thread would keep the process alive after the error was printed.
-            client = mta_client(settings, Metrics(), store)
+            client = mta_client(settings, Metrics(), store, account)
         except BaseException:
             await store.close()
             raise

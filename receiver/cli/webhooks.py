@@ -23,7 +23,7 @@ from ..mta.events import DEFAULT_ACCOUNT, EVENT_TYPES
 from ..mta.paging import all_rows
 from ..services import mta_client
 from ..settings import Settings
-from .accounts import add_account, as_account, calling, webhook_url
+from .accounts import add_account, calling, webhook_url
 from .common import add_json, load_settings, print_rows, require, row_id
 from .probe import base_url, probe_body, send_probe
 
@@ -95,18 +95,17 @@ async def all_registrations(client: MTAClient) -> list[dict[str, Any]]:
 
 
 def acting(args: argparse.Namespace) -> tuple[Settings, Account]:
-    """The settings and the account of ``--account``: the settings carry its API key and
-    base URL, so `run_with_client` calls MTA as that account."""
+    """The settings and the account of ``--account``, whose API key, base URL and
+    secrets the command uses."""
     settings = load_settings()
-    account = calling(settings, args.account)
-    return as_account(settings, account), account
+    return settings, calling(settings, args.account)
 
 
-def run_with_client(settings: Settings, work: Any) -> Any:
-    """Run ``work(client)`` with an MTA client (``RECEIVER_MTA_API_KEY`` is required)."""
+def run_with_client(settings: Settings, work: Any, account: str = DEFAULT_ACCOUNT) -> Any:
+    """Run ``work(client)`` with ``account``'s MTA client (its API key is required)."""
 
     async def run() -> Any:
-        client = mta_client(settings, Metrics())
+        client = mta_client(settings, Metrics(), account=account)
         try:
             return await work(client)
         finally:
@@ -159,7 +158,7 @@ def register_webhooks(args: argparse.Namespace) -> int:
             )
         return report
 
-    report = run_with_client(settings, work)
+    report = run_with_client(settings, work, account.name)
     print_rows(report, ("event", "id", "action", "url"), args.json)
     if not args.json and any(r["action"].startswith("exists ") for r in report):
         print(
@@ -171,7 +170,8 @@ def register_webhooks(args: argparse.Namespace) -> int:
 
 def list_webhooks(args: argparse.Namespace) -> int:
     """Print every registration of the account."""
-    rows = run_with_client(acting(args)[0], all_registrations)
+    settings, account = acting(args)
+    rows = run_with_client(settings, all_registrations, account.name)
     print_rows(rows, ("id", "event", "createdAt", "retryOnError", "url"), args.json)
     return 0
 
@@ -214,7 +214,7 @@ def rotate_secret(args: argparse.Namespace) -> int:
                 changed.append({"id": row["id"], "event": row.get("event"), "url": row["url"]})
         return changed
 
-    changed = run_with_client(settings, work)
+    changed = run_with_client(settings, work, account.name)
     if args.json:
         print(json.dumps({"updated": changed}))
     else:
@@ -265,7 +265,8 @@ def prune_webhooks(args: argparse.Namespace) -> int:
             )
         return report
 
-    report = run_with_client(acting(args)[0], work)
+    settings, account = acting(args)
+    report = run_with_client(settings, work, account.name)
     print_rows(report, ("id", "event", "action", "url"), args.json)
     if not args.json:
         verb = "would be deleted" if args.dry_run else "deleted"
@@ -279,6 +280,7 @@ def delete_webhook(args: argparse.Namespace) -> int:
     async def work(client: MTAClient) -> None:
         await client.request("DELETE", f"webhooks/{args.id}")
 
-    run_with_client(acting(args)[0], work)
+    settings, account = acting(args)
+    run_with_client(settings, work, account.name)
     print(f"deleted registration {args.id}")
     return 0

@@ -47,7 +47,7 @@ class Dispatcher:
         self.registry = registry
         self.store = store
         # All handlers see of the store.
-        self._view = StoreView(store, getattr(settings, "opt_out_scope", "account") == "global")
+        self._view = StoreView(store, settings.opt_out_scope == "global")
         self.settings = settings
         self.metrics = metrics
         self._runs = functools.cache(metrics.handler_runs.labels)

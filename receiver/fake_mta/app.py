@@ -57,11 +57,11 @@ class _Api:
 
     def _authorized(self, request: Request) -> str | None:
         scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(
-            key.encode(), self.fake.api_key.encode()
-        ):
-            return key
-        return None
+        if scheme.lower() != "bearer":
+            return None
+        # Every key compared, so the time taken does not tell which one nearly matched.
+        matches = [hmac.compare_digest(key.encode(), k.encode()) for k in self.fake.api_keys]
+        return key if any(matches) else None
 
     async def send(self, request: Request) -> Response:
         """POST /send: auth, rate limit, queued fault, validation, then accept."""
@@ -82,7 +82,9 @@ class _Api:
         problem = send_problem(body, fake.max_sms_length)
         if problem is not None:
             return mta_error(400, problem, rid, limits)
-        record = fake.record_send(body, dict(request.headers), request.headers.get("x-request-id"))
+        record = fake.record_send(
+            body, dict(request.headers), request.headers.get("x-request-id"), key
+        )
         if record is None:
             return mta_error(409, "Duplicate X-Request-Id", rid, limits)
         if fault is not None and fault.kind == "drop-after-send":
@@ -117,23 +119,24 @@ class _Api:
             await hold(self.fake, request, fault.delay, until_disconnect=False)
         return None
 
-    def _gate(self, request: Request, rid: str) -> tuple[dict[str, str], Response | None]:
+    def _gate(self, request: Request, rid: str) -> tuple[dict[str, str], Response | None, str]:
         """Auth and the general rate limit (30/min, docs/mta.md "Limits and errors") of
-        any endpoint but ``/send``: the answer's headers, and a refusal if any."""
+        any endpoint but ``/send``: the answer's headers, a refusal if any, and the
+        caller's key (its account)."""
         key = self._authorized(request)
         if key is None:
-            return {}, mta_error(401, "Invalid API key", rid)
+            return {}, mta_error(401, "Invalid API key", rid), ""
         decision = self.fake.check_rate(key, general=True)
         headers = {**decision.headers(), "X-Request-ID": rid}
         if not decision.allowed:
-            return headers, mta_error(429, TOO_MANY, rid, decision.headers())
-        return headers, None
+            return headers, mta_error(429, TOO_MANY, rid, decision.headers()), key
+        return headers, None, key
 
     async def verify_key(self, request: Request) -> Response:
         """GET /auth/verify-api-key."""
         rid = new_request_id()
         await _arrive(self.fake, request)
-        headers, refused = self._gate(request, rid)
+        headers, refused, _ = self._gate(request, rid)
         if refused is not None:
             return refused
         return JSONResponse({"message": "API key is valid"}, headers=headers)
@@ -142,12 +145,13 @@ class _Api:
         """GET /sent-messages/{id} and /sent-messages/{id}/delivery-report."""
         rid, fake = new_request_id(), self.fake
         await _arrive(fake, request)
-        headers, refused = self._gate(request, rid)
+        headers, refused, key = self._gate(request, rid)
         if refused is not None:
             return refused
         message_id = int(request.path_params["message_id"])
         report = request.url.path.endswith("/delivery-report")
-        data = fake.sent.report(message_id) if report else fake.sent.message(message_id)
+        read = fake.sent.report if report else fake.sent.message
+        data = read(message_id, key)
         if data is None:
             return mta_error(404, f"Outbound message {message_id} not found", rid, headers)
         # docs/mta.md: the v3 reference envelope {success, error, message, data}.
@@ -158,7 +162,7 @@ class _Api:
         """GET /deliveries: the latest status per message, date-filtered and paged."""
         rid, fake = new_request_id(), self.fake
         await _arrive(fake, request)
-        headers, refused = self._gate(request, rid)
+        headers, refused, key = self._gate(request, rid)
         if refused is not None:
             return refused
         query = request.query_params
@@ -167,22 +171,23 @@ class _Api:
             end = date_filter(query.get("filters[endDate]"), end=True)
         except ValueError:
             return mta_error(400, "filters[startDate]/filters[endDate] must be dates", rid)
-        return self._list(request, fake.sent.deliveries(start, end), headers)
+        return self._list(request, fake.sent.deliveries(start, end, key), headers)
 
     async def webhooks(self, request: Request) -> Response:
         """POST/GET /webhooks and PATCH/DELETE /webhooks/{id}."""
         rid, fake = new_request_id(), self.fake
         body = await _arrive(fake, request)
-        ok_headers, refused = self._gate(request, rid)
+        ok_headers, refused, key = self._gate(request, rid)
         if refused is not None:
             return refused
         if request.method == "GET":
-            return self._list(request, [w.public() for w in fake.webhooks], ok_headers)
+            own = [w.public() for w in fake.webhooks if w.owner == key]
+            return self._list(request, own, ok_headers)
         if request.method == "POST":
             problem = webhook_problem(body, partial=False)
             if problem is not None:
                 return mta_error(400, problem, rid)
-            hook = fake.add_webhook(body["event"], body["url"], body.get("secret"), body)
+            hook = fake.add_webhook(body["event"], body["url"], body.get("secret"), body, key)
             return JSONResponse(
                 {"message": "Webhook created", "data": hook.public()}, headers=ok_headers
             )
@@ -191,13 +196,13 @@ class _Api:
             problem = webhook_problem(body, partial=True)
             if problem is not None:
                 return mta_error(400, problem, rid)
-            updated = fake.update_webhook(webhook_id, body)
+            updated = fake.update_webhook(webhook_id, body, key)
             if updated is None:
                 return mta_error(404, f"Webhook {webhook_id} not found", rid)
             return JSONResponse(
                 {"message": "Webhook updated", "data": updated.public()}, headers=ok_headers
             )
-        if not fake.delete_webhook(webhook_id):
+        if not fake.delete_webhook(webhook_id, key):
             return mta_error(404, f"Webhook {webhook_id} not found", rid)
         # docs/mta.md: DELETE answers 200 with a message, or 204.
         if fake.delete_returns_204:

@@ -48,7 +48,8 @@ async def play_to_registrations(fake: FakeMTA, record: SendRecord, steps: Sequen
                 if fake.webhooks_down:  # an outage: MTA gave up on these (docs/mta.md)
                     continue
                 for hook in fake.webhooks:
-                    if hook.event != event.event:
+                    # Only the sending account's registrations hear of its messages.
+                    if hook.event != event.event or hook.owner != record.api_key:
                         continue
                     retries = MAX_RETRIES if hook.options.get("retryOnError") else 0
                     result = await deliver(

@@ -80,6 +80,7 @@ class SendRecord:
     headers: Mapping[str, str]
     request_id: str | None
     at: float
+    api_key: str = field(default="", repr=False)  # whose account sent it
 
 
 @dataclass(slots=True)
@@ -92,6 +93,7 @@ class Webhook:
     secret: str | None = field(repr=False)
     options: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
+    owner: str = field(default="", repr=False)  # the API key of the account it belongs to
 
     def public(self) -> dict[str, Any]:
         """The registration as MTA shows it: everything but the secret."""
@@ -108,7 +110,13 @@ class Webhook:
     def copy(self) -> Webhook:
         """An independent copy, safe to hand to another thread."""
         return Webhook(
-            self.id, self.event, self.url, self.secret, dict(self.options), self.created_at
+            self.id,
+            self.event,
+            self.url,
+            self.secret,
+            dict(self.options),
+            self.created_at,
+            self.owner,
         )
 
 

@@ -20,13 +20,21 @@ __all__ = ["SentLog"]
 
 
 class SentLog:
-    """Sent messages by id and the latest delivery status of each recipient; thread-safe."""
+    """Sent messages by id and the latest delivery status of each recipient; thread-safe.
+
+    Each message belongs to the account (API key) that sent it: another account's key
+    reads it as not found, as MTA's per-account records do. ``owner=None`` reads all."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._messages: dict[int, dict[str, Any]] = {}
         self._statuses: dict[int, dict[str, tuple[int, float]]] = {}
         self._external_ids: dict[int, str | None] = {}
+        self._owners: dict[int, str] = {}
+
+    def _visible(self, message_id: int, owner: str | None) -> bool:
+        found = self._owners.get(message_id)
+        return owner is None or found is None or found == owner
 
     def add(
         self,
@@ -34,9 +42,13 @@ class SentLog:
         recipients: Sequence[str],
         message: str | None,
         external_id: str | None = None,
+        owner: str | None = None,
     ) -> None:
-        """Know a message: one the fake sent, or one a test says MTA sent earlier."""
+        """Know a message: one the fake sent, or one a test says MTA sent earlier (of
+        the account whose key is ``owner``; None: of every account)."""
         with self._lock:
+            if owner is not None:
+                self._owners[message_id] = owner
             self._external_ids[message_id] = external_id
             self._messages[message_id] = {
                 "id": message_id,
@@ -52,26 +64,31 @@ class SentLog:
         with self._lock:
             self._statuses.setdefault(message_id, {})[number] = (int(status), when)
 
-    def deliveries(self, start: float | None, end: float | None) -> list[dict[str, Any]]:
+    def deliveries(
+        self, start: float | None, end: float | None, owner: str | None = None
+    ) -> list[dict[str, Any]]:
         """The rows of ``GET /deliveries`` between ``start`` and ``end``, oldest first."""
         with self._lock:
             latest = {
                 (message_id, number): found
                 for message_id, by_number in self._statuses.items()
                 for number, found in by_number.items()
+                if self._visible(message_id, owner)
             }
             return delivery_rows(latest, dict(self._external_ids), start, end)
 
-    def message(self, message_id: int) -> dict[str, Any] | None:
+    def message(self, message_id: int, owner: str | None = None) -> dict[str, Any] | None:
         """``data`` of ``GET /sent-messages/{id}``, or None (a 404)."""
         with self._lock:
-            found = self._messages.get(message_id)
+            found = self._messages.get(message_id) if self._visible(message_id, owner) else None
             return dict(found) if found is not None else None
 
-    def report(self, message_id: int) -> dict[str, Any] | None:
+    def report(self, message_id: int, owner: str | None = None) -> dict[str, Any] | None:
         """``data`` of ``GET /sent-messages/{id}/delivery-report``, or None (a 404)."""
         with self._lock:
             if message_id not in self._messages and message_id not in self._statuses:
+                return None
+            if not self._visible(message_id, owner):
                 return None
             rows = [
                 {"number": n, "status": STATUS_NAMES.get(s, "unknown"), "statusCode": s}
@@ -85,3 +102,4 @@ class SentLog:
             self._messages.clear()
             self._statuses.clear()
             self._external_ids.clear()
+            self._owners.clear()

@@ -47,7 +47,7 @@ class FakeMTA:
 
     def __init__(
         self,
-        api_key: str = "test-api-key",
+        api_key: str | Sequence[str] = "test-api-key",
         *,
         rate_limit: int = 25,
         rate_window: float = 15.0,
@@ -55,7 +55,11 @@ class FakeMTA:
         first_message_id: int = 1,
         first_page: int = 0,
     ) -> None:
-        self.api_key = api_key
+        # Several keys: several MTA accounts on one fake. Each sees only its own sends,
+        # records and webhook registrations, and has its own send-rate window, as MTA's
+        # accounts do (docs/mta.md "Limits and errors": the limit is per account).
+        self.api_keys = (api_key,) if isinstance(api_key, str) else tuple(api_key)
+        self.api_key = self.api_keys[0]
         self.rate_limit = rate_limit
         self.rate_window = rate_window
         self.first_page = first_page
@@ -191,16 +195,24 @@ class FakeMTA:
             return decision
 
     def record_send(
-        self, body: Mapping[str, Any], headers: Mapping[str, str], request_id: str | None
+        self,
+        body: Mapping[str, Any],
+        headers: Mapping[str, str],
+        request_id: str | None,
+        api_key: str | None = None,
     ) -> SendRecord | None:
-        """Accept a send and give it the next messageId; None for a rejected repeat id."""
+        """Accept a send of the account of ``api_key`` (default: the first) and give it
+        the next messageId; None for a rejected repeat id."""
+        api_key = api_key or self.api_key
         with self._cond:
             repeated = request_id is not None and any(
                 s.request_id == request_id for s in self._sends
             )
             if repeated and self.reject_repeated_request_id:
                 return None
-            record = SendRecord(self._next_message_id, body, headers, request_id, self._clock())
+            record = SendRecord(
+                self._next_message_id, body, headers, request_id, self._clock(), api_key
+            )
             self._next_message_id += 1
             self._sends.append(record)
             subscribers = body.get("subscribers")
@@ -211,38 +223,52 @@ class FakeMTA:
                 subscribers if isinstance(subscribers, list) else [],
                 text if isinstance(text, str) else None,
                 str(external_id) if external_id is not None else None,
+                api_key,
             )
             self._cond.notify_all()
             return record
 
     def add_webhook(
-        self, event: str, url: str, secret: str | None, options: Mapping[str, Any]
+        self,
+        event: str,
+        url: str,
+        secret: str | None,
+        options: Mapping[str, Any],
+        owner: str | None = None,
     ) -> Webhook:
-        """Register a webhook; the same (event, url) twice makes two (docs/mta.md)."""
+        """Register a webhook of the account of API key ``owner`` (default: the first);
+        the same (event, url) twice makes two (docs/mta.md)."""
         with self._cond:
             known = {k: v for k, v in options.items() if k in WEBHOOK_OPTIONS}
             created = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             options = {**WEBHOOK_OPTIONS, **known}
-            hook = Webhook(self._next_webhook_id, event, url, secret, options, created)
+            hook = Webhook(
+                self._next_webhook_id, event, url, secret, options, created, owner or self.api_key
+            )
             self._next_webhook_id += 1
             self._webhooks[hook.id] = hook
             self._cond.notify_all()
             return hook.copy()
 
-    def update_webhook(self, webhook_id: int, changes: Mapping[str, Any]) -> Webhook | None:
-        """Apply a PATCH; None when there is no such registration."""
+    def update_webhook(
+        self, webhook_id: int, changes: Mapping[str, Any], owner: str | None = None
+    ) -> Webhook | None:
+        """Apply a PATCH; None when there is no such registration (of ``owner``'s account)."""
         with self._cond:
             hook = self._webhooks.get(webhook_id)
-            if hook is None:
+            if hook is None or hook.owner != (owner or self.api_key):
                 return None
             hook.apply(changes)
             self._cond.notify_all()
             return hook.copy()
 
-    def delete_webhook(self, webhook_id: int) -> bool:
-        """Remove a registration; False when there was none."""
+    def delete_webhook(self, webhook_id: int, owner: str | None = None) -> bool:
+        """Remove a registration; False when there was none (of ``owner``'s account)."""
         with self._cond:
-            found = self._webhooks.pop(webhook_id, None) is not None
+            hook = self._webhooks.get(webhook_id)
+            found = hook is not None and hook.owner == (owner or self.api_key)
+            if found:
+                del self._webhooks[webhook_id]
             self._cond.notify_all()
             return found
 

@@ -5,6 +5,9 @@ never lead to a blind second send: a ``sending`` row whose lease expired is trea
 timeout and waits, as ``reconciling``, for a webhook carrying the resend's externalId. If
 none comes within ``RECEIVER_FALLBACK_RECONCILE_SECONDS`` it becomes ``unknown`` for an
 operator (or is sent again when ``RECEIVER_FALLBACK_RESEND_UNKNOWN`` says so).
+
+Each resend goes out through its own account's `Sender`: MTA's message ids, API keys and
+send limits are per account (docs/accounts.md).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from ..metrics import Metrics
 from ..mta import MTAClient, MTAOutcomeUnknown, MTARejected, MTAUnavailable, SendWithdrawn
@@ -28,6 +32,21 @@ S = ResendState
 
 log = logging.getLogger("receiver.outbox")
 
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """How one account's resends go out: its client (API key, send limit), what reads its
+    delivery reports back, and the longcode its SMS resends name."""
+
+    client: MTAClient
+    readback: ReadBack | None = None
+    longcode_id: str | None = None
+
+
+NO_SENDER = "account_not_configured"
+"""The reason a resend is skipped whose account no longer has an API key or fallback
+(the accounts file changed since it was scheduled)."""
+
 ERROR_DELAY_SECONDS = 30.0
 """A scheduled resend whose step failed outside MTA (the store, a text lookup) waits
 this long before the next try."""
@@ -39,31 +58,30 @@ class Outbox:
     def __init__(
         self,
         store: Store,
-        client: MTAClient,
+        senders: Mapping[str, Sender],
         settings: Settings,
         metrics: Metrics,
         *,
         text_lookup: TextLookup | None = None,
-        readback: ReadBack | None = None,
         owner: str | None = None,
         clock: Callable[[], float] = time.time,
         concurrency: int = 8,
     ) -> None:
         self.resends = store.resends
         self.store = store
-        self.client = client
+        self.senders = senders
         self.settings = settings
         self.metrics = metrics
         self.text_lookup = text_lookup
-        self.readback = readback
-        self.global_opt_outs = getattr(settings, "opt_out_scope", "account") == "global"
+        self.global_opt_outs = settings.opt_out_scope == "global"
         self.owner = owner or f"outbox-{uuid.uuid4().hex[:12]}"
         self.clock = clock
         self.concurrency = concurrency
         self.poll = min(settings.worker_poll_seconds, 0.25)
         # Long enough for a send with its retries; renewed while a send takes longer (a
         # 429's Retry-After may ask for up to 300 s).
-        self.lease = settings.mta_timeout * (client.max_retries + 2) + 30
+        retries = max((s.client.max_retries for s in senders.values()), default=0)
+        self.lease = settings.mta_timeout * (retries + 2) + 30
         self._stopping = asyncio.Event()
         self._working: set[tuple[str, str]] = set()  # (account, original) of resends in hand
 
@@ -138,21 +156,30 @@ class Outbox:
 
     async def _send(self, resend: Resend) -> None:
         original, now = resend.original_message_id, self.clock()
+        sender = self.senders.get(resend.account)
+        if sender is None:
+            log.error(
+                "resend of %s skipped: account %r has no API key or fallback any more",
+                original,
+                resend.account,
+            )
+            await self._finish(resend, Move.SKIP, reason=NO_SENDER)
+            return
         if stop := await called_off(self.store, resend, self.global_opt_outs):
             await self._finish(resend, stop[0], reason=stop[1])
             return
         text = resend.text or await original_text(
             self.store, original, self.text_lookup, resend.account
         )
-        if text is None and self.readback is not None:
-            text = await self.readback.text(original)
+        if text is None and sender.readback is not None:
+            text = await sender.readback.text(original)
         if text is None:
             await self._finish(resend, Move.SKIP, reason="content_unknown")
             return
         if (
-            self.readback is not None
+            sender.readback is not None
             and resend.phone
-            and await self.readback.delivered(original, resend.phone)
+            and await sender.readback.delivered(original, resend.phone)
         ):  # MTA's own fallback got it there, and no webhook told us
             await self._finish(resend, Move.CANCEL, reason="delivered_per_report")
             return
@@ -168,7 +195,7 @@ class Outbox:
             resend,
             text,
             self.settings.fallback_imessage_tags,
-            self.settings.fallback_longcode_id,
+            sender.longcode_id,
         )
         withdrawn: list[tuple[Move, str]] = []
 
@@ -180,7 +207,7 @@ class Outbox:
             return not withdrawn
 
         try:
-            result = await self.client.send(payload, request_id=resend.request_id, ready=ready)
+            result = await sender.client.send(payload, request_id=resend.request_id, ready=ready)
         except SendWithdrawn:
             # Nothing went out: undo the double-delivery mark a DELIVERED set meanwhile.
             step, reason = withdrawn[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ..dispatch.loader import load_object
 from ..metrics import Metrics
 from ..mta import MTAClient
@@ -9,13 +11,27 @@ from ..mta.readback import ReadBack
 from ..settings import Settings
 from ..store import Store
 from .content import TextLookup
-from .outbox import Outbox
+from .outbox import Outbox, Sender
 
 
-def outbox(settings: Settings, store: Store, client: MTAClient, metrics: Metrics) -> Outbox:
+def senders(settings: Settings, clients: Mapping[str, MTAClient]) -> dict[str, Sender]:
+    """A `Sender` for every account with a client whose fallback is on."""
+    return {
+        name: Sender(
+            client,
+            ReadBack(client, country=settings.default_country_code),
+            settings.accounts[name].fallback_longcode_id,
+        )
+        for name, client in clients.items()
+        if settings.accounts[name].fallback_enabled
+    }
+
+
+def outbox(
+    settings: Settings, store: Store, senders: Mapping[str, Sender], metrics: Metrics
+) -> Outbox:
     """The resend outbox, with the user's text lookup when one is configured."""
     lookup: TextLookup | None = None
     if settings.fallback_text_lookup:
         lookup = load_object(settings.fallback_text_lookup, "RECEIVER_FALLBACK_TEXT_LOOKUP")
-    readback = ReadBack(client, country=settings.default_country_code)
-    return Outbox(store, client, settings, metrics, text_lookup=lookup, readback=readback)
+    return Outbox(store, senders, settings, metrics, text_lookup=lookup)

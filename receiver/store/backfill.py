@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..mta.events import DEFAULT_ACCOUNT
 from .connector import Connector
 
 BACKFILL = "backfill"
@@ -30,12 +31,12 @@ RELEASE_LEASE = "DELETE FROM leases WHERE name = ? AND owner = ?"
 LAST_HEARTBEAT = "SELECT MAX(at) FROM heartbeats WHERE owner LIKE 'worker-%'"
 RECORD_RUN = """
 INSERT INTO backfill_runs (cause, since, until, started_at, finished_at, rows_read, held,
-                           stored, unreadable, error)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                           stored, unreadable, error, account)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 LAST_RUN = """
 SELECT cause, since, until, started_at, finished_at, rows_read, held, stored, unreadable,
-       error
+       error, account
 FROM backfill_runs ORDER BY id DESC LIMIT 1
 """
 LAST_SUCCESS = "SELECT MAX(finished_at) FROM backfill_runs WHERE error IS NULL"
@@ -55,6 +56,7 @@ class RunRecord:
     stored: int
     unreadable: int
     error: str | None = None
+    account: str = DEFAULT_ACCOUNT
 
 
 class BackfillStore:
@@ -108,6 +110,7 @@ class BackfillStore:
                 run.stored,
                 run.unreadable,
                 run.error,
+                run.account,
             ),
         )
 

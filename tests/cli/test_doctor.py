@@ -11,6 +11,7 @@ import pytest
 
 from receiver.cli.doctor import autovacuum
 from receiver.cli.pgcheck import connections, durability
+from receiver.fake_mta import FakeMTA, running_fake_mta
 from receiver.settings import Settings
 
 from ..conftest import cli, fake_mta_env, free_port, make_settings, running
@@ -226,3 +227,41 @@ def test_durability_warns_when_commits_may_be_lost(commit: str, fsync: str, stat
     if status == "warn":
         assert check.fix is not None
         assert "= on" in check.fix
+
+
+def test_each_account_is_checked_and_its_url_signed_with_its_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With an accounts file: each account's key is asked of MTA and its longcode checked,
+    under the account's name, a fix naming its table; --url .../webhooks/mta/NAME is signed
+    with NAME's secret and found under NAME's dedup key; an unconfigured name fails."""
+    fake = FakeMTA(["key-of-a", "key-of-b"])
+    with running_fake_mta(fake) as base_url:
+        accounts = tmp_path / "accounts.toml"
+        accounts.write_text(
+            f'[accounts.brand-a]\nwebhook_secrets = ["{"a" * 40}"]\nmta_api_key = "key-of-a"\n'
+            f'mta_base_url = "{base_url}"\nfallback_longcode_id = "1001"\n'
+            f'[accounts.brand-b]\nwebhook_secrets = ["{"b" * 40}"]\nmta_api_key = "revoked"\n'
+            f'mta_base_url = "{base_url}"\n'
+        )
+        accounts.chmod(0o600)
+        monkeypatch.delenv("RECEIVER_WEBHOOK_SECRETS", raising=False)
+        monkeypatch.setenv("RECEIVER_ACCOUNTS_FILE", str(accounts))
+        monkeypatch.setenv("RECEIVER_DATABASE_URL", f"sqlite:///{tmp_path / 'receiver.db'}")
+        with running(Settings.from_env()) as server:
+            status, out = doctor(capsys, "--url", f"{server.url}/webhooks/mta/brand-a", "--json")
+            _, unknown = doctor(capsys, "--url", f"{server.url}/webhooks/mta/brand-c", "--json")
+            stored = server.query("SELECT account FROM events")
+    checks = {c["name"]: c for c in json.loads(out)}
+    assert status == 1  # brand-b's key is refused
+    assert checks["MTA API key (brand-a)"]["status"] == "ok"
+    assert checks["MTA API key (brand-b)"]["status"] == "fail"
+    assert "mta_api_key in [accounts.brand-b]" in checks["MTA API key (brand-b)"]["fix"]
+    assert checks["SMS resend longcode (brand-a)"]["status"] == "ok"
+    assert checks["SMS resend longcode (brand-b)"]["status"] == "warn"
+    assert checks["public URL"]["status"] == "ok", checks["public URL"]
+    assert stored == [("brand-a",)]
+    url_check = next(c for c in json.loads(unknown) if c["name"] == "public URL")
+    assert url_check["status"] == "fail"
+    assert "'brand-c', which is not configured" in url_check["detail"]
+    assert "revoked" not in out

@@ -487,3 +487,33 @@ def test_cli_serves_the_fake() -> None:
         process.terminate()
         out, _ = process.communicate(timeout=10)
     assert f"http://127.0.0.1:{port}/v3" in out.decode()
+
+
+def test_several_keys_are_several_accounts() -> None:
+    """Two API keys on one fake are two MTA accounts: each lists only its own webhook
+    registrations, cannot change or read the other's, reads only its own sent messages,
+    and has its own send-rate window (docs/mta.md: the limit is per account)."""
+    fake = FakeMTA(["key-of-a", "key-of-b"], rate_limit=1, rate_window=60.0)
+    with running_fake_mta(fake) as url:
+        a = httpx.Client(base_url=url, headers={"Authorization": "Bearer key-of-a"})
+        b = httpx.Client(base_url=url, headers={"Authorization": "Bearer key-of-b"})
+        with a, b:
+            hook = {"event": "delivery-status", "url": "https://a.example/h", "secret": SECRET}
+            created = a.post("/webhooks", json=hook).json()["data"]["id"]
+            assert [w["id"] for w in a.get("/webhooks").json()["data"]["rows"]] == [created]
+            assert b.get("/webhooks").json()["data"]["rows"] == []
+            assert b.delete(f"/webhooks/{created}").status_code == 404
+            assert (
+                b.patch(f"/webhooks/{created}", json={"url": "https://b.example"}).status_code
+                == 404
+            )
+            send = {"subscribers": ["+15550001111"], "message": "hi"}
+            sent = a.post("/send", json=send)
+            assert sent.status_code == 200
+            message_id = sent.json()["data"]["messageId"]
+            assert a.get(f"/sent-messages/{message_id}").status_code == 200
+            assert b.get(f"/sent-messages/{message_id}").status_code == 404
+            assert b.post("/send", json=send).status_code == 200  # b's own window
+            assert a.post("/send", json=send).status_code == 429  # a's is full
+    assert [s.api_key for s in fake.sends] == ["key-of-a", "key-of-b"]
+    assert fake.rate_limit_violations == 1

@@ -17,7 +17,7 @@ from receiver_handlers.fallback import is_stop
 
 from receiver.dispatch.loader import build_registry
 from receiver.fake_mta import FakeMTA, TimelineMessage, play_timeline, running_fake_mta
-from receiver.fallback.outbox import Outbox
+from receiver.fallback.outbox import Outbox, Sender
 from receiver.metrics import Metrics
 from receiver.mta import Rate
 from receiver.mta.phones import e164
@@ -530,7 +530,8 @@ async def test_a_send_longer_than_its_lease_keeps_it(tmp_path, caplog) -> None:
             settings = dataclasses.replace(settings, mta_base_url=base_url)
             metrics = Metrics()
             client = mta_client(settings, metrics, store)
-            box, rival = (Outbox(store, client, settings, metrics, text_lookup=text) for _ in "AB")
+            senders = {"default": Sender(client)}
+            box, rival = (Outbox(store, senders, settings, metrics, text_lookup=text) for _ in "AB")
             box.lease = rival.lease = 0.3  # the slow send takes a second
             await schedule_resend(store, "77", phone=PHONE)
             running_box = asyncio.create_task(box.run())
@@ -567,7 +568,14 @@ async def test_a_failing_text_lookup_waits_before_the_next_try(tmp_path) -> None
     try:
         metrics = Metrics()
         client = mta_client(settings, metrics, store)
-        box = Outbox(store, client, settings, metrics, text_lookup=broken, clock=lambda: 1_000.0)
+        box = Outbox(
+            store,
+            {"default": Sender(client)},
+            settings,
+            metrics,
+            text_lookup=broken,
+            clock=lambda: 1_000.0,
+        )
         await schedule_resend(store, "77", at=1_000.0)
         await box.run_once()
         await box.run_once()

@@ -77,7 +77,8 @@ async def test_the_store_hands_out_the_send_limiter_and_services_use_it(
     from receiver.store.postgres.limiter import PostgresLimiter, account_key
 
     shared = store.send_limiter(Rate(25, 15.0), "key-1")
-    chosen = services.send_limiter(make_settings(tmp_path, mta_api_key=Secret("key-1")), store)
+    settings = make_settings(tmp_path, mta_api_key=Secret("key-1"))
+    chosen = services.send_limiter(settings, store, settings.account("default"))
     if store.describe() == "postgres":
         assert isinstance(shared, PostgresLimiter)
         assert shared.account == account_key("key-1")
