@@ -64,19 +64,6 @@ def calling(settings: Settings, name: str | None) -> Account:
     )
 
 
-def only_default(settings: Settings, name: str | None, command: str) -> Account:
-    """The account of ``--account``, which must be the default one for now: this command
-    stores what it learns (a send's text and route) under no account but the default, so
-    another account's would be mixed into it."""
-    account = calling(settings, name)
-    if account.name != DEFAULT_ACCOUNT:
-        raise ConfigError(
-            f"{command} --account {account.name}: only the environment's account (default)"
-            f" can {command} yet; what it stores would be credited to the default account"
-        )
-    return account
-
-
 def webhook_url(url: str, name: str) -> str:
     """``url`` as account ``name``'s webhook URL: a URL ending in ``/webhooks/mta`` gets
     ``/NAME`` (the default account's stays as it is); one ending in another account's

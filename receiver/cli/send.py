@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from ..settings import Settings
-from .accounts import add_account, only_default
+from .accounts import add_account, calling
 
 
 def register(commands: Any) -> None:
@@ -30,7 +30,7 @@ def send(args: argparse.Namespace) -> int:
     from ..store import create_store
 
     settings = Settings.from_env()
-    account = only_default(settings, args.account, "send").name
+    account = calling(settings, args.account).name
 
     async def run() -> dict[str, object]:
         store = create_store(settings.database_url)
@@ -50,6 +50,7 @@ def send(args: argparse.Namespace) -> int:
                 text=args.text,
                 sender_name=args.sender_name,
                 external_id=args.external_id,
+                account=account,
             )
         finally:
             await client.aclose()

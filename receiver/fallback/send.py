@@ -11,6 +11,7 @@ import time
 import uuid
 
 from ..mta import MTAClient, SendResult
+from ..mta.events import DEFAULT_ACCOUNT
 from ..store import Store
 
 
@@ -23,8 +24,10 @@ async def send_message(
     sender_name: str | None = None,
     external_id: str | None = None,
     tags: dict[str, str] | None = None,
+    account: str = DEFAULT_ACCOUNT,
 ) -> SendResult:
-    """Send ``text`` to one number (iMessage when ``sender_name`` is set) and record it."""
+    """Send ``text`` to one number (iMessage when ``sender_name`` is set) with
+    ``account``'s client, and record it as that account's."""
     payload: dict[str, object] = {"subscribers": [to], "message": text}
     if sender_name:
         payload["senderName"] = sender_name
@@ -42,5 +45,6 @@ async def send_message(
             sender_name=sender_name,
             tags=tags or {},
             now=time.time(),
+            account=account,
         )
     return result
