@@ -112,6 +112,16 @@ async def empty_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
             yield url
 
 
+@contextlib.contextmanager
+def empty_database_sync(backend: str, tmp_path: Path) -> Iterator[str]:
+    """`empty_database` for sync tests that drive servers and processes (no event loop)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'receiver.db'}"
+    else:
+        with fresh_database_sync() as url:
+            yield url
+
+
 @contextlib.asynccontextmanager
 async def opened_store(url: str, migrate: bool = True) -> AsyncIterator[Store]:
     """A store on ``url``, open for the block."""

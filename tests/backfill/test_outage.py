@@ -24,7 +24,7 @@ from receiver.settings import Secret
 
 from ..admin.test_admin import PASSWORD, log_in
 from ..conftest import SECRET, Server, cli, make_settings, running, wait_for
-from ..pg import fresh_database_sync
+from ..pg import empty_database_sync
 from ..pg import query as pg_query
 
 API_KEY = "fake-key"
@@ -54,16 +54,6 @@ class Outage:
 
 
 @contextlib.contextmanager
-def database(backend: str, tmp_path: Path) -> Iterator[str]:
-    """The URL of an empty database of ``backend``, for the block."""
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'receiver.db'}"
-    else:
-        with fresh_database_sync() as url:
-            yield url
-
-
-@contextlib.contextmanager
 def outage_setup(
     backend: str,
     tmp_path: Path,
@@ -82,7 +72,7 @@ def outage_setup(
     async def record_source(event: Event, ctx: Context) -> None:
         sources.append((event.message_id, event.status, event.source))
 
-    given = contextlib.nullcontext(url) if url else database(backend, tmp_path)
+    given = contextlib.nullcontext(url) if url else empty_database_sync(backend, tmp_path)
     with given as url, running_fake_mta(fake) as base_url:
         values: dict[str, Any] = {
             "database_url": url,

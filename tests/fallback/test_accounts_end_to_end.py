@@ -23,7 +23,7 @@ from receiver.mta import Rate
 from receiver.settings import Secret
 
 from ..conftest import Server, make_settings, running, signed_headers, wait_for
-from ..pg import BACKENDS, fresh_database_sync
+from ..pg import BACKENDS, empty_database_sync
 from ..pg import query as pg_query
 
 KEYS = {"brand-a": "key-of-brand-a", "brand-b": "key-of-brand-b"}
@@ -66,22 +66,13 @@ class TwoAccounts:
 
 
 @contextlib.contextmanager
-def database(backend: str, tmp_path: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'receiver.db'}"
-    else:
-        with fresh_database_sync() as url:
-            yield url
-
-
-@contextlib.contextmanager
 def two_accounts(
     backend: str, tmp_path: Path, *, rate: Rate = FAST, opt_out_scope: str = "account"
 ) -> Iterator[TwoAccounts]:
     """Both accounts served (from a file, no environment account), each with its own key
     and longcode; a handler limited to brand-b records what it sees."""
     fake = FakeMTA(list(KEYS.values()), rate_limit=rate.count, rate_window=rate.seconds)
-    with running_fake_mta(fake) as base_url, database(backend, tmp_path) as url:
+    with running_fake_mta(fake) as base_url, empty_database_sync(backend, tmp_path) as url:
         accounts = tuple(
             Account(
                 name,
