@@ -14,7 +14,8 @@ import pytest
 from receiver.store import create_store
 
 from ..conftest import wait_for
-from .test_outage import BACKENDS, Outage, database, outage_setup, send
+from ..pg import empty_database_sync
+from .test_outage import BACKENDS, Outage, outage_setup, send
 
 
 def seed_heartbeat(url: str, owner: str, at: float) -> None:
@@ -49,7 +50,7 @@ def test_a_start_after_a_silence_backfills_the_gap(
 ) -> None:
     """Statuses lost while no receiver ran are stored at the next start: its workers'
     last heartbeat is older than RECEIVER_BACKFILL_GAP_SECONDS."""
-    with database(backend, tmp_path) as url:
+    with empty_database_sync(backend, tmp_path) as url:
         with outage_setup(backend, tmp_path, monkeypatch, url=url) as first:
             first.fake.webhooks_down = True
             first.fake.auto_timeline = (3, 4)
