@@ -57,7 +57,7 @@ async def repair(
     error: str | None = None
     try:
         await backfill(
-            _Renewing(client, kept, owner, clock),
+            _Renewing(client, kept, lease, owner, clock),
             store,
             window,
             country=country,
@@ -112,11 +112,17 @@ class _Renewing:
     """A `Lister` that renews the lease before each page; `LeaseLost` if it cannot."""
 
     def __init__(
-        self, client: Lister, kept: BackfillStore, owner: str, clock: Callable[[], float]
+        self,
+        client: Lister,
+        kept: BackfillStore,
+        lease: str,
+        owner: str,
+        clock: Callable[[], float],
     ) -> None:
-        self.client, self.kept, self.owner, self.clock = client, kept, owner, clock
+        self.client, self.kept, self.lease = client, kept, lease  # the run's own account's
+        self.owner, self.clock = owner, clock
 
     async def request(self, method: str, path: str, **kwargs: object) -> dict[str, object]:
-        if not await self.kept.take_lease(LEASE, self.owner, self.clock(), LEASE_SECONDS):
+        if not await self.kept.take_lease(self.lease, self.owner, self.clock(), LEASE_SECONDS):
             raise LeaseLost("another process took the backfill lease over")
         return await self.client.request(method, path, **kwargs)

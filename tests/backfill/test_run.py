@@ -151,3 +151,25 @@ async def test_pages_are_paced_under_mtas_general_limit(store: Store) -> None:
     assert PAGES_PER_MINUTE + READS_PER_MINUTE <= 30
     for start in times:
         assert len([t for t in times if start <= t < start + 60]) <= PAGES_PER_MINUTE
+
+
+async def test_each_account_backfills_under_its_own_lease(store: Store) -> None:
+    """Another account's run takes and renews its own lease, never the default account's:
+    it runs while a process backfills the default account, and leaves that lease free."""
+    kept = store.backfill
+    assert await kept.take_lease(LEASE, "other", 100.0, 60.0)  # the default's run
+    done = await repair(
+        Pages(SHAPES), store, WINDOW, cause="test", clock=lambda: 120.0, account="brand-b"
+    )
+    assert done is not None
+    assert done.stored == 4
+    assert [tuple(r) for r in await store.fetch("SELECT DISTINCT account FROM events")] == [
+        ("brand-b",)
+    ]
+    assert await kept.take_lease(f"{LEASE}:brand-b", "next", 121.0, 60.0)  # released
+    await kept.release_lease(LEASE, "other")
+    again = await repair(
+        Pages(SHAPES), store, WINDOW, cause="test", clock=lambda: 200.0, account="brand-c"
+    )
+    assert again is not None
+    assert await kept.take_lease(LEASE, "next", 201.0, 60.0)  # brand-c's run left it free
