@@ -145,6 +145,7 @@ class Intake:
                 exc_info=not isinstance(exc, StoreError),
                 extra={
                     "client": _client(scope),
+                    "account": account,
                     "outcome": "store_unavailable",
                     "request_id": _request_id(scope),
                 },
@@ -181,6 +182,7 @@ class Intake:
                 incoming.error,
                 extra={
                     "event_id": result.event_id,
+                    "account": incoming.account,
                     "outcome": "quarantined",
                     "request_id": _request_id(scope),
                 },
@@ -199,6 +201,7 @@ class Intake:
                     extra={
                         "event_id": result.event_id,
                         "event": incoming.name,
+                        "account": incoming.account,
                         "message_id": incoming.message_id,
                         "outcome": "accepted",
                         "phone": redact_phone(incoming.phone, self.redact),
@@ -212,7 +215,13 @@ class Intake:
         log.warning(
             "webhook rejected: %s",
             reason,
-            extra={"client": _client(scope), "outcome": reason, "request_id": _request_id(scope)},
+            extra={
+                "client": _client(scope),
+                # Whose path it came to: a bad_signature names the registration to fix.
+                "account": account or None,
+                "outcome": reason,
+                "request_id": _request_id(scope),
+            },
         )
         # After a 413 or 404 the body is never read: close instead of draining it.
         await _answer(send, reason, close=reason in _UNREAD)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ import httpx
 import pytest
 
 from receiver.accounts import Account
+from receiver.logs import JsonFormatter
 from receiver.secret import Secret
 from receiver.settings import Settings
 from receiver.store import Incoming, IngestResult, create_store
@@ -103,6 +106,25 @@ def test_a_body_signed_for_another_account_is_401(
     assert (answer.status_code, answer.json()) == (401, {"error": "bad_signature"})
     assert store.incoming == []
     assert keys(server) == []
+
+
+def test_intake_warnings_name_the_account_of_the_path(
+    two_brands: tuple[Server, RecordingStore], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bad signature and a quarantined body are logged with the account whose path
+    they came to: which registration has the wrong secret, whose body was unreadable."""
+    server, _ = two_brands
+    with caplog.at_level(logging.WARNING, "receiver.intake"):
+        post(server, "/webhooks/mta/brand-b", delivery(), SECRET_A)
+        body = b"not json"
+        server.client.post(
+            "/webhooks/mta/brand-a", content=body, headers=signed_headers(body, SECRET_A)
+        )
+    lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records]
+    assert [(line["message"], line.get("account")) for line in lines] == [
+        ("webhook rejected: bad_signature", "brand-b"),
+        ("authentic webhook quarantined: invalid_json", "brand-a"),
+    ]
 
 
 def raw_request(
