@@ -4,6 +4,7 @@ message, apart from how the outbox moves resends between states (outbox.py)."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Awaitable, Callable
 
 from ..errors import PayloadError
@@ -27,8 +28,20 @@ NO_LONGCODE = (
     " Identity; set it to a longcode without one (docs/fallback.md)"
 )
 
-TextLookup = Callable[[str], Awaitable[str | None]]
-"""A user's ``async def lookup(original_message_id) -> text | None``."""
+TextLookup = Callable[..., Awaitable[str | None]]
+"""A user's ``async def lookup(original_message_id, account) -> text | None``; one
+without ``account`` serves a deployment of one account (docs/accounts.md)."""
+
+
+def takes_account(lookup: TextLookup) -> bool:
+    """Whether ``lookup`` can be told the account (a parameter ``account``, or
+    ``**kwargs``): message ids repeat across accounts, so only then can it tell two
+    messages of one id apart."""
+    try:
+        parameters = inspect.signature(lookup).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (some builtins)
+        return False
+    return any(p.name == "account" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 async def called_off(
@@ -68,7 +81,9 @@ async def original_text(
             text = normalize(parse(body), 0.0).text
             if text:
                 return text
-    return await lookup(original) if lookup is not None else None
+    if lookup is None:
+        return None
+    return await (lookup(original, account=account) if takes_account(lookup) else lookup(original))
 
 
 def send_payload(

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ..dispatch.loader import load_object
+from ..errors import ConfigError
 from ..metrics import Metrics
 from ..mta import MTAClient
 from ..mta.readback import ReadBack
 from ..settings import Settings
 from ..store import Store
-from .content import TextLookup
+from .content import TextLookup, takes_account
 from .outbox import Outbox, Sender
 
 
@@ -34,4 +35,12 @@ def outbox(
     lookup: TextLookup | None = None
     if settings.fallback_text_lookup:
         lookup = load_object(settings.fallback_text_lookup, "RECEIVER_FALLBACK_TEXT_LOOKUP")
+        if settings.file_accounts and not takes_account(lookup):
+            # It would be asked for brand-b's message 77 and answer with another's text.
+            raise ConfigError(
+                f"RECEIVER_FALLBACK_TEXT_LOOKUP {settings.fallback_text_lookup} takes no"
+                " account, and message ids repeat across the accounts of"
+                " RECEIVER_ACCOUNTS_FILE: give it a parameter, async def"
+                " lookup(original_message_id, account)"
+            )
     return Outbox(store, senders, settings, metrics, text_lookup=lookup)

@@ -15,8 +15,12 @@ from typing import Any
 import pytest
 from receiver_handlers.fallback import is_stop
 
+from receiver.accounts import Account
 from receiver.dispatch.loader import build_registry
+from receiver.errors import ConfigError
 from receiver.fake_mta import FakeMTA, TimelineMessage, play_timeline, running_fake_mta
+from receiver.fallback import wiring
+from receiver.fallback.content import original_text
 from receiver.fallback.outbox import Outbox, Sender
 from receiver.metrics import Metrics
 from receiver.mta import Rate
@@ -585,3 +589,43 @@ async def test_a_failing_text_lookup_waits_before_the_next_try(tmp_path) -> None
         await store.close()
     assert calls == ["77"]
     assert rows == [("scheduled", 1_030.0, "error: RuntimeError: CRM down")]
+
+
+async def text_of_default(original: str) -> str:
+    """A text lookup of the single-account kind: it cannot tell accounts apart."""
+    return f"text of {original}"
+
+
+async def test_a_text_lookup_is_asked_in_the_resends_account(tmp_path) -> None:
+    """A lookup that takes ``account`` is asked for brand-b's message 77 as brand-b's
+    (message ids repeat across accounts); a one-argument lookup still works."""
+    store = SqliteStore(make_settings(tmp_path).database_url)
+    await store.open()
+    asked: list[tuple[str, str]] = []
+
+    async def per_account(original: str, account: str) -> str:
+        asked.append((original, account))
+        return f"{account}'s text of {original}"
+
+    try:
+        ours = await original_text(store, "77", per_account, "brand-b")
+        plain = await original_text(store, "77", text_of_default)
+    finally:
+        await store.close()
+    assert (ours, asked) == ("brand-b's text of 77", [("77", "brand-b")])
+    assert plain == "text of 77"
+
+
+def test_an_accounts_file_refuses_a_lookup_without_account(tmp_path) -> None:
+    """With several accounts a lookup that cannot be told the account would return one
+    account's text for another's message 77: start-up refuses it, naming the fix."""
+    brand = Account("brand-b", (Secret("b" * 64),), mta_api_key=Secret(API_KEY))
+    settings = make_settings(
+        tmp_path,
+        file_accounts=(brand,),
+        fallback_text_lookup="tests.fallback.test_fallback:text_of_default",
+    )
+    with pytest.raises(ConfigError, match=r"RECEIVER_FALLBACK_TEXT_LOOKUP .*account"):
+        wiring.outbox(settings, SqliteStore(settings.database_url), {}, Metrics())
+    alone = dataclasses.replace(settings, file_accounts=())
+    assert wiring.outbox(alone, SqliteStore(alone.database_url), {}, Metrics()) is not None
