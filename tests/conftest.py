@@ -309,8 +309,9 @@ async def schedule_resend(
     at: float = 0.0,
     state: ResendState | str = ResendState.SCHEDULED,
     reason: str | None = None,
+    account: str = "default",
 ) -> None:
-    """One resend of ``original``, failed and due at ``at``, in ``state``."""
+    """One resend of ``original`` of ``account``, failed and due at ``at``, in ``state``."""
     await store.resends.schedule(
         original_message_id=original,
         phone=phone,
@@ -322,4 +323,5 @@ async def schedule_resend(
         now=at,
         state=ResendState(state),
         reason=reason,
+        account=account,
     )

@@ -139,6 +139,7 @@ class Outbox:
                 "outbox: resend of %s failed; trying again in %.0f s",
                 resend.original_message_id,
                 ERROR_DELAY_SECONDS,
+                extra=_of(resend),
             )
             if resend.state == S.SCHEDULED:
                 with contextlib.suppress(Exception):  # the store may be what failed
@@ -162,6 +163,7 @@ class Outbox:
                 "resend of %s skipped: account %r has no API key or fallback any more",
                 original,
                 resend.account,
+                extra=_of(resend),
             )
             await self._finish(resend, Move.SKIP, reason=NO_SENDER)
             return
@@ -216,7 +218,10 @@ class Outbox:
             await self._finish(resend, Move.REJECT, reason=str(exc), mta_request_id=exc.request_id)
         except MTAOutcomeUnknown as exc:
             log.warning(
-                "resend of %s: outcome unknown (%s); waiting for its webhook", original, exc
+                "resend of %s: outcome unknown (%s); waiting for its webhook",
+                original,
+                exc,
+                extra=_of(resend),
             )
             await self._reconcile(resend, reason=str(exc))
         except MTAUnavailable as exc:
@@ -262,6 +267,7 @@ class Outbox:
         log.warning(
             "resend of %s was in flight when its worker died; reconciling",
             resend.original_message_id,
+            extra=_of(resend),
         )
         await self._reconcile(resend, reason="worker stopped during the send")
 
@@ -279,6 +285,7 @@ class Outbox:
             "resend of %s: no webhook within the reconcile window; an operator must"
             " decide (mta-receiver resends send|drop)",
             resend.original_message_id,
+            extra=_of(resend),
         )
         await self._finish(resend, Move.ASK_OPERATOR, reason="no webhook after an unknown outcome")
 
@@ -302,4 +309,11 @@ class Outbox:
                 resend.original_message_id,
                 state,
                 f" ({reason})" if reason else "",
+                extra=_of(resend),
             )
+
+
+def _of(resend: Resend) -> dict[str, str]:
+    """A line's fields naming the resend's account: message ids repeat across accounts,
+    and ``resends send|drop`` needs ``--account`` when they do."""
+    return {"account": resend.account}

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import itertools
+import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -629,3 +630,20 @@ def test_an_accounts_file_refuses_a_lookup_without_account(tmp_path) -> None:
         wiring.outbox(settings, SqliteStore(settings.database_url), {}, Metrics())
     alone = dataclasses.replace(settings, file_accounts=())
     assert wiring.outbox(alone, SqliteStore(alone.database_url), {}, Metrics()) is not None
+
+
+async def test_outbox_lines_name_the_resends_account(tmp_path, caplog) -> None:
+    """Message ids repeat across accounts: the outbox's line about brand-b's resend of 77
+    carries the account (which `resends send 77 --account` an operator needs)."""
+    settings = make_settings(tmp_path)
+    store = SqliteStore(settings.database_url)
+    await store.open()
+    try:
+        box = Outbox(store, {}, settings, Metrics(), clock=lambda: 1_000.0)
+        await schedule_resend(store, "77", at=1_000.0, account="brand-b")
+        with caplog.at_level(logging.INFO, "receiver.outbox"):
+            await box.run_once()
+    finally:
+        await store.close()
+    lines = [(r.getMessage(), getattr(r, "account", None)) for r in caplog.records]
+    assert ("resend of 77: skipped (account_not_configured)", "brand-b") in lines
