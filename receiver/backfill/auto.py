@@ -106,4 +106,10 @@ class AutoRepair:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # MTA or the store down: the next run tries again
-            log.error("backfill (%s) failed: %s: %s", cause, type(exc).__name__, exc)
+            log.error(
+                "backfill (%s) failed: %s: %s",
+                cause,
+                type(exc).__name__,
+                exc,
+                extra={"account": self.account},  # whose key MTA refused, say
+            )

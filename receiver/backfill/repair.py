@@ -50,7 +50,11 @@ async def repair(
     owner = owner or f"backfill-{uuid.uuid4().hex[:12]}"
     lease = LEASE if account == DEFAULT_ACCOUNT else f"{LEASE}:{account}"
     if not await kept.take_lease(lease, owner, clock(), LEASE_SECONDS):
-        log.info("backfill (%s): another process is backfilling; not started", cause)
+        log.info(
+            "backfill (%s): another process is backfilling; not started",
+            cause,
+            extra={"account": account},  # each account is read with its own key
+        )
         return None
     started = clock()
     summary = Summary()
@@ -104,6 +108,7 @@ async def repair(
         summary.held,
         summary.stored,
         summary.unreadable,
+        extra={"account": account},
     )
     return summary
 

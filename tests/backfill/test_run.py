@@ -4,6 +4,7 @@ on each store backend; and the lease that keeps runs one at a time."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 import pytest
@@ -173,3 +174,15 @@ async def test_each_account_backfills_under_its_own_lease(store: Store) -> None:
     )
     assert again is not None
     assert await kept.take_lease(LEASE, "next", 201.0, 60.0)  # brand-c's run left it free
+
+
+async def test_backfill_lines_name_the_account(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each account backfills with its own key: a run's lines say whose records they
+    were (a rejected key or a stuck lease is that account's to fix)."""
+    await store.backfill.take_lease(f"{LEASE}:brand-b", "other", 100.0, 60.0)
+    with caplog.at_level(logging.INFO, "receiver.backfill"):
+        await repair(Pages([]), store, WINDOW, cause="test", clock=lambda: 120.0, account="brand-b")
+        await repair(Pages([]), store, WINDOW, cause="test", clock=lambda: 200.0, account="brand-b")
+    assert [getattr(r, "account", None) for r in caplog.records] == ["brand-b", "brand-b"]
