@@ -92,3 +92,21 @@ def test_resend_decisions_per_account(tmp_path: Path) -> None:
         assert query(settings, "SELECT state FROM resends WHERE account = 'default'") == [
             ("cancelled",)
         ]
+
+
+def test_the_backfill_line_names_its_account(tmp_path: Path) -> None:
+    """The overview's last backfill is one account's run (each reads with its own key):
+    a failed run says whose it was."""
+    settings = admin_settings(tmp_path, run_worker=False, file_accounts=(BRAND,))
+    with dashboard(settings) as client:
+        query(
+            settings,
+            "INSERT INTO backfill_runs (cause, since, until, started_at, finished_at,"
+            " rows_read, held, stored, unreadable, error, account) VALUES ('interval',"
+            " '2026-01-01', '2026-01-02', 1, 2, 0, 0, 0, 0, 'MTARejected: 401', 'brand-b')",
+        )
+        log_in(client)
+        overview = client.get("/admin/").text
+    line = re.search(r'<p class="backfill".*?</p>', overview, re.S)
+    assert line is not None
+    assert "account brand-b" in line.group(0)
