@@ -93,12 +93,12 @@ async def repair(
         )
         await kept.release_lease(lease, owner)
         if metrics is not None:
-            metrics.rows_read.inc(summary.rows_read)
-            metrics.stored.inc(summary.stored)
+            metrics.rows_read.labels(account).inc(summary.rows_read)
+            metrics.stored.labels(account).inc(summary.stored)
             if summary.stored:
-                metrics.gaps_repaired.inc()
+                metrics.gaps_repaired.labels(account).inc()
             if error is None:
-                metrics.last_success.set(clock())
+                metrics.last_success.labels(account).set(clock())
     log.info(
         "backfill (%s) %s..%s: %d rows read, %d already held, %d stored, %d unreadable",
         cause,

@@ -62,9 +62,11 @@ def test_a_start_after_a_silence_backfills_the_gap(
             assert o.rows("SELECT message_id, status, source FROM events") == [
                 (str(lost), 4, "backfill")
             ]
-            assert metric(o, "receiver_backfill_stored_total") == 1.0
-            assert metric(o, "receiver_backfill_gaps_repaired_total") == 1.0
-            assert metric(o, "receiver_backfill_last_success_timestamp_seconds") > 0
+            assert metric(o, 'receiver_backfill_stored_total{account="default"}') == 1.0
+            assert metric(o, 'receiver_backfill_gaps_repaired_total{account="default"}') == 1.0
+            assert (
+                metric(o, 'receiver_backfill_last_success_timestamp_seconds{account="default"}') > 0
+            )
 
 
 def test_no_repair_after_a_short_silence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

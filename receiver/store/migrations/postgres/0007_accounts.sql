@@ -4,7 +4,10 @@
 -- environment configures, 'default', and keep their values: nothing is rewritten.
 -- An event's dedup key stays globally unique: another account's keys carry its name
 -- (receiver/mta/events.py: account_key), the default account's are as they were.
--- ADD COLUMN with a constant default rewrites no rows (PostgreSQL 11+).
+-- ADD COLUMN with a constant default rewrites no rows (PostgreSQL 11+). The new primary
+-- keys are built under the table's exclusive lock: webhooks wait (then are answered, or
+-- get a 503 that MTA retries) while messages' key is built, seconds per million messages;
+-- docs/accounts.md says to upgrade a large database at a quiet hour.
 ALTER TABLE events ADD COLUMN account TEXT NOT NULL DEFAULT 'default';
 ALTER TABLE backfill_runs ADD COLUMN account TEXT NOT NULL DEFAULT 'default';
 
