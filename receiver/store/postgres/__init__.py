@@ -31,7 +31,6 @@ from ...errors import StoreUnavailable
 from ...mta.ratelimit import Limiter, Rate
 from .. import schema
 from ..records import (
-    PENDING,
     Claimed,
     Completion,
     Incoming,
@@ -39,10 +38,14 @@ from ..records import (
     claimed_events,
     ingest_results,
 )
+from ..resends import Resends
 from ..shared import SharedStatements
 from . import batch as pg_batch
 from . import statements as pg_sql
-from .completions import Completions
+from .completions import Submitted
+from .completions import record as record_completions
+from .delivered import Delivery, PostgresResends, original_delivered
+from .gather import Gathered
 from .health import ServerHealth, server_health
 from .limiter import PostgresLimiter, account_key
 from .listener import listen
@@ -106,11 +109,14 @@ class PostgresStore(SharedStatements):
         """Claims slower than this run ANALYZE on `events` (`SLOW_CLAIM_SECONDS`)."""
         self._analyzed_at: float | None = None
         self._pool: Any = None
-        self._completions: dict[str, Completions] = {}  # by owner
+        self._completions: dict[str, Gathered[Submitted, None]] = {}  # by owner
         # Half the pool for webhook batches at most: the worker and its handlers keep the
         # rest, and a batch waiting for a connection is better off gathering.
         self._batcher = pg_batch.IngestBatcher(
             self._ingest_batch, self._ingest_one, max_in_flight=max(1, max_size // 2)
+        )
+        self._delivered: Gathered[Delivery, str | None] = Gathered(
+            functools.partial(original_delivered, self)
         )
 
     def __repr__(self) -> str:
@@ -232,40 +238,14 @@ class PostgresStore(SharedStatements):
         completions of one loop iteration go in one statement (completions.py)."""
         batcher = self._completions.get(owner)
         if batcher is None:
-            batcher = Completions(functools.partial(self._complete_now, owner))
+            batcher = Gathered(functools.partial(record_completions, self, owner))
             self._completions[owner] = batcher
-        await batcher.submit(completions, now)
+        await batcher.submit((completions, now))
 
-    async def _complete_now(
-        self, owner: str, completions: Sequence[Completion], now: float | None
-    ) -> None:
-        """One statement for the whole batch; an event another owner took over meanwhile
-        keeps that owner's record (its completion here is dropped with a warning)."""
-        if not completions:
-            return
-        now = time.time() if now is None else now
-        by_id = {done.event_id: done for done in completions}  # one row per event
-        ordered = [by_id[event_id] for event_id in sorted(by_id)]
-        runs = [(done.event_id, run) for done in ordered for run in done.runs]
-        async with self.connection() as conn:
-            finished = await conn.fetch(
-                pg_sql.COMPLETE,
-                owner,
-                [done.event_id for done in ordered],
-                [done.state for done in ordered],
-                [done.run_after for done in ordered],
-                [done.last_error for done in ordered],
-                [None if done.state == PENDING else now for done in ordered],
-                [event_id for event_id, _ in runs],
-                [run.handler for _, run in runs],
-                [run.state for _, run in runs],
-                [run.attempts for _, run in runs],
-                [run.last_error for _, run in runs],
-                now,
-            )
-        for lost in sorted(set(by_id) - {row[0] for row in finished}):
-            # Another worker owns the event now: its record of runs wins.
-            log.warning("event %d: lease lost before completion; results dropped", lost)
+    @property
+    def resends(self) -> Resends:
+        """The fallback's tables; `original_delivered` batched per loop iteration."""
+        return PostgresResends(self, self._delivered)
 
     async def server_health(self, since: float, besides: str) -> ServerHealth | None:
         return await server_health(self, since, besides)
