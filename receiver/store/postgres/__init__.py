@@ -62,9 +62,11 @@ POOL_MAX = 10
 STATEMENT_CACHE = 100
 """Prepared statements kept per connection (RECEIVER_PG_STATEMENT_CACHE_SIZE); 0 for
 PgBouncer in transaction mode, at the price of a prepare round trip per query."""
-SLOW_CLAIM_SECONDS = 0.05
+SLOW_CLAIM_SECONDS = 0.01
 """A claim this slow (a healthy one takes about a millisecond) means the planner works
-from missing or stale statistics: the store runs ANALYZE on `events` (see `claim`)."""
+from missing or stale statistics: the store runs ANALYZE on `events` (see `claim`). Low
+enough to catch a plan made while the table was nearly empty (a fresh database without
+autovacuum) before the pending events it visits pile up."""
 ANALYZE_EVERY_SECONDS = 300.0
 """At most one such ANALYZE per process in this many seconds."""
 SESSION_SETTINGS = {
