@@ -79,6 +79,18 @@ SESSION_SETTINGS = {
     # up instead of queueing every request behind its lock.
     "lock_timeout": "10s",
 }
+BOOKKEEPING_CONNECTIONS = 1
+"""Of the pool's connections, those reserved for the worker's own bookkeeping (claims,
+completions, one statement per batch each): see `_bookkeeping`."""
+BOOKKEEPING_SETTINGS = {
+    **SESSION_SETTINGS,
+    # Leases and completions need not wait for their WAL flush: a server crash can only
+    # lose the last few, and their events then run again, as after any lost lease (every
+    # handler may run more than once; the resends' exactly-once is their own statements',
+    # committed on the main pool). Webhooks never go through these connections: a 200
+    # still waits for its flush.
+    "synchronous_commit": "off",
+}
 
 
 async def _keep_session(conn: Any) -> None:
@@ -111,6 +123,7 @@ class PostgresStore(SharedStatements):
         """Claims slower than this run ANALYZE on `events` (`SLOW_CLAIM_SECONDS`)."""
         self._analyzed_at: float | None = None
         self._pool: Any = None
+        self._bookkeeping_pool: Any = None
         self._completions: dict[str, Gathered[Submitted, None]] = {}  # by owner
         # Half the pool for webhook batches at most: the worker and its handlers keep the
         # rest, and a batch waiting for a connection is better off gathering.
@@ -130,9 +143,18 @@ class PostgresStore(SharedStatements):
             self._pool = await asyncpg.create_pool(
                 self.url,
                 min_size=min(self._min_size, self._max_size),
-                max_size=self._max_size,
+                max_size=max(1, self._max_size - BOOKKEEPING_CONNECTIONS),
                 statement_cache_size=self._statement_cache_size,
                 server_settings=SESSION_SETTINGS,
+                reset=_keep_session,
+            )
+            # No connection until the worker's first claim: CLI commands open none.
+            self._bookkeeping_pool = await asyncpg.create_pool(
+                self.url,
+                min_size=0,
+                max_size=BOOKKEEPING_CONNECTIONS,
+                statement_cache_size=self._statement_cache_size,
+                server_settings=BOOKKEEPING_SETTINGS,
                 reset=_keep_session,
             )
         if migrate:
@@ -141,13 +163,15 @@ class PostgresStore(SharedStatements):
                 log.info("schema migrations applied: %s", applied)
 
     async def close(self) -> None:
-        """Close the pool, waiting a little for connections in use."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            try:
-                await asyncio.wait_for(pool.close(), 10)
-            except TimeoutError:
-                pool.terminate()
+        """Close the pools, waiting a little for connections in use."""
+        pools = (self._pool, self._bookkeeping_pool)
+        self._pool = self._bookkeeping_pool = None
+        for pool in pools:
+            if pool is not None:
+                try:
+                    await asyncio.wait_for(pool.close(), 10)
+                except TimeoutError:
+                    pool.terminate()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
@@ -157,6 +181,15 @@ class PostgresStore(SharedStatements):
         with translated():
             async with self._pool.acquire() as conn:
                 yield conn
+
+    async def _bookkeeping(self, query: str, *params: Any) -> list[Any]:
+        """Rows of one of the worker's lease or completion statements, run on a connection
+        that commits without waiting for the WAL flush (`BOOKKEEPING_SETTINGS`)."""
+        if self._bookkeeping_pool is None:
+            raise StoreUnavailable("the store is closed")
+        with translated():
+            async with self._bookkeeping_pool.acquire() as conn:
+                return list(await conn.fetch(query, *params))
 
     async def migrate(self) -> list[int]:
         """Apply missing migrations; return their versions (migrate.py)."""
@@ -209,8 +242,7 @@ class PostgresStore(SharedStatements):
             await self._analyze_if_slow(time.monotonic() - started)
 
     async def _claim(self, owner: str, limit: int, until: float, now: float) -> list[Claimed]:
-        async with self.connection() as conn:
-            rows = await conn.fetch(pg_sql.CLAIM, owner, until, now, now, limit)
+        rows = await self._bookkeeping(pg_sql.CLAIM, owner, until, now, now, limit)
         leased = {row[0]: row[:7] for row in rows}
         runs = [(row[0], *row[7:]) for row in rows if row[7] is not None]
         return claimed_events(leased.values(), runs)
@@ -240,7 +272,7 @@ class PostgresStore(SharedStatements):
         completions of one loop iteration go in one statement (completions.py)."""
         batcher = self._completions.get(owner)
         if batcher is None:
-            batcher = Gathered(functools.partial(record_completions, self, owner))
+            batcher = Gathered(functools.partial(record_completions, self._bookkeeping, owner))
             self._completions[owner] = batcher
         await batcher.submit((completions, now))
 
