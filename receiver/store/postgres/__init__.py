@@ -67,8 +67,10 @@ SLOW_CLAIM_SECONDS = 0.01
 from missing or stale statistics: the store runs ANALYZE on `events` (see `claim`). Low
 enough to catch a plan made while the table was nearly empty (a fresh database without
 autovacuum) before the pending events it visits pile up."""
-ANALYZE_EVERY_SECONDS = 300.0
-"""At most one such ANALYZE per process in this many seconds."""
+ANALYZE_EVERY_SECONDS = 30.0
+"""At most one such ANALYZE per process in this many seconds. Not much longer: without
+autovacuum, statistics taken early in a burst (few events pending) mislead the plans for
+the rest of it, and only the next ANALYZE mends them."""
 SESSION_SETTINGS = {
     # The claims, the resend leases and the shared send limit rely on READ COMMITTED
     # (each statement sees what committed before it; a row found locked is re-checked
