@@ -34,6 +34,10 @@ log = logging.getLogger("receiver.worker")
 
 YIELD_SECONDS = 0.1
 """While webhooks wait for their 200, the worker claims one batch per this interval."""
+GATHER_SECONDS = 0.01
+"""Once the worker has caught up, new events gather this long before its next claim: one
+claim (and one completion statement) for the events of many webhook commits instead of
+one each, so at a steady rate the worker's store work costs per batch, not per event."""
 CLAIM_FAILURES_LOGGED_EVERY = 60
 """While claims keep failing (a store outage), one log line per this many of them."""
 
@@ -67,11 +71,13 @@ class Worker:
         metrics: Metrics | None = None,
         busy: Callable[[], bool] = lambda: False,
         pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        gather: float = GATHER_SECONDS,
     ) -> None:
         self.store = store
         self.metrics = metrics or Metrics()
         self.busy = busy
         self.pause = pause
+        self.gather = gather
         self.settings = settings
         self.owner = owner or f"worker-{uuid.uuid4().hex[:12]}"
         self.clock = clock
@@ -126,6 +132,8 @@ class Worker:
                         continue  # a dead owner's events are claimable now
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
+                    if free > 0 and self.gather > 0 and not self._stopping:
+                        await asyncio.sleep(self.gather)  # caught up: let new events gather
         finally:
             self._running = False
             self._loop_done.set()

@@ -786,3 +786,38 @@ async def test_claims_failing_through_an_outage_are_logged_once_then_on_recovery
         ("WARNING", False),
     ]
     assert "works again after 5 failed attempts" in lines[1].getMessage()
+
+
+async def test_a_caught_up_worker_claims_the_events_of_several_commits_together(
+    store: SqliteStore, recorder: Recorder, settings: Settings, clock: Clock
+) -> None:
+    """Once caught up, new events gather before the next claim: five webhooks committed
+    one after another, each waking the worker, are one claim, not five."""
+
+    @recorder.registry.on("delivery-status")
+    async def status(event: Event, ctx: Context) -> None:
+        recorder.record("status", event.message_id)
+
+    claimed: list[int] = []
+
+    class CountingStore:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        async def claim(self, *args: Any, **kwargs: Any) -> list[Claimed]:
+            events = await store.claim(*args, **kwargs)
+            claimed.append(len(events))
+            return events
+
+    quiet = dataclasses.replace(settings, worker_poll_seconds=30.0)  # only wake-ups
+    worker = make_worker(CountingStore(), recorder.registry, quiet, clock, gather=0.2)
+    running_worker = asyncio.create_task(worker.run())
+    await eventually(lambda: claimed == [0])  # caught up: waiting for a wake-up
+    for n in range(1, 6):
+        await add(store, message_id=n)
+        worker.notify()
+    await eventually(lambda: len(recorder.seen("status")) == 5)
+    await worker.stop()
+    await running_worker
+
+    assert [count for count in claimed if count] == [5]

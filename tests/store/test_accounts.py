@@ -4,6 +4,7 @@ before accounts existed keeps all of it, as the default account's."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
@@ -241,3 +242,25 @@ async def test_a_single_account_database_migrates_to_the_default_account(
             assert await schedule(store, "900", "brand-b")
             rows = await store.fetch("SELECT account, COUNT(*) FROM backfill_runs GROUP BY account")
             assert rows == [(DEFAULT_ACCOUNT, 1)]
+
+
+async def test_deliveries_of_one_id_in_two_accounts_at_once_cancel_each_its_own(
+    store: Store,
+) -> None:
+    """DELIVERED of message 42 in both accounts, handled together (PostgreSQL gathers one
+    loop iteration's calls into one statement): each cancels its own account's resend."""
+
+    assert await schedule(store, "42", DEFAULT_ACCOUNT)
+    assert await schedule(store, "42", "brand-b")
+    assert await schedule(store, "43", "brand-b")
+
+    outcomes = await asyncio.gather(
+        store.resends.original_delivered("42", T0 + 1),
+        store.resends.original_delivered("42", T0 + 1, account="brand-b"),
+        store.resends.original_delivered("43", T0 + 1, account="brand-c"),
+    )
+
+    assert outcomes == [ResendState.CANCELLED, ResendState.CANCELLED, None]
+    left = await store.resends.get("43", "brand-b")
+    assert left is not None
+    assert left.state == ResendState.SCHEDULED

@@ -8,9 +8,8 @@ import asyncio
 import pytest
 
 from receiver.errors import StoreError
-from receiver.store import Store
+from receiver.store import ResendState, Store
 from receiver.store.migrate import migrations
-from receiver.store.resends import Resends
 
 from ..conftest import delivery
 from ..pg import opened_store
@@ -105,7 +104,7 @@ async def test_a_constraint_violation_is_a_store_error(store: Store) -> None:
 
 async def test_resend_is_claimed_once_even_concurrently(store: Store) -> None:
     """`Resends.schedule` for one original: twice in a row, then 20 at once -> one True."""
-    resends = Resends(store)
+    resends = store.resends
 
     async def schedule(original: str) -> bool:
         return await resends.schedule(
@@ -135,7 +134,7 @@ async def test_resend_is_claimed_once_even_concurrently(store: Store) -> None:
 async def test_a_delivery_to_another_recipient_leaves_the_resend_alone(store: Store) -> None:
     """One send, several recipients, one messageId: a DELIVERED to one recipient neither
     cancels nor marks the resend of another, and `delivered_to` tells them apart."""
-    resends = Resends(store)
+    resends = store.resends
     assert await resends.schedule(
         original_message_id="9",
         phone="+15550000001",
@@ -152,3 +151,41 @@ async def test_a_delivery_to_another_recipient_leaves_the_resend_alone(store: St
     assert await resends.delivered_to("9", "+15550000002")
     assert not await resends.delivered_to("9", "+15550000001")
     assert await resends.original_delivered("9", T0 + 2, "+15550000001") == "cancelled"
+
+
+async def test_deliveries_handled_together_answer_as_one_by_one(store: Store) -> None:
+    """`original_delivered` calls made together (one claimed batch's handlers; PostgreSQL
+    runs them as one statement) answer what they answer one after the other: cancelled,
+    a double delivery marked once, another recipient's resend left alone, a second
+    DELIVERED of one original seeing the first one's effect."""
+    resends = store.resends
+    for original, phone in [("a", "+15550000001"), ("b", None), ("c", "+15550000001")]:
+        assert await resends.schedule(
+            original_message_id=original,
+            phone=phone,
+            tags={},
+            original_external_id=None,
+            failure_status=6,
+            failed_at=T0,
+            due_at=T0 + 30,
+            now=T0,
+        )
+    assert await resends.transition("b", ResendState.SENT, from_=[ResendState.SCHEDULED], now=T0)
+
+    outcomes = await asyncio.gather(
+        resends.original_delivered("a", T0 + 1, "+15550000001"),
+        resends.original_delivered("b", T0 + 1),
+        resends.original_delivered("b", T0 + 2),
+        resends.original_delivered("c", T0 + 1, "+15550000002"),
+        resends.original_delivered("c", T0 + 2, "+15550000001"),
+        resends.original_delivered("c", T0 + 3, "+15550000001"),
+        resends.original_delivered("none", T0 + 1),
+    )
+
+    assert outcomes == ["cancelled", "double_delivery", None, None, "cancelled", None, None]
+    states = {r: await resends.get(r) for r in "abc"}
+    assert [(s.state, s.double_delivery, s.updated_at) for s in states.values() if s] == [
+        ("cancelled", False, T0 + 1),
+        ("sent", True, T0 + 1),
+        ("cancelled", False, T0 + 2),
+    ]

@@ -31,7 +31,6 @@ from ...errors import StoreUnavailable
 from ...mta.ratelimit import Limiter, Rate
 from .. import schema
 from ..records import (
-    PENDING,
     Claimed,
     Completion,
     Incoming,
@@ -39,10 +38,14 @@ from ..records import (
     claimed_events,
     ingest_results,
 )
+from ..resends import Resends
 from ..shared import SharedStatements
 from . import batch as pg_batch
 from . import statements as pg_sql
-from .completions import Completions
+from .completions import Submitted
+from .completions import record as record_completions
+from .delivered import Delivery, PostgresResends, original_delivered
+from .gather import Gathered
 from .health import ServerHealth, server_health
 from .limiter import PostgresLimiter, account_key
 from .listener import listen
@@ -59,11 +62,15 @@ POOL_MAX = 10
 STATEMENT_CACHE = 100
 """Prepared statements kept per connection (RECEIVER_PG_STATEMENT_CACHE_SIZE); 0 for
 PgBouncer in transaction mode, at the price of a prepare round trip per query."""
-SLOW_CLAIM_SECONDS = 0.05
+SLOW_CLAIM_SECONDS = 0.01
 """A claim this slow (a healthy one takes about a millisecond) means the planner works
-from missing or stale statistics: the store runs ANALYZE on `events` (see `claim`)."""
-ANALYZE_EVERY_SECONDS = 300.0
-"""At most one such ANALYZE per process in this many seconds."""
+from missing or stale statistics: the store runs ANALYZE on `events` (see `claim`). Low
+enough to catch a plan made while the table was nearly empty (a fresh database without
+autovacuum) before the pending events it visits pile up."""
+ANALYZE_EVERY_SECONDS = 30.0
+"""At most one such ANALYZE per process in this many seconds. Not much longer: without
+autovacuum, statistics taken early in a burst (few events pending) mislead the plans for
+the rest of it, and only the next ANALYZE mends them."""
 SESSION_SETTINGS = {
     # The claims, the resend leases and the shared send limit rely on READ COMMITTED
     # (each statement sees what committed before it; a row found locked is re-checked
@@ -73,6 +80,18 @@ SESSION_SETTINGS = {
     # webhook is answered 503 for MTA to retry instead of hanging, and a migration gives
     # up instead of queueing every request behind its lock.
     "lock_timeout": "10s",
+}
+BOOKKEEPING_CONNECTIONS = 1
+"""Of the pool's connections, those reserved for the worker's own bookkeeping (claims,
+completions, one statement per batch each): see `_bookkeeping`."""
+BOOKKEEPING_SETTINGS = {
+    **SESSION_SETTINGS,
+    # Leases and completions need not wait for their WAL flush: a server crash can only
+    # lose the last few, and their events then run again, as after any lost lease (every
+    # handler may run more than once; the resends' exactly-once is their own statements',
+    # committed on the main pool). Webhooks never go through these connections: a 200
+    # still waits for its flush.
+    "synchronous_commit": "off",
 }
 
 
@@ -106,11 +125,15 @@ class PostgresStore(SharedStatements):
         """Claims slower than this run ANALYZE on `events` (`SLOW_CLAIM_SECONDS`)."""
         self._analyzed_at: float | None = None
         self._pool: Any = None
-        self._completions: dict[str, Completions] = {}  # by owner
+        self._bookkeeping_pool: Any = None
+        self._completions: dict[str, Gathered[Submitted, None]] = {}  # by owner
         # Half the pool for webhook batches at most: the worker and its handlers keep the
         # rest, and a batch waiting for a connection is better off gathering.
         self._batcher = pg_batch.IngestBatcher(
             self._ingest_batch, self._ingest_one, max_in_flight=max(1, max_size // 2)
+        )
+        self._delivered: Gathered[Delivery, str | None] = Gathered(
+            functools.partial(original_delivered, self)
         )
 
     def __repr__(self) -> str:
@@ -122,9 +145,18 @@ class PostgresStore(SharedStatements):
             self._pool = await asyncpg.create_pool(
                 self.url,
                 min_size=min(self._min_size, self._max_size),
-                max_size=self._max_size,
+                max_size=max(1, self._max_size - BOOKKEEPING_CONNECTIONS),
                 statement_cache_size=self._statement_cache_size,
                 server_settings=SESSION_SETTINGS,
+                reset=_keep_session,
+            )
+            # No connection until the worker's first claim: CLI commands open none.
+            self._bookkeeping_pool = await asyncpg.create_pool(
+                self.url,
+                min_size=0,
+                max_size=BOOKKEEPING_CONNECTIONS,
+                statement_cache_size=self._statement_cache_size,
+                server_settings=BOOKKEEPING_SETTINGS,
                 reset=_keep_session,
             )
         if migrate:
@@ -133,13 +165,15 @@ class PostgresStore(SharedStatements):
                 log.info("schema migrations applied: %s", applied)
 
     async def close(self) -> None:
-        """Close the pool, waiting a little for connections in use."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            try:
-                await asyncio.wait_for(pool.close(), 10)
-            except TimeoutError:
-                pool.terminate()
+        """Close the pools, waiting a little for connections in use."""
+        pools = (self._pool, self._bookkeeping_pool)
+        self._pool = self._bookkeeping_pool = None
+        for pool in pools:
+            if pool is not None:
+                try:
+                    await asyncio.wait_for(pool.close(), 10)
+                except TimeoutError:
+                    pool.terminate()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
@@ -149,6 +183,15 @@ class PostgresStore(SharedStatements):
         with translated():
             async with self._pool.acquire() as conn:
                 yield conn
+
+    async def _bookkeeping(self, query: str, *params: Any) -> list[Any]:
+        """Rows of one of the worker's lease or completion statements, run on a connection
+        that commits without waiting for the WAL flush (`BOOKKEEPING_SETTINGS`)."""
+        if self._bookkeeping_pool is None:
+            raise StoreUnavailable("the store is closed")
+        with translated():
+            async with self._bookkeeping_pool.acquire() as conn:
+                return list(await conn.fetch(query, *params))
 
     async def migrate(self) -> list[int]:
         """Apply missing migrations; return their versions (migrate.py)."""
@@ -201,8 +244,7 @@ class PostgresStore(SharedStatements):
             await self._analyze_if_slow(time.monotonic() - started)
 
     async def _claim(self, owner: str, limit: int, until: float, now: float) -> list[Claimed]:
-        async with self.connection() as conn:
-            rows = await conn.fetch(pg_sql.CLAIM, owner, until, now, now, limit)
+        rows = await self._bookkeeping(pg_sql.CLAIM, owner, until, now, now, limit)
         leased = {row[0]: row[:8] for row in rows}
         runs = [(row[0], *row[8:]) for row in rows if row[8] is not None]
         return claimed_events(leased.values(), runs)
@@ -232,40 +274,14 @@ class PostgresStore(SharedStatements):
         completions of one loop iteration go in one statement (completions.py)."""
         batcher = self._completions.get(owner)
         if batcher is None:
-            batcher = Completions(functools.partial(self._complete_now, owner))
+            batcher = Gathered(functools.partial(record_completions, self._bookkeeping, owner))
             self._completions[owner] = batcher
-        await batcher.submit(completions, now)
+        await batcher.submit((completions, now))
 
-    async def _complete_now(
-        self, owner: str, completions: Sequence[Completion], now: float | None
-    ) -> None:
-        """One statement for the whole batch; an event another owner took over meanwhile
-        keeps that owner's record (its completion here is dropped with a warning)."""
-        if not completions:
-            return
-        now = time.time() if now is None else now
-        by_id = {done.event_id: done for done in completions}  # one row per event
-        ordered = [by_id[event_id] for event_id in sorted(by_id)]
-        runs = [(done.event_id, run) for done in ordered for run in done.runs]
-        async with self.connection() as conn:
-            finished = await conn.fetch(
-                pg_sql.COMPLETE,
-                owner,
-                [done.event_id for done in ordered],
-                [done.state for done in ordered],
-                [done.run_after for done in ordered],
-                [done.last_error for done in ordered],
-                [None if done.state == PENDING else now for done in ordered],
-                [event_id for event_id, _ in runs],
-                [run.handler for _, run in runs],
-                [run.state for _, run in runs],
-                [run.attempts for _, run in runs],
-                [run.last_error for _, run in runs],
-                now,
-            )
-        for lost in sorted(set(by_id) - {row[0] for row in finished}):
-            # Another worker owns the event now: its record of runs wins.
-            log.warning("event %d: lease lost before completion; results dropped", lost)
+    @property
+    def resends(self) -> Resends:
+        """The fallback's tables; `original_delivered` batched per loop iteration."""
+        return PostgresResends(self, self._delivered)
 
     async def server_health(self, since: float, besides: str) -> ServerHealth | None:
         return await server_health(self, since, besides)

@@ -1,62 +1,61 @@
 """Completions recorded in batches: one statement per event-loop iteration.
 
 The worker's handlers that finish during the same loop iteration hand their completions
-over together at its end (``loop.call_soon``), and one statement records them all: one
-round trip, whatever their number. Each submitter resumes only once its completion is
-recorded (or the batch failed: then every one of them sees the error, and their leases
-expire or are recovered, so the events run again). SQLite needs none of this: its
-writer already commits everything one loop iteration submits together.
+over together (`Gathered`), and one statement records them all: one round trip, whatever
+their number. Each submitter resumes only once its completion is recorded (or the batch
+failed: then every one of them sees the error, and their leases expire or are
+recovered, so the events run again). SQLite needs none of this: its writer already
+commits everything one loop iteration submits together.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
-from ..records import Completion
+from ..records import PENDING, Completion
+from . import statements as pg_sql
 
-_Waiter = tuple[Sequence[Completion], "asyncio.Future[None]"]
+log = logging.getLogger("receiver.store")
+
+Submitted = tuple[Sequence[Completion], "float | None"]
+"""One `complete` call: its completions and its time."""
+Fetch = Callable[..., Awaitable[list[Any]]]
+"""Runs one statement with ``$n`` parameters; its rows."""
 
 
-class Completions:
-    """Collects each loop iteration's completions and records them with one call."""
+async def record(fetch: Fetch, owner: str, calls: list[Submitted]) -> list[None]:
+    """One statement for the completions of every call (the batch's time is its first
+    call's); an event another owner took over meanwhile keeps that owner's record (its
+    completion here is dropped with a warning)."""
+    done_now = [done for completions, _ in calls for done in completions]
+    if done_now:
+        given = calls[0][1]
+        await _record(fetch, owner, done_now, time.time() if given is None else given)
+    return [None] * len(calls)
 
-    def __init__(
-        self, record: Callable[[Sequence[Completion], float | None], Awaitable[None]]
-    ) -> None:
-        self._record = record
-        self._pending: list[_Waiter] | None = None
-        self._now: float | None = None  # the batch's time: its first submitter's
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def submit(self, completions: Sequence[Completion], now: float | None) -> None:
-        """Record ``completions`` with the others of this loop iteration."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        if self._pending is None:
-            self._pending, self._now = [], now
-            loop.call_soon(self._flush, loop)
-        self._pending.append((completions, future))
-        await future
-
-    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        waiters, self._pending = self._pending or [], None
-        task = loop.create_task(self._commit(waiters, self._now))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _commit(self, waiters: list[_Waiter], now: float | None) -> None:
-        try:
-            await self._record([done for batch, _ in waiters for done in batch], now)
-        except Exception as exc:
-            for _, future in waiters:
-                if not future.done():
-                    future.set_exception(exc)
-        except BaseException:  # cancelled: nobody gets an answer
-            for _, future in waiters:
-                future.cancel()
-            raise
-        else:
-            for _, future in waiters:
-                if not future.done():
-                    future.set_result(None)
+async def _record(fetch: Fetch, owner: str, completions: list[Completion], now: float) -> None:
+    by_id = {done.event_id: done for done in completions}  # one row per event
+    ordered = [by_id[event_id] for event_id in sorted(by_id)]
+    runs = [(done.event_id, run) for done in ordered for run in done.runs]
+    finished = await fetch(
+        pg_sql.COMPLETE,
+        owner,
+        [done.event_id for done in ordered],
+        [done.state for done in ordered],
+        [done.run_after for done in ordered],
+        [done.last_error for done in ordered],
+        [None if done.state == PENDING else now for done in ordered],
+        [event_id for event_id, _ in runs],
+        [run.handler for _, run in runs],
+        [run.state for _, run in runs],
+        [run.attempts for _, run in runs],
+        [run.last_error for _, run in runs],
+        now,
+    )
+    for lost in sorted(set(by_id) - {row[0] for row in finished}):
+        # Another worker owns the event now: its record of runs wins.
+        log.warning("event %d: lease lost before completion; results dropped", lost)

@@ -77,10 +77,18 @@ LEASE = numbered(
 )
 # The claim and the handler runs of the events it leased, in one round trip: one row per
 # (event, run), the run's columns NULL for an event without runs yet.
+#
+# The runs are read per leased event (LATERAL, kept unflattened by OFFSET 0): one probe
+# of handler_runs' primary key each. As a plain join, a plan made without statistics on
+# handler_runs (autovacuum off or behind) hashed the leased rows and read the whole
+# table on every claim, which grows by a row per handler run.
 CLAIM = f"""
 WITH leased AS ({LEASE})
 SELECT l.*, r.handler, r.state, r.attempts, r.last_error
-FROM leased l LEFT JOIN handler_runs r ON r.event_id = l.id
+FROM leased l LEFT JOIN LATERAL (
+    SELECT handler, state, attempts, last_error FROM handler_runs
+    WHERE event_id = l.id OFFSET 0
+) r ON true
 """
 
 # Every completion of a batch in one statement (one round trip, its own transaction):
