@@ -49,3 +49,16 @@ async def test_pool_size_and_statement_cache_come_from_settings(
             assert (await prepared(store) == 0) is (cache == 0)
         finally:
             await store.close()
+
+
+@pytest.mark.parametrize("pool", [1, 2])
+async def test_the_smallest_pools_open(tmp_path: Path, pool: int) -> None:
+    """RECEIVER_PG_POOL_SIZE=1 or 2 leaves one connection for webhooks and handlers beside
+    the bookkeeping one: the pool's floor (2) must shrink to fit, not refuse to open."""
+    async with fresh_database() as url:
+        store = create_app(make_settings(tmp_path, database_url=url, pg_pool_size=pool)).store
+        await store.open()
+        try:
+            assert await store.fetch("SELECT 1") == [(1,)]
+        finally:
+            await store.close()

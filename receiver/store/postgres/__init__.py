@@ -120,6 +120,9 @@ class PostgresStore(SharedStatements):
         self.url = url
         self._min_size = min_size
         self._max_size = max_size
+        # What is left for webhooks and handlers once the bookkeeping connection is set
+        # apart (RECEIVER_PG_POOL_SIZE=2 leaves 1: the pool's floor must fit in it).
+        self._intake_size = max(1, max_size - BOOKKEEPING_CONNECTIONS)
         self._statement_cache_size = statement_cache_size
         self.slow_claim_seconds = slow_claim_seconds
         """Claims slower than this run ANALYZE on `events` (`SLOW_CLAIM_SECONDS`)."""
@@ -144,8 +147,8 @@ class PostgresStore(SharedStatements):
         with translated("cannot connect to PostgreSQL"):
             self._pool = await asyncpg.create_pool(
                 self.url,
-                min_size=min(self._min_size, self._max_size),
-                max_size=max(1, self._max_size - BOOKKEEPING_CONNECTIONS),
+                min_size=min(self._min_size, self._intake_size),
+                max_size=self._intake_size,
                 statement_cache_size=self._statement_cache_size,
                 server_settings=SESSION_SETTINGS,
                 reset=_keep_session,
