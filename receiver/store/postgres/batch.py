@@ -25,6 +25,7 @@ from typing import Any
 
 from .. import sql
 from ..records import PENDING, Incoming, IngestResult
+from .gather import Gathered
 from .statements import NOTIFY
 
 log = logging.getLogger("receiver.store")
@@ -62,8 +63,6 @@ WITH arrived AS MATERIALIZED (
 )
 SELECT landed.* FROM landed, {NOTIFY}
 """
-
-_Waiter = tuple[Incoming, "asyncio.Future[IngestResult]"]
 
 
 def event_rows(items: list[Incoming]) -> list[list[Any]]:
@@ -129,14 +128,11 @@ def message_rows(items: list[Incoming]) -> list[list[Any]]:
     return columns
 
 
-class IngestBatcher:
-    """Collects each loop iteration's webhooks and commits them as one batch.
-
-    At most ``max_in_flight`` batches commit at once. While that many are under way the
-    webhooks that arrive gather into the next batch, flushed as soon as one finishes:
-    under load batches grow instead of queueing for pool connections one by one (which
-    left the worker's handlers without connections and stretched the tail latency).
-    """
+class IngestBatcher(Gathered[Incoming, IngestResult]):
+    """Collects each loop iteration's webhooks and commits them as one batch, at most
+    ``max_in_flight`` batches at once (`Gathered`). A lone webhook takes the one-row
+    statement; if a batch fails, each of its webhooks runs alone, so one bad item fails
+    only itself."""
 
     def __init__(
         self,
@@ -144,62 +140,17 @@ class IngestBatcher:
         run_one: Callable[[Incoming], Awaitable[IngestResult]],
         max_in_flight: int = 4,
     ) -> None:
+        super().__init__(self._ingest, max_in_flight)
         self._run_batch = run_batch
         self._run_one = run_one
-        self.max_in_flight = max_in_flight
-        self._pending: list[_Waiter] | None = None  # the items of the next batch
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def submit(self, item: Incoming) -> IngestResult:
-        """Ingest ``item`` with the others of this loop iteration; return once committed."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[IngestResult] = loop.create_future()
-        if self._pending is None:
-            self._pending = []
-            loop.call_soon(self._flush, loop)
-        self._pending.append((item, future))
-        return await future
-
-    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        if len(self._tasks) >= self.max_in_flight:
-            return  # `_finished` flushes what gathers meanwhile
-        waiters, self._pending = self._pending or [], None
-        if not waiters:
-            return
-        task = loop.create_task(self._commit(waiters))
-        self._tasks.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if self._pending:
-            self._flush(task.get_loop())
-
-    async def _commit(self, waiters: list[_Waiter]) -> None:
-        items = [item for item, _ in waiters]
+    async def _ingest(self, items: list[Incoming]) -> list[IngestResult | BaseException]:
+        if len(items) == 1:
+            return [await self._run_one(items[0])]  # its failure is its own
         try:
-            if len(items) == 1:
-                outcomes: list[Any] = [await self._run_one(items[0])]
-            else:
-                outcomes = list(await self._run_batch(items))
+            return list(await self._run_batch(items))
         except Exception as exc:
-            if len(items) == 1:
-                outcomes = [exc]
-            else:
-                log.warning("ingest batch of %d failed (%s); one by one", len(items), exc)
-                outcomes = await asyncio.gather(
-                    *(self._run_one(item) for item in items), return_exceptions=True
-                )
-        except BaseException:  # cancelled (shutdown): nobody gets an answer
-            for _, future in waiters:
-                future.cancel()
-            raise
-        for (_, future), outcome in zip(waiters, outcomes, strict=True):
-            if future.done():  # the request went away meanwhile
-                continue
-            if isinstance(outcome, asyncio.CancelledError):
-                future.cancel()
-            elif isinstance(outcome, BaseException):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+            log.warning("ingest batch of %d failed (%s); one by one", len(items), exc)
+            return await asyncio.gather(
+                *(self._run_one(item) for item in items), return_exceptions=True
+            )

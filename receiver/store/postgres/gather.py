@@ -17,10 +17,21 @@ Result = TypeVar("Result")
 
 class Gathered(Generic[Item, Result]):
     """Collects each loop iteration's items and runs them with one call of ``run``,
-    which returns one result per item, in order."""
+    which returns one outcome per item, in order: a result, or the exception that item
+    alone failed with.
 
-    def __init__(self, run: Callable[[list[Item]], Awaitable[Sequence[Result]]]) -> None:
+    With ``max_in_flight``, at most that many calls run at once; while they are under
+    way, the items that arrive gather into the next call, made as soon as one finishes:
+    under load calls grow instead of queueing for pool connections one by one.
+    """
+
+    def __init__(
+        self,
+        run: Callable[[list[Item]], Awaitable[Sequence[Result | BaseException]]],
+        max_in_flight: int | None = None,
+    ) -> None:
         self._run = run
+        self.max_in_flight = max_in_flight
         self._pending: list[tuple[Item, asyncio.Future[Result]]] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -35,23 +46,35 @@ class Gathered(Generic[Item, Result]):
         return await future
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.max_in_flight is not None and len(self._tasks) >= self.max_in_flight:
+            return  # `_finished` flushes what gathers meanwhile
         waiters, self._pending = self._pending or [], None
+        if not waiters:
+            return
         task = loop.create_task(self._commit(waiters))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._pending:
+            self._flush(task.get_loop())
 
     async def _commit(self, waiters: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:
-            results = await self._run([item for item, _ in waiters])
+            outcomes = await self._run([item for item, _ in waiters])
         except Exception as exc:
-            for _, future in waiters:
-                if not future.done():
-                    future.set_exception(exc)
+            outcomes = [exc] * len(waiters)
         except BaseException:  # cancelled: nobody gets an answer
             for _, future in waiters:
                 future.cancel()
             raise
-        else:
-            for (_, future), result in zip(waiters, results, strict=True):
-                if not future.done():  # the submitter went away meanwhile
-                    future.set_result(result)
+        for (_, future), outcome in zip(waiters, outcomes, strict=True):
+            if future.done():  # the submitter went away meanwhile
+                continue
+            if isinstance(outcome, asyncio.CancelledError):
+                future.cancel()
+            elif isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
