@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from ..errors import PayloadError
 from ..mta.events import DEFAULT_ACCOUNT, normalize
 from ..mta.payload import parse
+from ..mta.readback import ReadBack
 from ..store import Resend, Store
 from .policy import (
     DELIVERED_REASON,
@@ -67,10 +68,15 @@ async def called_off(
 
 
 async def original_text(
-    store: Store, original: str, lookup: TextLookup | None = None, account: str = DEFAULT_ACCOUNT
+    store: Store,
+    original: str,
+    lookup: TextLookup | None = None,
+    account: str = DEFAULT_ACCOUNT,
+    readback: ReadBack | None = None,
 ) -> str | None:
-    """The original's text: from our own send path, its ``message-send`` webhook, or the
-    user's lookup; None when nobody knows it."""
+    """The original's text: from our own send path, its ``message-send`` webhook, the
+    user's lookup, or MTA's record of the message (``readback``, the account's); None
+    when nobody knows it."""
     resends = store.resends
     sent = await resends.sent_message(original, account)
     if sent is not None:
@@ -81,9 +87,13 @@ async def original_text(
             text = normalize(parse(body), 0.0).text
             if text:
                 return text
-    if lookup is None:
-        return None
-    return await (lookup(original, account=account) if takes_account(lookup) else lookup(original))
+    if lookup is not None:
+        text = await (
+            lookup(original, account=account) if takes_account(lookup) else lookup(original)
+        )
+        if text is not None:
+            return text
+    return await readback.text(original) if readback is not None else None
 
 
 def send_payload(

@@ -18,34 +18,20 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
+from ..backoff import backoff
 from ..metrics import Metrics
-from ..mta import MTAClient, MTAOutcomeUnknown, MTARejected, MTAUnavailable, SendWithdrawn
-from ..mta.readback import ReadBack
+from ..mta import MTAOutcomeUnknown, MTARejected, MTAUnavailable, SendWithdrawn
 from ..settings import Settings
 from ..store import Resend, ResendState, Store
 from .content import TextLookup, called_off, original_text, send_payload
 from .policy import MOVES, Move, move
+from .sender import NO_SENDER, Sender
 
 S = ResendState
 
 log = logging.getLogger("receiver.outbox")
 
-
-@dataclass(frozen=True, slots=True)
-class Sender:
-    """How one account's resends go out: its client (API key, send limit), what reads its
-    delivery reports back, and the longcode its SMS resends name."""
-
-    client: MTAClient
-    readback: ReadBack | None = None
-    longcode_id: str | None = None
-
-
-NO_SENDER = "account_not_configured"
-"""The reason a resend is skipped whose account no longer has an API key or fallback
-(the accounts file changed since it was scheduled)."""
 
 ERROR_DELAY_SECONDS = 30.0
 """A scheduled resend whose step failed outside MTA (the store, a text lookup) waits
@@ -171,10 +157,8 @@ class Outbox:
             await self._finish(resend, stop[0], reason=stop[1])
             return
         text = resend.text or await original_text(
-            self.store, original, self.text_lookup, resend.account
+            self.store, original, self.text_lookup, resend.account, sender.readback
         )
-        if text is None and sender.readback is not None:
-            text = await sender.readback.text(original)
         if text is None:
             await self._finish(resend, Move.SKIP, reason="content_unknown")
             return
@@ -243,8 +227,10 @@ class Outbox:
         if attempts >= self.settings.max_attempts:
             await self._finish(resend, Move.GIVE_UP, reason=f"MTA unavailable: {exc}")
             return
-        delay = min(
-            self.settings.retry_max_seconds, self.settings.retry_base_seconds * 2.0**attempts
+        # The retry after this attempt: the project's one formula, jitter included, so
+        # replicas whose sends failed together do not retry together.
+        delay = backoff(
+            attempts + 1, self.settings.retry_base_seconds, self.settings.retry_max_seconds
         )
         await self._move(
             resend,

@@ -12,7 +12,8 @@ from ..mta.readback import ReadBack
 from ..settings import Settings
 from ..store import Store
 from .content import TextLookup, takes_account
-from .outbox import Outbox, Sender
+from .outbox import Outbox
+from .sender import Sender
 
 
 def senders(settings: Settings, clients: Mapping[str, MTAClient]) -> dict[str, Sender]:
