@@ -15,7 +15,8 @@ from ..backoff import backoff as delay
 from ..errors import PayloadError, RetryLater
 from ..logs import EventLog, scrub
 from ..metrics import Metrics
-from ..mta.events import Event, clean_text, normalize
+from ..mta.events import Event, normalize
+from ..mta.fields import clean_text
 from ..mta.payload import parse
 from ..settings import Settings
 from ..store import DEAD, DONE, FAILED, PENDING, Claimed, Completion, HandlerRun, Store

@@ -12,7 +12,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .phones import DEFAULT_COUNTRY_CODE, e164
+from .fields import (
+    STATUS_LIMIT,
+    first_phone,
+    first_text,
+    identifier,
+    integer,
+    tags_of,
+    text_value,
+)
+from .phones import DEFAULT_COUNTRY_CODE
 from .statuses import STATUS_NAMES
 
 MESSAGE_REPLY = "message-reply"
@@ -167,10 +176,10 @@ def normalize(
         message_id=ident.message_id,
         external_id=ident.external_id,
         phone=ident.phone,
-        tags=_tags(fields.get("tags")),
+        tags=tags_of(fields.get("tags")),
         sender_name=ident.sender_name,
         reply_id=ident.reply_id,
-        text=_first_text(fields, _TEXT_KEYS),
+        text=first_text(fields, _TEXT_KEYS),
         id=event_id,
         reply_digest=ident.reply_digest,
         account=account,
@@ -191,23 +200,23 @@ def _identify(fields: Mapping[str, Any], hinted_type: str | None, country: str) 
     )
     # Only a delivery-status's `status` is one of MTA's status codes (what other events
     # carry is unknown): it alone moves the message's state.
-    status = _int(fields.get("status")) if kind == DELIVERY_STATUS else None
-    if status is not None and not -_STATUS_LIMIT <= status < _STATUS_LIMIT:
+    status = integer(fields.get("status")) if kind == DELIVERY_STATUS else None
+    if status is not None and not -STATUS_LIMIT <= status < STATUS_LIMIT:
         status = None  # not a code; and PostgreSQL's status column is a 4-byte integer
     status_name = None
     name = kind
     if kind == DELIVERY_STATUS:
         status_name = STATUS_NAMES.get(status, UNKNOWN) if status is not None else UNKNOWN
         name = f"{kind}.{status_name}"
-    phone = _first_phone(fields, _PHONE_KEYS.get(kind, _RECIPIENT_PHONE_KEYS), country)
-    reply_id = _ident(fields.get("replyId"))
+    phone = first_phone(fields, _PHONE_KEYS.get(kind, _RECIPIENT_PHONE_KEYS), country)
+    reply_id = identifier(fields.get("replyId"))
     digest = None
     when = fields.get("timestamp")  # without it two "YES" replies would be one: body hash
     if kind == MESSAGE_REPLY and reply_id is None and phone is not None and when:
         parts = (
             phone,
-            _first_phone(fields, _OUR_NUMBER_KEYS, country) or "",
-            _first_text(fields, _TEXT_KEYS) or "",
+            first_phone(fields, _OUR_NUMBER_KEYS, country) or "",
+            first_text(fields, _TEXT_KEYS) or "",
             str(when),
         )
         digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "backslashreplace")).hexdigest()
@@ -216,10 +225,10 @@ def _identify(fields: Mapping[str, Any], hinted_type: str | None, country: str) 
         name=name,
         status=status,
         status_name=status_name,
-        message_id=_ident(fields.get("messageId")),
-        external_id=_text(fields.get("externalId")),
+        message_id=identifier(fields.get("messageId")),
+        external_id=text_value(fields.get("externalId")),
         phone=phone,
-        sender_name=_text(fields.get("senderName")),
+        sender_name=text_value(fields.get("senderName")),
         reply_id=reply_id,
         reply_digest=digest,
     )
@@ -244,71 +253,3 @@ def _infer_type(fields: Mapping[str, Any]) -> str:
     if "optInType" in fields:
         return NUMBER_OPT_IN
     return UNKNOWN
-
-
-_INT_LIMIT = 2**63  # what a database integer holds; larger "codes" are not codes
-_STATUS_LIMIT = 2**31
-
-
-def _int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    number: int | None = value if isinstance(value, int) else None
-    if isinstance(value, float) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str) and len(value) <= 32:
-        try:
-            number = int(value)
-        except ValueError:
-            return None
-    return number if number is not None and -_INT_LIMIT < number < _INT_LIMIT else None
-
-
-def _ident(value: object) -> str | None:
-    """Ids arrive as numbers (documented) or strings (seen in the wild): keep one spelling."""
-    number = _int(value)
-    return str(number) if number is not None else _text(value)
-
-
-def _text(value: object) -> str | None:
-    return clean_text(value) if isinstance(value, str) and value else None
-
-
-def clean_text(value: str) -> str:
-    """``value`` as every database and log encoder takes it."""
-    # JSON may carry lone surrogates ("\\ud800") that no database or log encoder accepts,
-    # and NUL ("\\u0000"), which PostgreSQL's text refuses: both spelled out instead.
-    if "\x00" in value:
-        value = value.replace("\x00", "\\u0000")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    return value
-
-
-def _first_text(fields: Mapping[str, Any], keys: tuple[str, ...]) -> str | None:
-    for key in keys:
-        value = fields.get(key)
-        if isinstance(value, str) and value:
-            return clean_text(value)
-    return None
-
-
-def _first_phone(fields: Mapping[str, Any], keys: tuple[str, ...], country: str) -> str | None:
-    # E.164 from the raw text: a control character is dropped with the other non-digits.
-    for key in keys:
-        value = fields.get(key)
-        if isinstance(value, str) and value:
-            return clean_text(e164(value, country))
-    return None
-
-
-def _tags(value: object) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        return {}
-    return {
-        clean_text(str(k)): clean_text(v if isinstance(v, str) else str(v))
-        for k, v in value.items()
-        if v is not None
-    }
