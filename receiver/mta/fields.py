@@ -10,9 +10,8 @@ from typing import Any
 from .phones import e164
 
 _INT_LIMIT = 2**63  # what a database integer holds; larger "codes" are not codes
-
-
 STATUS_LIMIT = 2**31
+"""A delivery status code's bound: PostgreSQL's status column is a 4-byte integer."""
 
 
 def integer(value: object) -> int | None:
