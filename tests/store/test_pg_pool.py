@@ -9,7 +9,7 @@ import pytest
 
 from receiver.app import create_app
 from receiver.store import Store
-from receiver.store.postgres import BOOKKEEPING_CONNECTIONS
+from receiver.store.postgres.pool import BOOKKEEPING_CONNECTIONS
 
 from ..conftest import make_settings
 from ..pg import fresh_database

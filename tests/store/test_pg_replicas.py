@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 import pytest
 
-from receiver.store import postgres
 from receiver.store.postgres import PostgresStore
+from receiver.store.postgres import pool as postgres_pool
 from receiver.store.postgres import statements as pg_sql
 from receiver.store.resends import Resends
 
@@ -137,7 +137,7 @@ async def test_a_replica_waits_for_another_one_migrating_past_the_lock_timeout(
     """While another replica holds the migration lock longer than lock_timeout (a long
     index build), a starting replica waits for it instead of failing at start-up; its
     sessions keep the lock_timeout afterwards."""
-    monkeypatch.setitem(postgres.SESSION_SETTINGS, "lock_timeout", "200ms")
+    monkeypatch.setitem(postgres_pool.SESSION_SETTINGS, "lock_timeout", "200ms")
     async with opened_store(url):
         pass
     migrating = await asyncpg.connect(url)

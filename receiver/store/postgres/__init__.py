@@ -25,8 +25,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
-
 from ...errors import StoreUnavailable
 from ...mta.ratelimit import Limiter, Rate
 from .. import schema
@@ -50,18 +48,11 @@ from .health import ServerHealth, server_health
 from .limiter import PostgresLimiter, account_key
 from .listener import listen
 from .migrate import apply_migrations
+from .pool import POOL_MAX, POOL_MIN, STATEMENT_CACHE, open_pools
 from .statements import numbered, rowcount, translated
 
 log = logging.getLogger("receiver.store")
 
-POOL_MIN = 2
-# Per process (RECEIVER_PG_POOL_SIZE). The worker runs up to RECEIVER_WORKER_CONCURRENCY
-# handlers, which share these connections with the intake path; a short wait for a
-# connection is cheaper than hundreds of idle backends when many replicas run.
-POOL_MAX = 10
-STATEMENT_CACHE = 100
-"""Prepared statements kept per connection (RECEIVER_PG_STATEMENT_CACHE_SIZE); 0 for
-PgBouncer in transaction mode, at the price of a prepare round trip per query."""
 SLOW_CLAIM_SECONDS = 0.01
 """A claim this slow (a healthy one takes about a millisecond) means the planner works
 from missing or stale statistics: the store runs ANALYZE on `events` (see `claim`). Low
@@ -71,36 +62,6 @@ ANALYZE_EVERY_SECONDS = 30.0
 """At most one such ANALYZE per process in this many seconds. Not much longer: without
 autovacuum, statistics taken early in a burst (few events pending) mislead the plans for
 the rest of it, and only the next ANALYZE mends them."""
-SESSION_SETTINGS = {
-    # The claims, the resend leases and the shared send limit rely on READ COMMITTED
-    # (each statement sees what committed before it; a row found locked is re-checked
-    # once the lock is gone), whatever the database's default says.
-    "default_transaction_isolation": "read committed",
-    # A statement waiting longer for a lock (DDL on events, a stuck session) fails: a
-    # webhook is answered 503 for MTA to retry instead of hanging, and a migration gives
-    # up instead of queueing every request behind its lock.
-    "lock_timeout": "10s",
-}
-BOOKKEEPING_CONNECTIONS = 1
-"""Of the pool's connections, those reserved for the worker's own bookkeeping (claims,
-completions, one statement per batch each): see `_bookkeeping`."""
-BOOKKEEPING_SETTINGS = {
-    **SESSION_SETTINGS,
-    # Leases and completions need not wait for their WAL flush: a server crash can only
-    # lose the last few, and their events then run again, as after any lost lease (every
-    # handler may run more than once; the resends' exactly-once is their own statements',
-    # committed on the main pool). Webhooks never go through these connections: a 200
-    # still waits for its flush.
-    "synchronous_commit": "off",
-}
-
-
-async def _keep_session(conn: Any) -> None:
-    """Give a connection back to the pool as it is. asyncpg rolls back an open
-    transaction itself; its default reset adds a round trip per use (advisory unlock,
-    CLOSE ALL, UNLISTEN, RESET ALL) for session state our connections never keep: no
-    LISTEN (the listener has its own connection), advisory locks that are transaction
-    scoped or unlocked in ``finally``, and migrate RESETs what it SETs."""
 
 
 class PostgresStore(SharedStatements):
@@ -120,9 +81,6 @@ class PostgresStore(SharedStatements):
         self.url = url
         self._min_size = min_size
         self._max_size = max_size
-        # What is left for webhooks and handlers once the bookkeeping connection is set
-        # apart (RECEIVER_PG_POOL_SIZE=2 leaves 1: the pool's floor must fit in it).
-        self._intake_size = max(1, max_size - BOOKKEEPING_CONNECTIONS)
         self._statement_cache_size = statement_cache_size
         self.slow_claim_seconds = slow_claim_seconds
         """Claims slower than this run ANALYZE on `events` (`SLOW_CLAIM_SECONDS`)."""
@@ -145,22 +103,8 @@ class PostgresStore(SharedStatements):
     async def open(self, migrate: bool = True) -> None:
         """Open the pool; bring the schema up to date under the migration lock."""
         with translated("cannot connect to PostgreSQL"):
-            self._pool = await asyncpg.create_pool(
-                self.url,
-                min_size=min(self._min_size, self._intake_size),
-                max_size=self._intake_size,
-                statement_cache_size=self._statement_cache_size,
-                server_settings=SESSION_SETTINGS,
-                reset=_keep_session,
-            )
-            # No connection until the worker's first claim: CLI commands open none.
-            self._bookkeeping_pool = await asyncpg.create_pool(
-                self.url,
-                min_size=0,
-                max_size=BOOKKEEPING_CONNECTIONS,
-                statement_cache_size=self._statement_cache_size,
-                server_settings=BOOKKEEPING_SETTINGS,
-                reset=_keep_session,
+            self._pool, self._bookkeeping_pool = await open_pools(
+                self.url, self._min_size, self._max_size, self._statement_cache_size
             )
         if migrate:
             applied = await self.migrate()
@@ -189,7 +133,7 @@ class PostgresStore(SharedStatements):
 
     async def _bookkeeping(self, query: str, *params: Any) -> list[Any]:
         """Rows of one of the worker's lease or completion statements, run on a connection
-        that commits without waiting for the WAL flush (`BOOKKEEPING_SETTINGS`)."""
+        that commits without waiting for the WAL flush (pool.py: BOOKKEEPING_SETTINGS)."""
         if self._bookkeeping_pool is None:
             raise StoreUnavailable("the store is closed")
         with translated():
