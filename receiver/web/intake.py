@@ -3,7 +3,7 @@
 This path is the hot one (MTA retries at most twice, and answers must be fast), so it
 skips the router and request objects: read the body up to the limit, verify the raw bytes,
 parse, commit through the store's group-committing writer, answer. Nothing here raises
-into the server: every outcome maps to a status in `STATUS`.
+into the server: every outcome maps to a status in `answers.STATUS`.
 
 Each account has its own path (`webhook_path`) and verifies with its own secrets only,
 so a webhook is credited to the account whose path it came to (docs/accounts.md).
@@ -26,6 +26,7 @@ from ..metrics import Metrics
 from ..mta.events import DEFAULT_ACCOUNT, event_type
 from ..settings import Settings
 from ..store import QUARANTINED, Incoming, IngestResult, Store
+from .answers import UNREAD, ClientGone, answer, read_body
 from .incoming import incoming_from
 from .netpolicy import AllowList
 from .verify import Verifier
@@ -39,28 +40,6 @@ WEBHOOK_PATH = "/webhooks/mta"
 def webhook_path(account: str) -> str:
     """The path MTA posts ``account``'s webhooks to."""
     return WEBHOOK_PATH if account == DEFAULT_ACCOUNT else f"{WEBHOOK_PATH}/{account}"
-
-
-# Every answer of the webhook path, decided here and only here.
-STATUS = {
-    "accepted": 200,  # committed: MTA may forget it
-    "duplicate": 200,  # we already hold it: MTA must stop retrying, not alert
-    # Authentic but unreadable, kept in quarantine: a non-200 would make MTA retry the
-    # same bytes and e-mail failure alerts (docs/mta.md, "Webhooks MTA sends to us").
-    "quarantined": 200,
-    "missing_signature": 401,
-    "malformed_signature": 401,
-    "bad_signature": 401,
-    # RECEIVER_WEBHOOK_ALLOW_NETWORKS is set and the client (after trusted proxy headers)
-    # is outside it; checked before anything is read.
-    "source_not_allowed": 403,
-    # No account at this path (an unknown name, or /webhooks/mta with only an accounts
-    # file): answered before reading the body, then closed, like a 413.
-    "unknown_account": 404,
-    "method_not_allowed": 405,
-    "too_large": 413,  # refused before reading past the limit
-    "store_unavailable": 503,  # any store failure, not committed; Retry-After: 5
-}
 
 
 class Intake:
@@ -106,7 +85,7 @@ class Intake:
             return
         account, verifier = route
         if scope["method"] != "POST":
-            await _answer(send, "method_not_allowed", extra=[(b"allow", b"POST")])
+            await answer(send, "method_not_allowed", extra=[(b"allow", b"POST")])
             return
         signature = None
         declared = None
@@ -120,8 +99,8 @@ class Intake:
             await self._reject(scope, send, "too_large", account)
             return
         try:
-            body = await _read(receive, self.limit)
-        except _ClientGone:
+            body = await read_body(receive, self.limit)
+        except ClientGone:
             return
         if body is None:
             await self._reject(scope, send, "too_large", account)
@@ -150,7 +129,7 @@ class Intake:
                     "request_id": _request_id(scope),
                 },
             )
-            await _answer(send, "store_unavailable", extra=[(b"retry-after", b"5")])
+            await answer(send, "store_unavailable", extra=[(b"retry-after", b"5")])
             return
         finally:
             self.waiting -= 1
@@ -187,14 +166,14 @@ class Intake:
                     "request_id": _request_id(scope),
                 },
             )
-            await _answer(send, "quarantined", event_id=result.event_id)
+            await answer(send, "quarantined", event_id=result.event_id)
         elif result.duplicate:
             self.metrics.duplicates.labels(incoming.type, incoming.account).inc()
-            await _answer(send, "duplicate", event_id=result.event_id)
+            await answer(send, "duplicate", event_id=result.event_id)
         else:
             self._received(incoming.type, incoming.account).inc()
             self.on_accepted()
-            await _answer(send, "accepted", event_id=result.event_id)
+            await answer(send, "accepted", event_id=result.event_id)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug(
                     "webhook accepted",
@@ -224,31 +203,7 @@ class Intake:
             },
         )
         # After a 413 or 404 the body is never read: close instead of draining it.
-        await _answer(send, reason, close=reason in _UNREAD)
-
-
-_UNREAD = frozenset({"too_large", "unknown_account"})
-
-
-class _ClientGone(Exception):
-    """The client disconnected before sending the whole body."""
-
-
-async def _read(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it passes ``limit`` bytes."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":  # nothing was acknowledged: nothing to keep
-            raise _ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        await answer(send, reason, close=reason in UNREAD)
 
 
 def _hinted_type(query: bytes) -> str | None:
@@ -273,34 +228,3 @@ def _request_id(scope: Scope) -> str:
 def _client(scope: Scope) -> str | None:
     client = scope.get("client")
     return client[0] if client else None
-
-
-async def _answer(
-    send: Send,
-    outcome: str,
-    *,
-    event_id: int | None = None,
-    close: bool = False,
-    extra: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    """Answer with the status of ``outcome``.
-
-    Success answers have no body: the outcome and event id travel in headers, so uvicorn
-    writes the whole answer in one syscall instead of two (a large share of the path's
-    CPU; MTA reads only the status). Refusals carry a small JSON body.
-    """
-    status = STATUS[outcome]
-    headers = [(b"x-receiver-outcome", outcome.encode())]
-    if event_id is not None:
-        headers.append((b"x-receiver-event-id", b"%d" % event_id))
-    body = b""
-    if status >= 400:
-        body = b'{"error": "' + outcome.encode()
-        body += b'"}' if event_id is None else b'", "event_id": %d}' % event_id
-        headers.append((b"content-type", b"application/json"))
-    headers.append((b"content-length", b"%d" % len(body)))
-    headers += extra or ()
-    if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
