@@ -17,6 +17,7 @@ from typing import Any
 from . import accounts as accounts_file
 from . import webhook_secrets
 from .accounts import Account
+from .env_values import boolean, pairs, status_codes
 from .errors import ConfigError
 from .mta import DEFAULT_BASE_URL
 from .mta.events import DEFAULT_ACCOUNT
@@ -247,7 +248,7 @@ class Settings:
         for name in ("redact", "fallback_enabled", "fallback_resend_unknown"):
             env_name = "FALLBACK" if name == "fallback_enabled" else name.upper()
             if (raw := get(env_name)) is not None:
-                values[name] = _boolean(f"RECEIVER_{env_name}", raw)
+                values[name] = boolean(f"RECEIVER_{env_name}", raw)
         if (raw := get("MTA_API_KEY")) is not None:
             values["mta_api_key"] = Secret(raw)
         if (raw := get("MTA_BASE_URL")) is not None:
@@ -255,9 +256,9 @@ class Settings:
         if (raw := get("MTA_SEND_RATE")) is not None:
             values["mta_send_rate"] = Rate.parse(raw)
         if (raw := get("FALLBACK_STATUSES")) is not None:
-            values["fallback_statuses"] = _codes(raw)
+            values["fallback_statuses"] = status_codes(raw)
         if (raw := get("FALLBACK_IMESSAGE_TAGS")) is not None:
-            values["fallback_imessage_tags"] = _pairs(raw)
+            values["fallback_imessage_tags"] = pairs(raw)
         if (raw := get("FALLBACK_TEXT_LOOKUP")) is not None:
             values["fallback_text_lookup"] = raw
         if (raw := get("FALLBACK_LONGCODE_ID")) is not None:
@@ -270,7 +271,7 @@ class Settings:
             if (raw := get(name.upper())) is not None:
                 values[name] = Secret(raw)
         if (raw := get("ADMIN_INSECURE_COOKIES")) is not None:
-            values["admin_secure_cookies"] = not _boolean("RECEIVER_ADMIN_INSECURE_COOKIES", raw)
+            values["admin_secure_cookies"] = not boolean("RECEIVER_ADMIN_INSECURE_COOKIES", raw)
         if (raw := get("FORWARDED_ALLOW_IPS")) is not None:
             values["forwarded_allow_ips"] = netpolicy.split(raw)
         if (raw := get("WEBHOOK_ALLOW_NETWORKS")) is not None:
@@ -288,33 +289,3 @@ class Settings:
             )
             values["file_accounts"] = accounts_file.load(accounts_path, environment)
         return cls(**values)
-
-
-def _boolean(name: str, raw: str) -> bool:
-    lowered = raw.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
-
-
-def _codes(raw: str) -> frozenset[int]:
-    try:
-        return frozenset(int(code) for code in raw.split(",") if code.strip())
-    except ValueError:
-        raise ConfigError(
-            f"RECEIVER_FALLBACK_STATUSES must be status codes like 5,6,8,9,13, got {raw!r}"
-        ) from None
-
-
-def _pairs(raw: str) -> tuple[tuple[str, str], ...]:
-    pairs = []
-    for item in raw.split(","):
-        key, sep, value = item.strip().partition("=")
-        if not sep or not key:
-            raise ConfigError(
-                f"RECEIVER_FALLBACK_IMESSAGE_TAGS must look like channel=imessage, got {raw!r}"
-            )
-        pairs.append((key.strip(), value.strip()))
-    return tuple(pairs)
