@@ -16,10 +16,12 @@ import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any
 
 import httpx
+
+from ..mta.events import DELIVERY_STATUS
+from ..mta.statuses import DeliveryStatus
 
 __all__ = [
     "DELIVERY_STATUS",
@@ -37,26 +39,11 @@ __all__ = [
 ]
 
 MESSAGE_SEND = "message-send"
-DELIVERY_STATUS = "delivery-status"
 MAX_RETRIES = 2  # docs/mta.md: with retryOnError, MTA retries at most twice
 
 
-class Status(IntEnum):
-    """MTA delivery-status codes (docs/mta.md "delivery-status"; the list may grow)."""
-
-    QUEUED = 1
-    SENDING = 2
-    SENT = 3
-    DELIVERED = 4
-    SENDING_FAILED = 5
-    DELIVERY_FAILED = 6
-    DELIVERY_UNCONFIRMED = 7
-    DELIVERY_REJECTED = 8
-    UNDELIVERED = 9
-    INVALID_NUMBER = 10
-    STOPPED_NUMBER = 11
-    LANDLINE = 12
-    SEND_REJECTED = 13
+Status = DeliveryStatus
+"""MTA delivery-status codes (docs/mta.md "delivery-status"; the list may grow)."""
 
 
 @dataclass(frozen=True, slots=True)
