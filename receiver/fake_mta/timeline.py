@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from ..mta.events import DELIVERY_STATUS
+from ..mta.events import DELIVERY_STATUS, MESSAGE_SEND
 from ..mta.statuses import DeliveryStatus
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "timeline_events",
 ]
 
-MESSAGE_SEND = "message-send"
 MAX_RETRIES = 2  # docs/mta.md: with retryOnError, MTA retries at most twice
 
 
