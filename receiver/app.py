@@ -88,6 +88,7 @@ class Receiver:
         closes it: its thread would otherwise keep a process that cannot serve alive.
         """
         await self.store.open()
+        await self.store.warm(worker=self.settings.run_worker)
         tasks: list[asyncio.Task[None]] = []
         try:
             self.mta_clients = services.mta_clients(self.settings, self.metrics, self.store)

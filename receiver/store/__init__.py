@@ -49,6 +49,11 @@ class Store(Protocol):
         """Let queued writes finish, then close every connection."""
         ...
 
+    async def warm(self, worker: bool) -> None:
+        """Get ready for traffic before the first webhook arrives (connections opened,
+        their statements prepared), the worker's part too with ``worker``."""
+        ...
+
     async def ingest(self, incoming: Incoming) -> IngestResult:
         """Commit one authentic webhook (or count it a duplicate) before we answer 200."""
         ...

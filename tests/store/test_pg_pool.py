@@ -62,3 +62,45 @@ async def test_the_smallest_pools_open(tmp_path: Path, pool: int) -> None:
             assert await store.fetch("SELECT 1") == [(1,)]
         finally:
             await store.close()
+
+
+@pytest.mark.parametrize("worker", [True, False])
+async def test_warm_opens_the_connections_before_the_first_webhook(
+    tmp_path: Path, worker: bool
+) -> None:
+    """Start-up opens every connection webhooks may use (and the worker's bookkeeping one
+    when it runs), so that no webhook waits for a connection to open or for asyncpg to
+    learn the statements' types."""
+    async with fresh_database() as url:
+        settings = make_settings(tmp_path, database_url=url, pg_pool_size=4)
+        store = create_app(settings).store
+        await store.open()
+        try:
+            await store.warm(worker=worker)
+            [(others,)] = await store.fetch(BACKENDS)
+            intake = 4 - BOOKKEEPING_CONNECTIONS
+            assert others == intake - 1 + (BOOKKEEPING_CONNECTIONS if worker else 0)
+        finally:
+            await store.close()
+
+
+async def test_a_failed_warm_up_is_logged_and_the_store_still_serves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from receiver.store.postgres import warm
+
+    async def refused(conn: object, statements: object) -> None:
+        raise ConnectionResetError("connection reset by peer")
+
+    monkeypatch.setattr(warm, "_prepare", refused)
+    async with fresh_database() as url:
+        store = create_app(make_settings(tmp_path, database_url=url)).store
+        await store.open()
+        try:
+            await store.warm(worker=True)
+            assert "could not ready the connections before traffic: ConnectionResetError" in (
+                caplog.text
+            )
+            assert await store.fetch("SELECT 1") == [(1,)]
+        finally:
+            await store.close()

@@ -50,6 +50,7 @@ from .listener import listen
 from .migrate import apply_migrations
 from .pool import POOL_MAX, POOL_MIN, STATEMENT_CACHE, open_pools
 from .statements import numbered, rowcount, translated
+from .warm import BOOKKEEPING, INTAKE, warm_pool
 
 log = logging.getLogger("receiver.store")
 
@@ -110,6 +111,25 @@ class PostgresStore(SharedStatements):
             applied = await self.migrate()
             if applied:
                 log.info("schema migrations applied: %s", applied)
+
+    async def warm(self, worker: bool) -> None:
+        """Open the connections webhooks (and with ``worker`` the worker's bookkeeping)
+        will use, their statements prepared (warm.py). A failure is logged, not raised:
+        the first webhooks then pay for it, as they would have."""
+        if self._pool is None or self._bookkeeping_pool is None:
+            raise StoreUnavailable("the store is closed")
+        # Without a statement cache (PgBouncer's transaction mode) nothing prepared would
+        # outlive its transaction: the connections are only opened.
+        prepared = self._statement_cache_size > 0
+        steps = [warm_pool(self._pool, self._pool.get_max_size(), INTAKE if prepared else ())]
+        if worker:
+            steps.append(warm_pool(self._bookkeeping_pool, 1, BOOKKEEPING if prepared else ()))
+        try:
+            await asyncio.gather(*steps)
+        except Exception as exc:
+            log.warning(
+                "could not ready the connections before traffic: %s: %s", type(exc).__name__, exc
+            )
 
     async def close(self) -> None:
         """Close the pools, waiting a little for connections in use."""

@@ -58,6 +58,9 @@ class SqliteStore(SharedStatements):
         await self._reader.execute("PRAGMA busy_timeout=10000")
         self._reader.row_factory = aiosqlite.Row
 
+    async def warm(self, worker: bool) -> None:
+        """Nothing to ready: `open` made the only connections there are."""
+
     async def close(self) -> None:
         """Let queued writes commit, then close every connection."""
         if self._reader is not None:
