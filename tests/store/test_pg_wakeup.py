@@ -8,6 +8,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from receiver import Context, Event, Registry
 from receiver.dispatch.worker import Worker
@@ -70,3 +71,54 @@ async def test_a_commit_in_another_process_wakes_the_worker_at_once(tmp_path: Pa
 async def _replaced(store: Store, old: int) -> bool:
     pids = await listener_pids(store)
     return bool(pids) and old not in pids
+
+
+class Counted:
+    """An announcer that also counts its calls."""
+
+    def __init__(self, real: Any, calls: list[None]) -> None:
+        self.real, self.calls = real, calls
+
+    def __call__(self) -> None:
+        self.calls.append(None)
+        self.real()
+
+    async def close(self) -> None:
+        await self.real.close()
+
+
+@contextlib.asynccontextmanager
+async def notifications(url: str) -> AsyncIterator[asyncio.Queue[str]]:
+    """A LISTENing connection on the wake-up channel; each notification's channel."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    from receiver.store.postgres.statements import WAKE_CHANNEL
+
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.add_listener(WAKE_CHANNEL, lambda _c, _p, channel, _m: heard.put_nowait(channel))
+        yield heard
+    finally:
+        await conn.close()
+
+
+async def test_a_batch_of_webhooks_wakes_listeners_once_committed_and_a_duplicate_not() -> None:
+    """Webhooks committed together (one batch) announce themselves after their commit,
+    in a transaction of their own: every row is visible when the notification arrives.
+    A webhook that only repeats a stored one commits nothing new and wakes nobody."""
+    async with fresh_database() as url, opened_store(url) as store, notifications(url) as heard:
+        batch = [incoming(delivery(message_id=n)) for n in range(1, 6)]
+        results = await asyncio.gather(*(store.ingest(item) for item in batch))
+        assert not any(result.duplicate for result in results)
+        await asyncio.wait_for(heard.get(), 5)
+        [(stored,)] = await store.fetch("SELECT count(*) FROM events")
+        assert stored == 5
+        announced: list[None] = []
+        real = store._announce  # type: ignore[attr-defined]
+        store._announce = Counted(real, announced)  # type: ignore[attr-defined]
+        assert (await store.ingest(batch[0])).duplicate
+        assert (await asyncio.gather(store.ingest(batch[1]), store.ingest(batch[2])))[0].duplicate
+        assert announced == []
+        await store.ingest(incoming(delivery(message_id=6)))
+        assert announced == [None]

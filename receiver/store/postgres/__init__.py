@@ -46,7 +46,7 @@ from .delivered import Delivery, PostgresResends, original_delivered
 from .gather import Gathered
 from .health import ServerHealth, server_health
 from .limiter import PostgresLimiter, account_key
-from .listener import listen
+from .listener import Announcer, listen
 from .migrate import apply_migrations
 from .pool import POOL_MAX, POOL_MIN, STATEMENT_CACHE, open_pools
 from .statements import numbered, rowcount, translated
@@ -97,6 +97,7 @@ class PostgresStore(SharedStatements):
         self._delivered: Gathered[Delivery, str | None] = Gathered(
             functools.partial(original_delivered, self)
         )
+        self._announce = Announcer(self._notify)
 
     def __repr__(self) -> str:
         return "PostgresStore(url=<hidden>)"  # the URL may hold a password
@@ -133,6 +134,7 @@ class PostgresStore(SharedStatements):
 
     async def close(self) -> None:
         """Close the pools, waiting a little for connections in use."""
+        await self._announce.close()
         pools = (self._pool, self._bookkeeping_pool)
         self._pool = self._bookkeeping_pool = None
         for pool in pools:
@@ -179,6 +181,8 @@ class PostgresStore(SharedStatements):
         arrays = [*pg_batch.event_rows(items), *pg_batch.message_rows(items)]
         async with self.connection() as conn:
             rows = await conn.fetch(pg_batch.INGEST_BATCH, *arrays)
+        if any(inserted for _, _, inserted in rows):
+            self._announce()
         return ingest_results(items, rows)
 
     async def _ingest_one(self, item: Incoming) -> IngestResult:
@@ -191,7 +195,14 @@ class PostgresStore(SharedStatements):
                 item.status_at,
                 item.sender_name,
             )
+        if not duplicates:
+            self._announce()
         return IngestResult(event_id, duplicates > 0)
+
+    async def _notify(self) -> None:
+        """Wake the workers of every process (listener.py)."""
+        async with self.connection() as conn:
+            await conn.execute(pg_sql.NOTIFY)
 
     async def claim(
         self, owner: str, limit: int, lease_seconds: float, now: float | None = None

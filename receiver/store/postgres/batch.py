@@ -26,7 +26,6 @@ from typing import Any
 from .. import sql
 from ..records import PENDING, Incoming, IngestResult
 from .gather import Gathered
-from .statements import NOTIFY
 
 log = logging.getLogger("receiver.store")
 
@@ -37,7 +36,6 @@ log = logging.getLogger("receiver.store")
 # sql.MESSAGE_FORWARD_ONLY. The message rows ($16-$24) are folded in Python from every
 # pending item of the batch; a message none of whose events is new here is left alone
 # (re-applying a duplicate's status would change nothing but cost a row version).
-# Workers in every process are woken at commit (listener.py).
 INGEST_BATCH = f"""
 WITH arrived AS MATERIALIZED (
     SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id, rows.*
@@ -61,7 +59,7 @@ WITH arrived AS MATERIALIZED (
                                         WHERE l.inserted)
     {sql.MESSAGE_FORWARD_ONLY}
 )
-SELECT landed.* FROM landed, {NOTIFY}
+SELECT landed.* FROM landed
 """
 
 

@@ -1,14 +1,20 @@
 """Workers wake on commit, across processes: PostgreSQL's LISTEN/NOTIFY.
 
-Every ingest statement ends with ``pg_notify(WAKE_CHANNEL, '')``; PostgreSQL delivers the
-notification when (and only if) its transaction commits, and folds the notifications of
-one transaction into one. Each worker keeps one dedicated connection, outside the pool,
-that LISTENs on the channel and wakes the worker on each notification.
+Once webhooks committed new events, the process announces it (`Announcer`):
+``pg_notify(WAKE_CHANNEL, '')`` in a short transaction of its own, one at a time, those
+asked for meanwhile folded into the next. Not inside the webhooks' own statements:
+PostgreSQL serialises the commits of transactions that notify (they hold a lock on the
+notification queue until their commit is flushed), so notifying in every ingest made
+concurrent webhooks wait for each other's WAL flushes instead of sharing one. Each
+worker keeps one dedicated connection, outside the pool, that LISTENs on the channel and
+wakes the worker on each notification.
 
 The worker still polls every ``RECEIVER_WORKER_POLL_SECONDS`` (retries fall due without
-any commit), so a lost listener costs latency, never work: it is reconnected after
-`RETRY_SECONDS`, a silently dead one is found by a ``SELECT 1`` every `CHECK_SECONDS`,
-and the worker is woken on every (re)connection for whatever committed meanwhile.
+any commit), so a lost notification (a process killed between its commit and its
+announcement) or a lost listener costs latency, never work: the listener is reconnected
+after `RETRY_SECONDS`, a silently dead one is found by a ``SELECT 1`` every
+`CHECK_SECONDS`, and the worker is woken on every (re)connection for whatever committed
+meanwhile.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
@@ -71,3 +77,42 @@ async def _session(url: str, wake: Callable[[], None]) -> None:
         raise ConnectionError("the listening connection was closed")
     finally:
         conn.terminate()
+
+
+class Announcer:
+    """Calls ``notify`` (one NOTIFY) after each commit of new events, never two at once:
+    the commits made while one is under way are announced together by the next."""
+
+    def __init__(self, notify: Callable[[], Awaitable[None]]) -> None:
+        self._notify = notify
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def __call__(self) -> None:
+        """Announce the commit just made (returns at once)."""
+        if self._task is not None:
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._announce())
+
+    async def _announce(self) -> None:
+        try:
+            again = True
+            while again:
+                self._again = False
+                try:
+                    await self._notify()
+                except Exception as exc:  # the events are stored: the workers' poll finds them
+                    log.warning(
+                        "could not wake the other workers (%s: %s); they will poll",
+                        type(exc).__name__,
+                        exc,
+                    )
+                again = self._again
+        finally:
+            self._task = None
+
+    async def close(self) -> None:
+        """Wait for the announcement under way, if any."""
+        if self._task is not None:
+            await asyncio.shield(self._task)

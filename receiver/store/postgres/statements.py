@@ -41,8 +41,8 @@ def rowcount(status: str) -> int:
 
 WAKE_CHANNEL = "mta_receiver_events"
 """The NOTIFY channel of committed events (receiver/store/postgres/listener.py)."""
-NOTIFY = f"(SELECT pg_notify('{WAKE_CHANNEL}', '')) AS woken"
-"""Joined to an ingest statement's result: one notification, sent at its commit."""
+NOTIFY = f"SELECT pg_notify('{WAKE_CHANNEL}', '')"
+"""Wakes the workers of every process (listener.py: `Announcer`)."""
 
 # One request, one statement (its own transaction, one round trip): the shared event
 # insert, and, for a new pending event with a message id, the shared forward-only
@@ -55,7 +55,7 @@ m AS ({sql.INSERT_MESSAGES}    SELECT $4, $5, $15, $16, $8, $7, $6, $17, $14 FRO
     WHERE e.duplicates = 0 AND $4::text IS NOT NULL AND $11::text = 'pending'
     {sql.MESSAGE_FORWARD_ONLY}
 )
-SELECT id, duplicates FROM e, {NOTIFY}
+SELECT id, duplicates FROM e
 """
 
 # The shared claim, plus row locks: concurrent workers (any process) skip rows another
