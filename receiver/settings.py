@@ -51,7 +51,7 @@ class Settings:
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 600.0
     lease_seconds: float = 60.0
-    worker_concurrency: int = 16
+    worker_concurrency: int = 32
     worker_poll_seconds: float = 1.0
     heartbeat_seconds: float = 2.0
     pg_pool_size: int = 10

@@ -117,7 +117,9 @@ class Worker:
                         break
                     free = self._room()
                 self._wake.clear()
-                claimed = await self._claim(free) if free > 0 else []
+                # Half the slots at a time: the next batch is claimed while the last runs.
+                limit = min(free, max(1, self.settings.worker_concurrency // 2))
+                claimed = await self._claim(limit) if free > 0 else []
                 if self._stopping:
                     if claimed:  # stop() ran during the claim: hand these straight back
                         # (these only: the handlers in flight still hold theirs)
@@ -127,7 +129,7 @@ class Worker:
                     task = asyncio.create_task(self._process(event))
                     self._in_flight.add(task)
                     task.add_done_callback(self._finished)
-                if free <= 0 or len(claimed) < free:
+                if free <= 0 or len(claimed) < limit:
                     if free > 0 and await self._recover():
                         continue  # a dead owner's events are claimable now
                     with contextlib.suppress(TimeoutError):

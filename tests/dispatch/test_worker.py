@@ -551,8 +551,8 @@ async def test_worker_gives_way_while_webhooks_wait(
     assert recorder.seen("status") == [], "nothing is claimed before the first pause"
     first.set()
     second = await asyncio.wait_for(pauses.get(), 5)
-    await eventually(lambda: len(recorder.seen("status")) == 4)
-    assert len(recorder.seen("status")) == 4, "one batch (the concurrency) per pause"
+    await eventually(lambda: len(recorder.seen("status")) == 2)
+    assert len(recorder.seen("status")) == 2, "one batch (half the concurrency) per pause"
 
     busy = False
     second.set()
@@ -788,6 +788,21 @@ async def test_claims_failing_through_an_outage_are_logged_once_then_on_recovery
     assert "works again after 5 failed attempts" in lines[1].getMessage()
 
 
+class CountingStore:
+    """A store that notes how many events each claim returned."""
+
+    def __init__(self, inner: SqliteStore, claimed: list[int]) -> None:
+        self.inner, self.claimed = inner, claimed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def claim(self, *args: Any, **kwargs: Any) -> list[Claimed]:
+        events = await self.inner.claim(*args, **kwargs)
+        self.claimed.append(len(events))
+        return events
+
+
 async def test_a_caught_up_worker_claims_the_events_of_several_commits_together(
     store: SqliteStore, recorder: Recorder, settings: Settings, clock: Clock
 ) -> None:
@@ -800,17 +815,8 @@ async def test_a_caught_up_worker_claims_the_events_of_several_commits_together(
 
     claimed: list[int] = []
 
-    class CountingStore:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(store, name)
-
-        async def claim(self, *args: Any, **kwargs: Any) -> list[Claimed]:
-            events = await store.claim(*args, **kwargs)
-            claimed.append(len(events))
-            return events
-
     quiet = dataclasses.replace(settings, worker_poll_seconds=30.0)  # only wake-ups
-    worker = make_worker(CountingStore(), recorder.registry, quiet, clock, gather=0.2)
+    worker = make_worker(CountingStore(store, claimed), recorder.registry, quiet, clock, gather=0.2)
     running_worker = asyncio.create_task(worker.run())
     await eventually(lambda: claimed == [0])  # caught up: waiting for a wake-up
     for n in range(1, 6):
@@ -821,3 +827,35 @@ async def test_a_caught_up_worker_claims_the_events_of_several_commits_together(
     await running_worker
 
     assert [count for count in claimed if count] == [5]
+
+
+async def test_the_next_batch_is_claimed_while_the_last_one_runs(
+    store: SqliteStore, recorder: Recorder, settings: Settings, clock: Clock
+) -> None:
+    """The worker claims half its slots at a time and claims again while that half runs:
+    with a backlog its round trip to the store overlaps with its handlers instead of
+    waiting for them, and it never holds more events than its concurrency."""
+    unblock = asyncio.Event()
+
+    @recorder.registry.on("delivery-status")
+    async def held(event: Event, ctx: Context) -> None:
+        recorder.record("held", event.message_id)
+        await unblock.wait()
+
+    claimed: list[int] = []
+
+    for n in range(1, 11):
+        await add(store, message_id=n)
+    four = dataclasses.replace(settings, worker_concurrency=4, worker_poll_seconds=30.0)
+    worker = make_worker(CountingStore(store, claimed), recorder.registry, four, clock)
+    running_worker = asyncio.create_task(worker.run())
+    try:
+        await eventually(lambda: len(recorder.seen("held")) == 4)
+        assert claimed == [2, 2], "two half batches, the second while the first is held"
+        unblock.set()
+        await eventually(lambda: len(recorder.seen("held")) == 10)
+        assert max(claimed) == 2
+    finally:
+        unblock.set()
+        await worker.stop()
+        await running_worker
