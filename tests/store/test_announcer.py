@@ -4,6 +4,7 @@ meanwhile folded into the next, a failure logged (the workers' poll finds the ev
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 
 import pytest
@@ -65,3 +66,22 @@ async def test_a_failed_announcement_is_logged_and_the_next_still_goes(
         await announce.close()
     assert notify.calls == 2
     assert "could not wake the other workers (ConnectionError" in caplog.text
+
+
+async def test_announcements_under_load_are_spaced() -> None:
+    """Commits arriving without pause are announced at most once per ``spacing``."""
+    loop = asyncio.get_running_loop()
+    sent: list[float] = []
+
+    async def notify() -> None:
+        sent.append(loop.time())
+
+    announce = Announcer(notify, spacing=0.05)
+    deadline = loop.time() + 0.3
+    while loop.time() < deadline:
+        announce()
+        await asyncio.sleep(0.001)
+    await announce.close()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent)]
+    assert 3 <= len(sent) <= 8
+    assert min(gaps) >= 0.05 - 0.002  # the loop's clock granularity
