@@ -316,6 +316,35 @@ async def test_one_batch_counts_duplicates_and_moves_a_message_forward(store: St
     assert (other.status, other.status_at, other.first_seen) == (3, T0 + 6, T0 + 4)
 
 
+async def test_one_batch_takes_each_identity_field_from_the_first_event_that_has_it(
+    store: Store,
+) -> None:
+    """A message's phone, externalId and senderName come from the first webhook of the
+    batch that carries each, as if the webhooks had landed one by one; its status is the
+    highest-ranked and its first sighting the first webhook's."""
+    bare = delivery(88, status=1)
+    for field in ("destinationNumber", "externalId", "senderName"):
+        del bare[field]
+    first = delivery(88, status=3, destinationNumber="+15551230001", externalId="first")
+    del first["senderName"]
+    last = delivery(88, status=6, destinationNumber="+15551230002", externalId="second",
+                    senderName="Brand")  # fmt: skip
+    await asyncio.gather(
+        store.ingest(incoming(bare, received_at=T0 + 2)),
+        store.ingest(incoming(first, received_at=T0 + 5)),
+        store.ingest(incoming(last, received_at=T0 + 9)),
+    )
+
+    message = await store.message_state("88")
+    assert message is not None
+    assert (message.phone, message.external_id, message.sender_name) == (
+        "+15551230001",
+        "first",
+        "Brand",
+    )
+    assert (message.status, message.status_at, message.first_seen) == (6, T0 + 9, T0 + 2)
+
+
 async def test_a_bad_webhook_in_a_batch_fails_only_itself(store: Store) -> None:
     """One webhook the database refuses, ingested with others: only it fails."""
     bad = incoming(delivery(1))._replace(dedup_key=None)  # type: ignore[arg-type]

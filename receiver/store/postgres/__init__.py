@@ -178,7 +178,7 @@ class PostgresStore(SharedStatements):
 
     async def _ingest_batch(self, items: list[Incoming]) -> list[IngestResult]:
         """Several webhooks in one statement (one round trip), whatever their number."""
-        arrays = [*pg_batch.event_rows(items), *pg_batch.message_rows(items)]
+        arrays = pg_batch.event_rows(items)
         async with self.connection() as conn:
             rows = await conn.fetch(pg_batch.INGEST_BATCH, *arrays)
         if any(inserted for _, _, inserted in rows):

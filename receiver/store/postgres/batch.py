@@ -8,9 +8,9 @@ Every future resolves only after COMMIT, so a 200 answered on it is durable. Sev
 batches may be in flight at once, each on its own pool connection (`IngestBatcher`).
 
 PostgreSQL refuses an ``ON CONFLICT DO UPDATE`` that touches one row twice in a
-statement, so items are grouped by dedup key (and by message id) in Python first, and
-rows go in sorted order: concurrent batches lock rows in the same order and cannot
-deadlock on each other. Their ids are still taken in arrival order (the worker's
+statement, so items are grouped by dedup key in Python and by message in the
+statement, and rows go in sorted order: concurrent batches lock rows in the same order
+and cannot deadlock on each other. Their ids are still taken in arrival order (the worker's
 receipt order per message is id order): from the sequence, row by row as they arrive,
 before the rows are sorted for the insert. If a batch fails, each of its items runs
 alone on the one-row path, so one bad item fails only itself.
@@ -32,31 +32,43 @@ log = logging.getLogger("receiver.store")
 # One statement, one round trip, its own transaction, for the whole batch: the events
 # (one row per distinct dedup key, ``duplicates`` preset to its extra copies in the
 # batch; ``xmax = 0`` tells a row inserted now from one that existed and was only
-# bumped), then the messages of the events inserted now, with the forward-only rules of
-# sql.MESSAGE_FORWARD_ONLY. The message rows ($16-$24) are folded in Python from every
-# pending item of the batch; a message none of whose events is new here is left alone
-# (re-applying a duplicate's status would change nothing but cost a row version).
+# bumped), then one row per message of the pending events, folded here as the one-row
+# path would fold them one by one (the status of the highest rank, the earliest on
+# ties; the earliest receipt as ``first_seen``; identity fields from the first event
+# that has them), with the forward-only rules of sql.MESSAGE_FORWARD_ONLY. A message
+# none of whose events is new here is left alone (re-applying a duplicate's status
+# would change nothing but cost a row version). Folding in SQL rather than in Python
+# sends each value once: every array element costs the driver an encoding step.
 INGEST_BATCH = f"""
 WITH arrived AS MATERIALIZED (
     SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id, rows.*
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
                 $6::text[], $7::text[], $8::float8[], $9::int[], $10::bytea[],
-                $11::text[], $12::float8[], $13::text[], $14::text[], $15::int[])
-         AS rows({sql.EVENT_COLUMNS}, duplicates)
+                $11::text[], $12::float8[], $13::text[], $14::text[], $15::int[],
+                $16::int[], $17::text[])
+         AS rows({sql.EVENT_COLUMNS}, duplicates, status_rank, sender_name)
 ), landed AS (
     INSERT INTO events (id, {sql.EVENT_COLUMNS}, duplicates) OVERRIDING SYSTEM VALUE
-    SELECT * FROM arrived ORDER BY dedup_key
+    SELECT id, {sql.EVENT_COLUMNS}, duplicates FROM arrived ORDER BY dedup_key
     ON CONFLICT (dedup_key) DO UPDATE SET
         duplicates = events.duplicates + excluded.duplicates + 1
     RETURNING dedup_key, id, (xmax = 0) AS inserted
 ), moved AS ({sql.INSERT_MESSAGES}
-    SELECT m.* FROM unnest($16::text[], $17::int[], $18::int[], $19::float8[],
-                           $20::float8[], $21::text[], $22::text[], $23::text[], $24::text[])
-        AS m(message_id, status, status_rank, status_at, first_seen, phone, external_id,
-             sender_name, account)
-    WHERE (m.account, m.message_id) IN (SELECT a.account, a.message_id FROM arrived a
-                                        JOIN landed l ON l.dedup_key = a.dedup_key
-                                        WHERE l.inserted)
+    SELECT a.message_id,
+           (array_agg(a.status ORDER BY a.status_rank DESC, a.received_at, a.id))[1],
+           max(a.status_rank),
+           (array_agg(CASE WHEN a.status IS NOT NULL THEN a.received_at END
+                      ORDER BY a.status_rank DESC, a.received_at, a.id))[1],
+           min(a.received_at),
+           (array_agg(a.phone ORDER BY a.id) FILTER (WHERE a.phone IS NOT NULL))[1],
+           (array_agg(a.external_id ORDER BY a.id) FILTER (WHERE a.external_id IS NOT NULL))[1],
+           (array_agg(a.sender_name ORDER BY a.id) FILTER (WHERE a.sender_name IS NOT NULL))[1],
+           a.account
+    FROM arrived a
+    WHERE a.message_id IS NOT NULL AND a.state = '{PENDING}'
+    GROUP BY a.account, a.message_id
+    HAVING bool_or(a.dedup_key IN (SELECT dedup_key FROM landed WHERE inserted))
+    ORDER BY a.account, a.message_id
     {sql.MESSAGE_FORWARD_ONLY}
 )
 SELECT landed.* FROM landed
@@ -64,63 +76,17 @@ SELECT landed.* FROM landed
 
 
 def event_rows(items: list[Incoming]) -> list[list[Any]]:
-    """The 15 column arrays of `INSERT_EVENTS`: one row per distinct dedup key, in the
+    """The 17 column arrays of `INGEST_BATCH`: one row per distinct dedup key, in the
     order of their first arrival (the statement sorts them for its locks)."""
     first: dict[str, Incoming] = {}
     copies: dict[str, int] = {}
     for item in items:
         first.setdefault(item.dedup_key, item)
         copies[item.dedup_key] = copies.get(item.dedup_key, 0) + 1
-    columns: list[list[Any]] = [[] for _ in range(15)]
+    columns: list[list[Any]] = [[] for _ in range(17)]
     for key in first:
         item = first[key]
-        row = (*item.event_row(), copies[key] - 1)
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-    return columns
-
-
-def message_rows(items: list[Incoming]) -> list[list[Any]]:
-    """The 9 message column arrays of `INGEST_BATCH`: one row per (account, message id),
-    sorted.
-
-    From the pending items with a message id: the status of the highest rank (earliest
-    on ties), identity fields from the first item that has them, and the earliest
-    receipt as ``first_seen``.
-    """
-    best: dict[tuple[str, str], Incoming] = {}
-    first_seen: dict[tuple[str, str], float] = {}
-    identity: dict[tuple[str, str], list[str | None]] = {}
-    for item in items:
-        if item.message_id is None or item.state != PENDING:
-            continue
-        mid = (item.account, item.message_id)
-        current = best.get(mid)
-        if current is None or (item.status_rank, -item.received_at) > (
-            current.status_rank,
-            -current.received_at,
-        ):
-            best[mid] = item
-        first_seen[mid] = min(first_seen.get(mid, item.received_at), item.received_at)
-        known = identity.setdefault(mid, [None, None, None])
-        for i, field in enumerate((item.phone, item.external_id, item.sender_name)):
-            if known[i] is None:
-                known[i] = field
-    columns: list[list[Any]] = [[] for _ in range(9)]
-    for mid in sorted(best):
-        item = best[mid]
-        phone, external_id, sender_name = identity[mid]
-        row = (
-            mid[1],
-            item.status,
-            item.status_rank,
-            item.status_at,
-            first_seen[mid],
-            phone,
-            external_id,
-            sender_name,
-            mid[0],
-        )
+        row = (*item.event_row(), copies[key] - 1, item.status_rank, item.sender_name)
         for column, value in zip(columns, row, strict=True):
             column.append(value)
     return columns
