@@ -88,9 +88,9 @@ class Receiver:
         closes it: its thread would otherwise keep a process that cannot serve alive.
         """
         await self.store.open()
-        await self.store.warm(worker=self.settings.run_worker)
         tasks: list[asyncio.Task[None]] = []
         try:
+            await self.store.warm(worker=self.settings.run_worker)
             self.mta_clients = services.mta_clients(self.settings, self.metrics, self.store)
             senders = wiring.senders(self.settings, self.mta_clients)
             if senders and self.settings.run_worker:

@@ -836,11 +836,17 @@ async def test_the_next_batch_is_claimed_while_the_last_one_runs(
     with a backlog its round trip to the store overlaps with its handlers instead of
     waiting for them, and it never holds more events than its concurrency."""
     unblock = asyncio.Event()
+    running: list[int] = []
+    most = 0
 
     @recorder.registry.on("delivery-status")
     async def held(event: Event, ctx: Context) -> None:
+        nonlocal most
         recorder.record("held", event.message_id)
+        running.append(event.id)
+        most = max(most, len(running))
         await unblock.wait()
+        running.remove(event.id)
 
     claimed: list[int] = []
 
@@ -855,6 +861,7 @@ async def test_the_next_batch_is_claimed_while_the_last_one_runs(
         unblock.set()
         await eventually(lambda: len(recorder.seen("held")) == 10)
         assert max(claimed) == 2
+        assert most == 4, "never more handlers at once than the concurrency"
     finally:
         unblock.set()
         await worker.stop()

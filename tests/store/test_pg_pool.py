@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -87,12 +89,21 @@ async def test_warm_opens_the_connections_before_the_first_webhook(
 async def test_a_failed_warm_up_is_logged_and_the_store_still_serves(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """One connection's warm-up fails while the others' are still under way: the failure
+    is a warning, and every connection is back in the pool only once its own work is
+    done (a webhook never gets a connection that is still busy)."""
     from receiver.store.postgres import warm
 
-    async def refused(conn: object, statements: object) -> None:
-        raise ConnectionResetError("connection reset by peer")
+    real, calls = warm._prepare, []
 
-    monkeypatch.setattr(warm, "_prepare", refused)
+    async def first_refused(conn: Any, statements: Sequence[str]) -> None:
+        calls.append(None)
+        if len(calls) == 1:
+            raise ConnectionResetError("connection reset by peer")
+        await asyncio.sleep(0.05)  # the others are still preparing when it fails
+        await real(conn, statements)
+
+    monkeypatch.setattr(warm, "_prepare", first_refused)
     async with fresh_database() as url:
         store = create_app(make_settings(tmp_path, database_url=url)).store
         await store.open()
@@ -101,6 +112,8 @@ async def test_a_failed_warm_up_is_logged_and_the_store_still_serves(
             assert "could not ready the connections before traffic: ConnectionResetError" in (
                 caplog.text
             )
-            assert await store.fetch("SELECT 1") == [(1,)]
+            assert len(calls) > 2
+            queries = await asyncio.gather(*(store.fetch("SELECT 1") for _ in range(20)))
+            assert queries == [[(1,)]] * 20
         finally:
             await store.close()

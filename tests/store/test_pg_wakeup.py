@@ -109,11 +109,11 @@ async def test_a_batch_of_webhooks_wakes_listeners_once_committed_and_a_duplicat
     A webhook that only repeats a stored one commits nothing new and wakes nobody."""
     async with fresh_database() as url, opened_store(url) as store, notifications(url) as heard:
         batch = [incoming(delivery(message_id=n)) for n in range(1, 6)]
-        results = await asyncio.gather(*(store.ingest(item) for item in batch))
-        assert not any(result.duplicate for result in results)
+        ingests = asyncio.gather(*(store.ingest(item) for item in batch))
         await asyncio.wait_for(heard.get(), 5)
         [(stored,)] = await store.fetch("SELECT count(*) FROM events")
-        assert stored == 5
+        assert stored == 5, "woken before the batch was visible"
+        assert not any(result.duplicate for result in await ingests)
         announced: list[None] = []
         real = store._announce  # type: ignore[attr-defined]
         store._announce = Counted(real, announced)  # type: ignore[attr-defined]

@@ -59,6 +59,9 @@ SLOW_CLAIM_SECONDS = 0.01
 from missing or stale statistics: the store runs ANALYZE on `events` (see `claim`). Low
 enough to catch a plan made while the table was nearly empty (a fresh database without
 autovacuum) before the pending events it visits pile up."""
+NOTIFY_TIMEOUT = 5.0
+"""Seconds a wake-up NOTIFY may take (a connection included) before it is given up: the
+other workers then find the events by polling."""
 ANALYZE_EVERY_SECONDS = 30.0
 """At most one such ANALYZE per process in this many seconds. Not much longer: without
 autovacuum, statistics taken early in a burst (few events pending) mislead the plans for
@@ -115,12 +118,12 @@ class PostgresStore(SharedStatements):
 
     async def warm(self, worker: bool) -> None:
         """Open the connections webhooks (and with ``worker`` the worker's bookkeeping)
-        will use, their statements prepared (warm.py). A failure is logged, not raised:
-        the first webhooks then pay for it, as they would have."""
+        will use, their statements described (warm.py). A failure is logged, not
+        raised: the first webhooks then pay for it, as they would have."""
         if self._pool is None or self._bookkeeping_pool is None:
             raise StoreUnavailable("the store is closed")
-        # Without a statement cache (PgBouncer's transaction mode) nothing prepared would
-        # outlive its transaction: the connections are only opened.
+        # Without a statement cache (PgBouncer's transaction mode) a named statement may
+        # not outlive its transaction: the connections are only opened.
         prepared = self._statement_cache_size > 0
         steps = [warm_pool(self._pool, self._pool.get_max_size(), INTAKE if prepared else ())]
         if worker:
@@ -201,7 +204,7 @@ class PostgresStore(SharedStatements):
 
     async def _notify(self) -> None:
         """Wake the workers of every process (listener.py)."""
-        async with self.connection() as conn:
+        async with asyncio.timeout(NOTIFY_TIMEOUT), self.connection() as conn:
             await conn.execute(pg_sql.NOTIFY)
 
     async def claim(

@@ -1,8 +1,9 @@
 """Workers wake on commit, across processes: PostgreSQL's LISTEN/NOTIFY.
 
 Once webhooks committed new events, the process announces it (`Announcer`):
-``pg_notify(WAKE_CHANNEL, '')`` in a short transaction of its own, one at a time, those
-asked for meanwhile folded into the next. Not inside the webhooks' own statements:
+``pg_notify(WAKE_CHANNEL, '')`` in a short transaction of its own, one at a time and at
+most one per `ANNOUNCE_SPACING` (10 ms, as long as workers let new events gather
+anyway), those asked for meanwhile folded into the next. Not inside the webhooks' own statements:
 PostgreSQL serialises the commits of transactions that notify (they hold a lock on the
 notification queue until their commit is flushed), so notifying in every ingest made
 concurrent webhooks wait for each other's WAL flushes instead of sharing one. Each
@@ -98,9 +99,12 @@ class Announcer:
         self._task: asyncio.Task[None] | None = None
         self._again = False
         self._last = -spacing  # loop time of the last NOTIFY
+        self._closed = False
 
     def __call__(self) -> None:
         """Announce the commit just made (returns at once)."""
+        if self._closed:  # shutting down: the other workers' poll finds the last events
+            return
         if self._task is not None:
             self._again = True
             return
@@ -128,6 +132,7 @@ class Announcer:
             self._task = None
 
     async def close(self) -> None:
-        """Wait for the announcement under way, if any."""
+        """Announce nothing more; wait for the announcement under way, if any."""
+        self._closed = True
         if self._task is not None:
             await asyncio.shield(self._task)

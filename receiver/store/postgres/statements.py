@@ -41,8 +41,10 @@ def rowcount(status: str) -> int:
 
 WAKE_CHANNEL = "mta_receiver_events"
 """The NOTIFY channel of committed events (receiver/store/postgres/listener.py)."""
-NOTIFY = f"SELECT pg_notify('{WAKE_CHANNEL}', '')"
-"""Wakes the workers of every process (listener.py: `Announcer`)."""
+# Wakes the workers of every process (listener.py: `Announcer`). A notifying transaction
+# holds the notification queue's lock until its commit is flushed; a wake-up is worth
+# no flush (notifications do not survive a server crash anyway).
+NOTIFY = f"SET LOCAL synchronous_commit = off; SELECT pg_notify('{WAKE_CHANNEL}', '')"
 
 # One request, one statement (its own transaction, one round trip): the shared event
 # insert, and, for a new pending event with a message id, the shared forward-only
