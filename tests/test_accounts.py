@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -21,11 +19,11 @@ from .conftest import (
     Process,
     delivery,
     encode,
-    free_port,
     process_env,
     signed_headers,
     start_process,
 )
+from .test_settings import serve
 
 SECRET_A = "1" * 64
 SECRET_B = "2" * 64
@@ -345,15 +343,7 @@ def test_serve_refuses_a_readable_file_with_the_fix(tmp_path: Path) -> None:
     """`mta-receiver serve` with a 0644 accounts file exits 2, one line, saying chmod 600."""
     env = process_env(tmp_path, RECEIVER_ACCOUNTS_FILE=write(tmp_path, TWO_ACCOUNTS, 0o644))
     del env["RECEIVER_WEBHOOK_SECRETS"]
-    done = subprocess.run(
-        [sys.executable, "-m", "receiver", "serve", "--port", str(free_port())],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = serve(tmp_path, env)
     assert done.returncode == 2
     assert "chmod 600" in done.stderr
     assert "Traceback" not in done.stderr
