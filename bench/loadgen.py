@@ -138,7 +138,8 @@ class _Runner:
         conn = await self.idle.get()
         sent = time.perf_counter()
         try:
-            status = await asyncio.wait_for(conn.exchange(data), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                status = await conn.exchange(data)
         except TimeoutError:
             self.result.timeouts += 1
             conn.close()

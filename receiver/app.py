@@ -156,7 +156,8 @@ class Receiver:
     async def readyz(self, request: Request) -> Response:
         """The store accepts writes; 503 otherwise (take this replica out of rotation)."""
         try:
-            await asyncio.wait_for(self.store.heartbeat(self.worker.owner, time.time()), 5)
+            async with asyncio.timeout(5):
+                await self.store.heartbeat(self.worker.owner, time.time())
         except Exception as exc:
             log.error("readiness check failed: %s", exc)
             return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, 503)

@@ -36,9 +36,8 @@ class StoreGauges(Collector):
     async def refresh(self, store: Store, now: float | None = None) -> None:
         """Read the figures; on failure keep the last ones and report ``up`` 0."""
         try:
-            self.figures = await asyncio.wait_for(
-                store.operator.backlog(time.time() if now is None else now), self.timeout
-            )
+            async with asyncio.timeout(self.timeout):
+                self.figures = await store.operator.backlog(time.time() if now is None else now)
         except Exception as exc:
             self.up = False
             log.warning("metrics: reading the store failed: %s", exc)

@@ -130,7 +130,8 @@ async def database(store: Store) -> list[Check]:
         else:
             checks.append(Check("migrations", OK, f"current ({store.describe()})"))
     try:
-        await asyncio.wait_for(store.heartbeat("doctor", time.time()), 10)
+        async with asyncio.timeout(10):
+            await store.heartbeat("doctor", time.time())
     except Exception as exc:
         checks.append(
             Check(

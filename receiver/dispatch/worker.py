@@ -133,7 +133,8 @@ class Worker:
                     if free > 0 and await self._recover():
                         continue  # a dead owner's events are claimable now
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.settings.worker_poll_seconds)
+                        async with asyncio.timeout(self.settings.worker_poll_seconds):
+                            await self._wake.wait()
                     if free > 0 and self.gather > 0 and not self._stopping:
                         await asyncio.sleep(self.gather)  # caught up: let new events gather
         finally:
@@ -156,7 +157,8 @@ class Worker:
         if self._running:
             # A claim may be under way: the loop releases what it returns (bounded wait).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._loop_done.wait(), grace or 0.0)
+                async with asyncio.timeout(grace or 0.0):
+                    await self._loop_done.wait()
         if self._in_flight:
             _, unfinished = await asyncio.wait(set(self._in_flight), timeout=grace)
             for task in unfinished:

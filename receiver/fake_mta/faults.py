@@ -62,5 +62,6 @@ async def drop(request: Request) -> Response:
     transport.close()
     # Wait until uvicorn sees the close, so it does not try to answer 500 for us.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(_until_disconnect(request.receive), timeout=1.0)
+        async with asyncio.timeout(1.0):
+            await _until_disconnect(request.receive)
     return Response(status_code=500)

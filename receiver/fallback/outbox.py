@@ -76,7 +76,8 @@ class Outbox:
                     count = 0
                 if count < self.concurrency:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), self.poll)
+                        async with asyncio.timeout(self.poll):
+                            await self._stopping.wait()
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -829,6 +829,27 @@ async def test_a_caught_up_worker_claims_the_events_of_several_commits_together(
     assert [count for count in claimed if count] == [5]
 
 
+async def test_a_worker_cancelled_as_it_is_woken_stops(
+    store: SqliteStore, recorder: Recorder, settings: Settings, clock: Clock
+) -> None:
+    """A wake-up and a cancellation in the same instant: the cancellation wins and
+    `run` ends (Python 3.11's `asyncio.wait_for` returned the wake-up instead, and the
+    worker went on claiming for ever)."""
+    claimed: list[int] = []
+    quiet = dataclasses.replace(settings, worker_poll_seconds=30.0)
+    worker = make_worker(CountingStore(store, claimed), recorder.registry, quiet, clock)
+    running_worker = asyncio.create_task(worker.run())
+    await eventually(lambda: claimed == [0])  # caught up: waiting for a wake-up
+
+    worker.notify()
+    running_worker.cancel()
+    await asyncio.wait({running_worker}, timeout=5)
+    if not running_worker.done():  # the bug: stop it the polite way, then fail
+        await worker.stop()
+        await running_worker
+    assert running_worker.cancelled(), "the worker went on after its cancellation"
+
+
 async def test_the_next_batch_is_claimed_while_the_last_one_runs(
     store: SqliteStore, recorder: Recorder, settings: Settings, clock: Clock
 ) -> None:

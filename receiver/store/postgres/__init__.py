@@ -143,7 +143,8 @@ class PostgresStore(SharedStatements):
         for pool in pools:
             if pool is not None:
                 try:
-                    await asyncio.wait_for(pool.close(), 10)
+                    async with asyncio.timeout(10):
+                        await pool.close()
                 except TimeoutError:
                     pool.terminate()
 

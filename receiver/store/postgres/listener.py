@@ -72,7 +72,8 @@ async def _session(url: str, wake: Callable[[], None]) -> None:
         wake()  # events committed while nobody listened
         while not lost.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), CHECK_SECONDS)
+                async with asyncio.timeout(CHECK_SECONDS):
+                    await lost.wait()
                 continue
             await conn.fetchval("SELECT 1", timeout=10)
         raise ConnectionError("the listening connection was closed")
