@@ -72,8 +72,8 @@ class Dashboard:
         """Check the password; throttled per client address before it is even looked at.
 
         The form is read first: checking the throttle before an ``await`` and counting the
-        failure after it let parallel requests all pass the check (a review measured 30
-        guesses in one window). Check and count now happen with no ``await`` between.
+        failure after it let parallel requests all pass the check (many more guesses
+        per window than the limit). Check and count now happen with no ``await`` between.
         """
         client = request.client.host if request.client else "unknown"
         fields = await self._checked_form(request)

@@ -69,9 +69,9 @@ SELECT id, duplicates FROM e
 # OFFSET 0 keeps the NOT EXISTS a subplan: one probe of events_pending_message (0004)
 # per candidate. Flattened into an anti-join, a plan made without statistics (a fresh
 # database before its first ANALYZE, or autovacuum off) materialized every pending row
-# for every candidate: 23 s per claim with 130,000 pending (bench/ingest.py). As a
-# subplan the worst plan probes each pending row once (~0.12 s per claim at 100,000
-# pending) until the ANALYZE a slow claim triggers (postgres.py); ~1 ms after it.
+# for every candidate, a cost growing with the square of the backlog. As a subplan the
+# worst plan probes each pending row once, until the ANALYZE a slow claim triggers
+# (PostgresStore.claim; docs/postgresql.md).
 LEASE = numbered(
     sql.LEASE.format(
         claimable=sql.CLAIMABLE.format(fence=" OFFSET 0", lock="\nFOR UPDATE OF e SKIP LOCKED")
