@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ from receiver.app import create_app
 from receiver.store import Store
 from receiver.store.postgres.pool import BOOKKEEPING_CONNECTIONS
 
-from ..conftest import make_settings
+from ..conftest import delivery, make_settings
 from ..pg import fresh_database
+from .test_store import incoming
 
 pytestmark = pytest.mark.postgres
 
@@ -117,3 +119,33 @@ async def test_a_failed_warm_up_is_logged_and_the_store_still_serves(
             assert queries == [[(1,)]] * 20
         finally:
             await store.close()
+
+
+@pytest.mark.parametrize(
+    ("rows", "worker", "analyzed"),
+    [(3, True, True), (0, True, False), (3, False, False)],
+    ids=["backlog", "empty", "no-worker"],
+)
+async def test_a_worker_starting_on_a_never_analyzed_backlog_analyzes_it_first(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, rows: int, worker: bool, analyzed: bool
+) -> None:
+    """A backlog in an `events` table that never had planner statistics (accepted with
+    ``--no-worker`` while autovacuum was off or had not run yet): a starting worker runs
+    ANALYZE before its first claim, once; an empty table, or a process without a
+    worker, is left to autovacuum and the slow-claim ANALYZE."""
+    caplog.set_level(logging.INFO, "receiver.store")
+    async with fresh_database() as url:
+        store = create_app(make_settings(tmp_path, database_url=url)).store
+        await store.open()
+        try:
+            for n in range(rows):
+                await store.ingest(incoming(delivery(message_id=n)))
+            await store.warm(worker=worker)
+            await store.warm(worker=worker)  # a restart: analyzed already
+            [(done,)] = await store.fetch(
+                "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'events'"
+            )
+        finally:
+            await store.close()
+    assert done is analyzed
+    assert caplog.text.count("running ANALYZE events") == int(analyzed)

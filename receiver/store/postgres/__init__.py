@@ -50,22 +50,14 @@ from .listener import Announcer, listen
 from .migrate import apply_migrations
 from .pool import POOL_MAX, POOL_MIN, STATEMENT_CACHE, open_pools
 from .statements import numbered, rowcount, translated
+from .statistics import SLOW_CLAIM_SECONDS, Statistics
 from .warm import BOOKKEEPING, INTAKE, warm_pool
 
 log = logging.getLogger("receiver.store")
 
-SLOW_CLAIM_SECONDS = 0.01
-"""A claim this slow (a healthy one takes about a millisecond) means the planner works
-from missing or stale statistics: the store runs ANALYZE on `events` (see `claim`). Low
-enough to catch a plan made while the table was nearly empty (a fresh database without
-autovacuum) before the pending events it visits pile up."""
 NOTIFY_TIMEOUT = 5.0
 """Seconds a wake-up NOTIFY may take (a connection included) before it is given up: the
 other workers then find the events by polling."""
-ANALYZE_EVERY_SECONDS = 30.0
-"""At most one such ANALYZE per process in this many seconds. Not much longer: without
-autovacuum, statistics taken early in a burst (few events pending) mislead the plans for
-the rest of it, and only the next ANALYZE mends them."""
 
 
 class PostgresStore(SharedStatements):
@@ -86,9 +78,7 @@ class PostgresStore(SharedStatements):
         self._min_size = min_size
         self._max_size = max_size
         self._statement_cache_size = statement_cache_size
-        self.slow_claim_seconds = slow_claim_seconds
-        """Claims slower than this run ANALYZE on `events` (`SLOW_CLAIM_SECONDS`)."""
-        self._analyzed_at: float | None = None
+        self.statistics = Statistics(self.connection, slow_claim_seconds)
         self._pool: Any = None
         self._bookkeeping_pool: Any = None
         self._completions: dict[str, Gathered[Submitted, None]] = {}  # by owner
@@ -118,8 +108,9 @@ class PostgresStore(SharedStatements):
 
     async def warm(self, worker: bool) -> None:
         """Open the connections webhooks (and with ``worker`` the worker's bookkeeping)
-        will use, their statements described (warm.py). A failure is logged, not
-        raised: the first webhooks then pay for it, as they would have."""
+        will use, their statements described (warm.py); with ``worker``, give `events`
+        planner statistics if it never had any (statistics.py). A failure is logged, not
+        raised: the first webhooks and claims then pay for it, as they would have."""
         if self._pool is None or self._bookkeeping_pool is None:
             raise StoreUnavailable("the store is closed")
         # Without a statement cache (PgBouncer's transaction mode) a named statement may
@@ -134,6 +125,8 @@ class PostgresStore(SharedStatements):
             log.warning(
                 "could not ready the connections before traffic: %s: %s", type(exc).__name__, exc
             )
+        if worker:
+            await self.statistics.at_start()
 
     async def close(self) -> None:
         """Close the pools, waiting a little for connections in use."""
@@ -213,41 +206,21 @@ class PostgresStore(SharedStatements):
     ) -> list[Claimed]:
         """Lease up to ``limit`` due events, oldest first, one per message at a time.
 
-        A slow claim runs ANALYZE on `events` afterwards. Without statistics (a fresh
-        database before autovacuum's first pass, or autovacuum off) PostgreSQL keeps a
-        plan made while few events were pending, which visits every pending event: a
-        hundred times slower than once analyzed (docs/postgresql.md).
+        A slow claim runs ANALYZE on `events` afterwards (statistics.py): a plan made
+        without statistics visits every pending event.
         """
         now = time.time() if now is None else now
         started = time.monotonic()
         try:
             return await self._claim(owner, limit, now + lease_seconds, now)
         finally:
-            await self._analyze_if_slow(time.monotonic() - started)
+            await self.statistics.after_claim(time.monotonic() - started)
 
     async def _claim(self, owner: str, limit: int, until: float, now: float) -> list[Claimed]:
         rows = await self._bookkeeping(pg_sql.CLAIM, owner, until, now, now, limit)
         leased = {row[0]: row[:8] for row in rows}
         runs = [(row[0], *row[8:]) for row in rows if row[8] is not None]
         return claimed_events(leased.values(), runs)
-
-    async def _analyze_if_slow(self, took: float) -> None:
-        last = self._analyzed_at
-        if took < self.slow_claim_seconds or (
-            last is not None and time.monotonic() - last < ANALYZE_EVERY_SECONDS
-        ):
-            return
-        self._analyzed_at = time.monotonic()
-        log.warning(
-            "a claim took %.3f s: running ANALYZE events for fresh planner statistics"
-            " (is autovacuum off or behind? see `mta-receiver doctor`)",
-            took,
-        )
-        try:
-            async with self.connection() as conn:
-                await conn.execute("ANALYZE events")
-        except Exception as exc:  # the claim itself succeeded: never fail it for this
-            log.error("ANALYZE events failed: %s: %s", type(exc).__name__, exc)
 
     async def complete(
         self, owner: str, completions: Sequence[Completion], now: float | None = None

@@ -122,6 +122,15 @@ WITH done AS (
 SELECT id FROM finished
 """
 
+# statistics.py: does `events` hold rows without ever having been analyzed? (NULL, as
+# false, when the statistics system does not know the table.)
+NEVER_ANALYZED = """
+SELECT (SELECT last_analyze IS NULL AND last_autoanalyze IS NULL
+        FROM pg_stat_user_tables WHERE relid = 'events'::regclass)
+   AND EXISTS (SELECT 1 FROM events)
+"""
+ANALYZE_EVENTS = "ANALYZE events"
+
 # schema_migrations as in receiver/store/migrate.py, with a double-precision timestamp
 # (PostgreSQL's REAL is 4 bytes: epoch seconds would lose minutes).
 CREATE_MIGRATIONS = """
