@@ -3,10 +3,11 @@
 Once webhooks committed new events, the process announces it (`Announcer`):
 ``pg_notify(WAKE_CHANNEL, '')`` in a short transaction of its own, one at a time and at
 most one per `ANNOUNCE_SPACING` (10 ms, as long as workers let new events gather
-anyway), those asked for meanwhile folded into the next. Not inside the webhooks' own statements:
-PostgreSQL serialises the commits of transactions that notify (they hold a lock on the
-notification queue until their commit is flushed), so notifying in every ingest made
-concurrent webhooks wait for each other's WAL flushes instead of sharing one. Each
+anyway), those asked for meanwhile folded into the next. Not inside the webhooks' own
+statements: PostgreSQL serialises the commits of transactions that notify (they hold a
+lock on the notification queue until their commit is flushed), so notifying in every
+ingest made concurrent webhooks wait for each other's WAL flushes instead of sharing
+one. Each
 worker keeps one dedicated connection, outside the pool, that LISTENs on the channel and
 wakes the worker on each notification.
 

@@ -52,14 +52,13 @@ class Statistics:
         """ANALYZE `events` if it holds rows but was never analyzed."""
         try:
             async with self._connection() as conn:
-                if not await conn.fetchval(NEVER_ANALYZED):
-                    return
-                log.info("events has rows but no planner statistics: running ANALYZE events")
-                await conn.execute(ANALYZE_EVENTS)
-        except Exception as exc:  # the first slow claim tries again
-            log.error("ANALYZE events failed: %s: %s", type(exc).__name__, exc)
+                never = await conn.fetchval(NEVER_ANALYZED)
+        except Exception as exc:  # the first slow claim analyzes instead
+            log.error("checking the statistics of events failed: %s: %s", type(exc).__name__, exc)
             return
-        self._analyzed_at = time.monotonic()
+        if never:
+            log.info("events has rows but no planner statistics: running ANALYZE events")
+            await self._analyze()
 
     async def after_claim(self, took: float) -> None:
         """ANALYZE `events` after a claim that took ``took`` seconds, if it was slow."""
@@ -68,14 +67,17 @@ class Statistics:
             last is not None and time.monotonic() - last < ANALYZE_EVERY_SECONDS
         ):
             return
-        self._analyzed_at = time.monotonic()
         log.warning(
             "a claim took %.3f s: running ANALYZE events for fresh planner statistics"
             " (is autovacuum off or behind? see `mta-receiver doctor`)",
             took,
         )
+        await self._analyze()
+
+    async def _analyze(self) -> None:
+        self._analyzed_at = time.monotonic()  # a failed one is not retried at once either
         try:
             async with self._connection() as conn:
                 await conn.execute(ANALYZE_EVENTS)
-        except Exception as exc:  # the claim itself succeeded: never fail it for this
+        except Exception as exc:  # nobody's work fails for this
             log.error("ANALYZE events failed: %s: %s", type(exc).__name__, exc)

@@ -27,15 +27,16 @@ BOOKKEEPING = (pg_sql.CLAIM, pg_sql.COMPLETE)
 async def warm_pool(pool: Any, count: int, statements: Sequence[str]) -> None:
     """Open ``count`` connections of ``pool`` at once and describe ``statements`` on
     each; raise the first failure once every connection is back in the pool."""
-    held: list[None] = []
+    held = 0
     all_held = asyncio.Event()
 
     async def one() -> None:
+        nonlocal held
         try:
             async with pool.acquire() as conn:
                 await _prepare(conn, statements)
-                held.append(None)
-                if len(held) == count:
+                held += 1
+                if held == count:
                     all_held.set()
                 await all_held.wait()  # held until all are: each gets a connection of its own
         except BaseException:
